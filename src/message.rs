@@ -1,0 +1,193 @@
+//! What a subscriber reads from its queue: confirmations and deliveries.
+
+use std::sync::Arc;
+
+/// One item in a subscriber's queue, mirroring the message dicts redis-py yields.
+///
+/// Confirmations (`Subscribe`, `Unsubscribe`, `PSubscribe`, `PUnsubscribe`) carry `count`,
+/// the handle's channels plus patterns right after that name was handled, as Redis sends it.
+/// Deliveries carry the payload as the publisher's `Arc`, shared, never copied.
+///
+/// | variant | redis-py `type` | redis-py `channel` | redis-py `pattern` | redis-py `data` |
+/// |---|---|---|---|---|
+/// | `Subscribe` / `Unsubscribe` | `subscribe` / `unsubscribe` | channel | `None` | count |
+/// | `PSubscribe` / `PUnsubscribe` | `psubscribe` / `punsubscribe` | the pattern | `None` | count |
+/// | `Message` | `message` | channel | `None` | payload |
+/// | `PMessage` | `pmessage` | channel | the matching pattern | payload |
+///
+/// Divergence from redis-py: a pattern confirmation keeps its pattern in `pattern`, not in
+/// `channel`, so [`Message::channel`] is `None` for it and [`Message::pattern`] is the pattern.
+///
+/// New variants may come (for example a notice of dropped messages), so matches need a
+/// catch-all arm.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use fanout::{Broker, Message};
+///
+/// let broker = Broker::<str>::new();
+/// let sub = broker.pubsub();
+/// sub.subscribe(["orders"]);
+/// broker.publish("orders", "#1");
+///
+/// let confirmation = sub.get_message(Duration::ZERO).unwrap();
+/// assert_eq!(confirmation.kind(), "subscribe");
+/// assert_eq!(confirmation.count(), Some(1));
+///
+/// match sub.get_message(Duration::ZERO).unwrap() {
+///     Message::Message { channel, payload } => {
+///         assert_eq!(&*channel, "orders");
+///         assert_eq!(&*payload, "#1");
+///     }
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// ```
+#[derive(Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Message<T: ?Sized> {
+    /// A channel was subscribed (or subscribed again, with an unchanged count).
+    Subscribe {
+        /// The channel named in the call.
+        channel: Arc<str>,
+        /// The handle's channels plus patterns after this subscription.
+        count: usize,
+    },
+    /// A channel was unsubscribed (or was not subscribed, with an unchanged count).
+    Unsubscribe {
+        /// The channel named in the call.
+        channel: Arc<str>,
+        /// The handle's channels plus patterns after this unsubscription.
+        count: usize,
+    },
+    /// A pattern was subscribed (or subscribed again, with an unchanged count).
+    PSubscribe {
+        /// The pattern, as text: `foo*` and `fo[o]*` are two subscriptions.
+        pattern: Arc<str>,
+        /// The handle's channels plus patterns after this subscription.
+        count: usize,
+    },
+    /// A pattern was unsubscribed (or was not subscribed, with an unchanged count).
+    PUnsubscribe {
+        /// The pattern, compared as text, never matched.
+        pattern: Arc<str>,
+        /// The handle's channels plus patterns after this unsubscription.
+        count: usize,
+    },
+    /// A payload published to a channel this handle subscribed to.
+    Message {
+        /// The channel it was published to.
+        channel: Arc<str>,
+        /// The publisher's payload, shared with every other recipient.
+        payload: Arc<T>,
+    },
+    /// A payload published to a channel that matches a pattern this handle subscribed to.
+    PMessage {
+        /// The subscribed pattern that matched.
+        pattern: Arc<str>,
+        /// The channel it was published to.
+        channel: Arc<str>,
+        /// The publisher's payload, shared with every other recipient.
+        payload: Arc<T>,
+    },
+}
+
+impl<T: ?Sized> Message<T> {
+    /// The Redis type string: `"subscribe"`, `"unsubscribe"`, `"psubscribe"`,
+    /// `"punsubscribe"`, `"message"` or `"pmessage"`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Subscribe { .. } => "subscribe",
+            Message::Unsubscribe { .. } => "unsubscribe",
+            Message::PSubscribe { .. } => "psubscribe",
+            Message::PUnsubscribe { .. } => "punsubscribe",
+            Message::Message { .. } => "message",
+            Message::PMessage { .. } => "pmessage",
+        }
+    }
+
+    /// The channel: the one published to, or the one a channel confirmation names.
+    ///
+    /// `None` for pattern confirmations (see [`Message::pattern`]).
+    pub fn channel(&self) -> Option<&str> {
+        match self {
+            Message::Subscribe { channel, .. }
+            | Message::Unsubscribe { channel, .. }
+            | Message::Message { channel, .. }
+            | Message::PMessage { channel, .. } => Some(channel),
+            Message::PSubscribe { .. } | Message::PUnsubscribe { .. } => None,
+        }
+    }
+
+    /// The pattern: the one that matched a `PMessage`, or the one a pattern confirmation names.
+    pub fn pattern(&self) -> Option<&str> {
+        match self {
+            Message::PSubscribe { pattern, .. }
+            | Message::PUnsubscribe { pattern, .. }
+            | Message::PMessage { pattern, .. } => Some(pattern),
+            _ => None,
+        }
+    }
+
+    /// The payload of a `Message` or `PMessage`; `None` for confirmations.
+    pub fn payload(&self) -> Option<&Arc<T>> {
+        match self {
+            Message::Message { payload, .. } | Message::PMessage { payload, .. } => Some(payload),
+            _ => None,
+        }
+    }
+
+    /// The subscription count a confirmation carries; `None` for deliveries.
+    pub fn count(&self) -> Option<usize> {
+        match self {
+            Message::Subscribe { count, .. }
+            | Message::Unsubscribe { count, .. }
+            | Message::PSubscribe { count, .. }
+            | Message::PUnsubscribe { count, .. } => Some(*count),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a confirmation (what redis-py's `ignore_subscribe_messages` hides).
+    pub fn is_confirmation(&self) -> bool {
+        self.count().is_some()
+    }
+}
+
+/// Clones the `Arc`s only: `T` need not be `Clone`.
+impl<T: ?Sized> Clone for Message<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Message::Subscribe { channel, count } => Message::Subscribe {
+                channel: channel.clone(),
+                count: *count,
+            },
+            Message::Unsubscribe { channel, count } => Message::Unsubscribe {
+                channel: channel.clone(),
+                count: *count,
+            },
+            Message::PSubscribe { pattern, count } => Message::PSubscribe {
+                pattern: pattern.clone(),
+                count: *count,
+            },
+            Message::PUnsubscribe { pattern, count } => Message::PUnsubscribe {
+                pattern: pattern.clone(),
+                count: *count,
+            },
+            Message::Message { channel, payload } => Message::Message {
+                channel: channel.clone(),
+                payload: payload.clone(),
+            },
+            Message::PMessage {
+                pattern,
+                channel,
+                payload,
+            } => Message::PMessage {
+                pattern: pattern.clone(),
+                channel: channel.clone(),
+                payload: payload.clone(),
+            },
+        }
+    }
+}

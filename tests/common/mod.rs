@@ -1,0 +1,34 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)] // each test binary uses a different part
+
+pub mod glob_reference;
+pub mod redis;
+
+use std::time::Duration;
+
+use fanout::{Message, PubSub};
+
+/// Everything queued on `sub` right now, without waiting.
+pub fn drain<T: ?Sized>(sub: &PubSub<T>) -> Vec<Message<T>> {
+    std::iter::from_fn(|| sub.get_message(Duration::ZERO)).collect()
+}
+
+/// `(kind, name, count)` of each queued confirmation: the triple Redis sends.
+pub fn confirmations<T: ?Sized>(sub: &PubSub<T>) -> Vec<(&'static str, String, usize)> {
+    drain(sub)
+        .into_iter()
+        .map(|m| {
+            let name = m.channel().or(m.pattern()).unwrap_or_default().to_string();
+            let count = m.count().expect("only confirmations were expected");
+            (m.kind(), name, count)
+        })
+        .collect()
+}
+
+/// Builds the triples `confirmations` returns, from literals.
+pub fn triples(items: &[(&'static str, &str, usize)]) -> Vec<(&'static str, String, usize)> {
+    items
+        .iter()
+        .map(|&(kind, name, count)| (kind, name.to_string(), count))
+        .collect()
+}

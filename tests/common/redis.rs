@@ -1,0 +1,160 @@
+//! A `redis-server` of the test's own on a free loopback port, and a minimal RESP2 client,
+//! so tests can compare `fanout` with the real thing. No traffic leaves 127.0.0.1.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `redis-server`, stopped when dropped.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+}
+
+impl Server {
+    /// Starts `redis-server` without persistence on a free loopback port.
+    ///
+    /// Returns `None`, after printing why, when `redis-server` is not installed and the test
+    /// is not running in CI (where `.ci/run` installs it, so a missing server fails).
+    pub fn start() -> Option<Server> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let spawned = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match spawned {
+            Ok(child) => child,
+            Err(e) if std::env::var_os("CI").is_none() => {
+                eprintln!("skipped: redis-server could not start ({e}); `apt-get install redis-server` to run it");
+                return None;
+            }
+            Err(e) => panic!("redis-server could not start in CI: {e}"),
+        };
+        let server = Server { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(server)
+    }
+
+    pub fn connect(&self) -> Connection {
+        let stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to redis-server");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Connection {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A RESP2 reply.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Status(String),
+    Error(String),
+    Int(i64),
+    Bulk(Option<Vec<u8>>),
+    Array(Vec<Reply>),
+}
+
+impl Reply {
+    pub fn int(&self) -> i64 {
+        match self {
+            Reply::Int(i) => *i,
+            other => panic!("expected an integer, got {other:?}"),
+        }
+    }
+
+    /// An array of bulk strings, as text.
+    pub fn strings(&self) -> Vec<String> {
+        match self {
+            Reply::Array(items) => items
+                .iter()
+                .map(|i| match i {
+                    Reply::Bulk(Some(b)) => String::from_utf8(b.clone()).unwrap(),
+                    other => panic!("expected a bulk string, got {other:?}"),
+                })
+                .collect(),
+            other => panic!("expected an array, got {other:?}"),
+        }
+    }
+}
+
+/// One connection; commands are pipelined by `send` and answered by `read`.
+pub struct Connection {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Connection {
+    pub fn send<S: AsRef<[u8]>>(&mut self, args: &[S]) {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for arg in args {
+            let arg = arg.as_ref();
+            out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            out.extend_from_slice(arg);
+            out.extend_from_slice(b"\r\n");
+        }
+        self.writer.write_all(&out).unwrap();
+    }
+
+    pub fn read(&mut self) -> Reply {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        let (kind, rest) = line.trim_end().split_at(1);
+        match kind {
+            "+" => Reply::Status(rest.to_string()),
+            "-" => Reply::Error(rest.to_string()),
+            ":" => Reply::Int(rest.parse().unwrap()),
+            "$" => {
+                let len: i64 = rest.parse().unwrap();
+                if len < 0 {
+                    return Reply::Bulk(None);
+                }
+                let mut data = vec![0; len as usize + 2];
+                self.reader.read_exact(&mut data).unwrap();
+                data.truncate(len as usize);
+                Reply::Bulk(Some(data))
+            }
+            "*" => {
+                let len: i64 = rest.parse().unwrap();
+                Reply::Array((0..len.max(0)).map(|_| self.read()).collect())
+            }
+            other => panic!("unexpected RESP type {other:?} in {line:?}"),
+        }
+    }
+
+    pub fn call<S: AsRef<[u8]>>(&mut self, args: &[S]) -> Reply {
+        self.send(args);
+        self.read()
+    }
+}

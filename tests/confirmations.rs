@@ -1,0 +1,214 @@
+//! Every (un)subscription is confirmed once per name, in order, with Redis's counts, and
+//! `listen()` ends exactly when redis-py's does.
+
+mod common;
+
+use common::{confirmations, drain, triples};
+use fanout::{Broker, Message};
+
+#[test]
+fn counts_rise_per_name_in_argument_order() {
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    sub.subscribe(["a", "b", "c"]);
+    sub.psubscribe(["x*"]);
+    assert_eq!(
+        confirmations(&sub),
+        triples(&[
+            ("subscribe", "a", 1),
+            ("subscribe", "b", 2),
+            ("subscribe", "c", 3),
+            ("psubscribe", "x*", 4)
+        ])
+    );
+    assert_eq!(sub.subscriptions(), 4);
+}
+
+#[test]
+fn duplicate_subscribe_confirms_with_unchanged_count_and_delivers_once() {
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    sub.subscribe(["c", "c", "c"]);
+    sub.psubscribe(["p*", "p*"]);
+    assert_eq!(
+        confirmations(&sub),
+        triples(&[
+            ("subscribe", "c", 1),
+            ("subscribe", "c", 1),
+            ("subscribe", "c", 1),
+            ("psubscribe", "p*", 2),
+            ("psubscribe", "p*", 2),
+        ])
+    );
+    assert_eq!(broker.publish("c", "once"), 1);
+    assert_eq!(broker.publish("pp", "once"), 1);
+    assert_eq!(drain(&sub).len(), 2);
+}
+
+#[test]
+fn unsubscribing_an_unknown_name_confirms_with_unchanged_count() {
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    sub.unsubscribe(["never"]);
+    sub.punsubscribe(["never*"]);
+    sub.subscribe(["a"]);
+    sub.unsubscribe(["b", "a", "a"]);
+    assert_eq!(
+        confirmations(&sub),
+        triples(&[
+            ("unsubscribe", "never", 0),
+            ("punsubscribe", "never*", 0),
+            ("subscribe", "a", 1),
+            ("unsubscribe", "b", 1),
+            ("unsubscribe", "a", 0),
+            ("unsubscribe", "a", 0),
+        ])
+    );
+}
+
+#[test]
+fn patterns_are_compared_as_text_when_unsubscribing() {
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    sub.psubscribe(["foo*", "fo[o]*"]);
+    sub.punsubscribe(["foo"]); // matches `foo*`, but is not its text
+    assert_eq!(broker.numpat(), 2);
+    sub.punsubscribe(["fo[o]*"]);
+    assert_eq!(
+        confirmations(&sub),
+        triples(&[
+            ("psubscribe", "foo*", 1),
+            ("psubscribe", "fo[o]*", 2),
+            ("punsubscribe", "foo", 2),
+            ("punsubscribe", "fo[o]*", 1),
+        ])
+    );
+    assert_eq!(broker.publish("foo1", "x"), 1);
+}
+
+#[test]
+fn empty_lists_do_nothing() {
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    sub.subscribe(["a"]);
+    sub.psubscribe(["p*"]);
+    drain(&sub);
+    let none: [&str; 0] = [];
+    sub.subscribe(none);
+    sub.psubscribe(Vec::<String>::new());
+    sub.unsubscribe(none);
+    sub.punsubscribe(none);
+    assert!(drain(&sub).is_empty());
+    assert_eq!(sub.subscriptions(), 2);
+    assert_eq!(broker.publish("a", "still"), 1);
+}
+
+#[test]
+fn unsubscribe_all_removes_channels_in_subscription_order_and_keeps_patterns() {
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    sub.subscribe(["z", "a", "m"]);
+    sub.psubscribe(["p*", "q*"]);
+    drain(&sub);
+    sub.unsubscribe_all();
+    assert_eq!(
+        confirmations(&sub),
+        triples(&[
+            ("unsubscribe", "z", 4),
+            ("unsubscribe", "a", 3),
+            ("unsubscribe", "m", 2)
+        ])
+    );
+    assert_eq!(broker.numsub("z"), 0);
+    assert_eq!(broker.numpat(), 2);
+    sub.punsubscribe_all();
+    assert_eq!(
+        confirmations(&sub),
+        triples(&[("punsubscribe", "p*", 1), ("punsubscribe", "q*", 0)])
+    );
+    assert!(!sub.is_subscribed());
+}
+
+#[test]
+fn unsubscribe_all_with_nothing_to_remove_sends_nothing() {
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    sub.unsubscribe_all();
+    sub.punsubscribe_all();
+    sub.psubscribe(["p*"]);
+    drain(&sub);
+    sub.unsubscribe_all(); // patterns are not channels
+    assert!(drain(&sub).is_empty());
+}
+
+#[test]
+fn listen_yields_the_last_unsubscribe_confirmation_then_ends() {
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    sub.subscribe(["a"]);
+    broker.publish("a", "1");
+    sub.unsubscribe(["a"]);
+    let kinds: Vec<_> = sub.listen().map(|m| m.kind()).collect();
+    assert_eq!(kinds, ["subscribe", "message", "unsubscribe"]);
+}
+
+#[test]
+fn listen_without_subscriptions_ends_at_once() {
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    assert_eq!(sub.listen().count(), 0);
+    // Confirmations of names that were never subscribed are still yielded, then it ends.
+    sub.unsubscribe(["x"]);
+    let got: Vec<_> = sub.listen().collect();
+    assert_eq!(
+        got,
+        [Message::Unsubscribe {
+            channel: "x".into(),
+            count: 0
+        }]
+    );
+}
+
+#[test]
+fn listen_ends_when_another_thread_unsubscribes() {
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    sub.subscribe(["a"]);
+    std::thread::scope(|s| {
+        let listener = s.spawn(|| sub.listen().map(|m| m.kind()).collect::<Vec<_>>());
+        broker.publish("a", "1");
+        sub.unsubscribe(["a"]);
+        assert_eq!(
+            listener.join().unwrap(),
+            ["subscribe", "message", "unsubscribe"]
+        );
+    });
+}
+
+#[test]
+fn listen_starts_again_after_a_later_subscribe() {
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    sub.subscribe(["a"]);
+    sub.unsubscribe(["a"]);
+    assert_eq!(sub.listen().count(), 2);
+    sub.psubscribe(["b*"]);
+    broker.publish("bb", "x");
+    sub.punsubscribe(["b*"]);
+    let kinds: Vec<_> = sub.listen().map(|m| m.kind()).collect();
+    assert_eq!(kinds, ["psubscribe", "pmessage", "punsubscribe"]);
+}
+
+#[test]
+fn a_subscription_survives_many_names_in_one_call() {
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    let names: Vec<String> = (0..100_000).map(|i| format!("ch.{i}")).collect();
+    sub.subscribe(&names);
+    assert_eq!(sub.subscriptions(), 100_000);
+    let counts: Vec<usize> = drain(&sub).iter().filter_map(|m| m.count()).collect();
+    assert_eq!(counts, (1..=100_000).collect::<Vec<_>>());
+    assert_eq!(broker.channels(Some("ch.9999*")).len(), 11);
+    sub.unsubscribe_all();
+    assert!(broker.channels(None).is_empty());
+}

@@ -1,0 +1,164 @@
+//! Pattern matching is exactly Redis's `stringmatchlen`: the documented table, a property
+//! test against a plain reference, and the guards that keep hostile patterns cheap.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::glob_reference::reference_match;
+use fanout::{glob_match, Broker, MAX_STAR_NESTING};
+use proptest::prelude::*;
+
+/// The table in SEMANTICS.md, checked through the public matcher and through a real
+/// `psubscribe` + `publish`.
+const TABLE: &[(&str, &str, bool)] = &[
+    ("*", "", false),
+    ("", "", true),
+    ("a*", "a", true),
+    ("a*?", "a", false),
+    ("h?llo", "hello", true),
+    ("h*llo", "hllo", true),
+    ("h[ae]llo", "hillo", false),
+    ("h[^e]llo", "hallo", true),
+    ("h[!e]llo", "h!llo", true),
+    ("h[!e]llo", "hallo", false),
+    ("[z-a]", "m", true),
+    ("[a-z]", "A", false),
+    ("[]", "a", false),
+    ("[^]", "x", true),
+    ("[abc", "b", true),
+    ("[abc", "[", false),
+    ("[a-]", "-", false),
+    ("[a-]", "]", true),
+    ("\\*", "*", true),
+    ("\\*", "a", false),
+    ("a\\", "a\\", true),
+    ("[\\]]", "]", true),
+    ("[*]", "*", true),
+    ("a[", "a[", false),
+    ("foo.*", "foo.1", true),
+    ("foo.*", "foo1", false),
+    ("*", "a/b", true),
+    ("a*b*c", "axxbxxcx", false),
+    ("*c", "abcabc", true),
+    ("[a-c-e]", "-", true),
+    // More from SEMANTICS.md's prose.
+    ("[^", "z", true),
+    ("[", "[", false),
+    ("[a-", "a", true),
+    ("[a-", "-", true),
+    ("[a-", "b", false),
+    ("[]a]", "a]", false),
+    ("[\\-]", "-", true),
+    ("[-a]", "-", true),
+    ("?", "é", false),
+    ("??", "é", true),
+    ("**", "", false),
+    ("h*llo", "HELLO", false),
+];
+
+#[test]
+fn semantics_table_matches() {
+    for &(pattern, channel, expected) in TABLE {
+        assert_eq!(
+            glob_match(pattern, channel),
+            expected,
+            "{pattern:?} vs {channel:?}"
+        );
+        assert_eq!(
+            reference_match(pattern, channel),
+            expected,
+            "reference: {pattern:?} vs {channel:?}"
+        );
+    }
+}
+
+#[test]
+fn psubscribe_delivers_exactly_where_the_table_says() {
+    let broker = Broker::<str>::new();
+    for &(pattern, channel, expected) in TABLE {
+        let sub = broker.pubsub();
+        sub.psubscribe([pattern]);
+        assert_eq!(
+            broker.publish(channel, "x"),
+            usize::from(expected),
+            "{pattern:?} vs {channel:?}"
+        );
+    }
+}
+
+#[test]
+fn channels_filter_uses_the_same_matcher() {
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    let names = ["hello", "hallo", "hxllo", "h!llo", "", "news.1", "news"];
+    sub.subscribe(names);
+    assert_eq!(
+        broker.channels(Some("h[^e]llo")),
+        ["h!llo", "hallo", "hxllo"]
+    );
+    assert_eq!(broker.channels(Some("h[!e]llo")), ["h!llo", "hello"]);
+    assert_eq!(broker.channels(Some("news.*")), ["news.1"]);
+    assert_eq!(
+        broker.channels(Some("*")).len(),
+        names.len() - 1,
+        "`*` skips the empty channel"
+    );
+    assert_eq!(broker.channels(Some("")), [""]);
+}
+
+/// Not a benchmark: a guard that the match is polynomial. Plain backtracking would need
+/// about 10,000^10 steps here; the bound is loose enough for a debug build on a busy machine.
+/// The real cost is measured by the `glob` group in `benches/publish.rs`.
+#[test]
+fn hostile_patterns_finish_quickly() {
+    let channel = "a".repeat(10_000);
+    let started = Instant::now();
+    assert!(!glob_match("a*a*a*a*a*a*a*a*a*a*b", &channel));
+    assert!(glob_match("a*a*a*a*a*a*a*a*a*a*", &channel));
+    assert!(!glob_match(&format!("{}b", "*a".repeat(500)), &channel));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn nesting_deeper_than_the_guard_is_no_match() {
+    let channel = "a".repeat(MAX_STAR_NESTING + 1);
+    // MAX_STAR_NESTING star groups may nest; one more gives up, as Redis does.
+    let at_limit = "*a".repeat(MAX_STAR_NESTING);
+    let over_limit = "*a".repeat(MAX_STAR_NESTING + 1);
+    assert!(glob_match(&at_limit, &channel));
+    assert!(
+        reference_match(&over_limit, &channel),
+        "the pattern does match without the guard"
+    );
+    assert!(!glob_match(&over_limit, &channel));
+}
+
+/// Characters that exercise every rule: metacharacters, set syntax, a two-byte character.
+fn text(max: usize) -> impl Strategy<Value = String> {
+    proptest::collection::vec(
+        prop::sample::select(vec![
+            'a', 'b', 'c', '*', '?', '[', ']', '^', '-', '\\', '!', 'é', 'z',
+        ]),
+        0..max,
+    )
+    .prop_map(|chars| chars.into_iter().collect())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+    #[test]
+    fn matcher_agrees_with_reference(pattern in text(10), channel in text(10)) {
+        prop_assert_eq!(glob_match(&pattern, &channel), reference_match(&pattern, &channel));
+    }
+
+    #[test]
+    fn matcher_agrees_on_plain_channels(pattern in text(8), channel in "[abc]{0,12}") {
+        prop_assert_eq!(glob_match(&pattern, &channel), reference_match(&pattern, &channel));
+    }
+}
