@@ -17,7 +17,7 @@ use crossbeam_channel::Receiver;
 use parking_lot::Mutex;
 
 use crate::message::Message;
-use crate::registry::{Mailbox, Registry};
+use crate::registry::{shrink_if_sparse, Mailbox, Registry};
 
 /// Channels or patterns: the two kinds of subscription, which work alike.
 #[derive(Clone, Copy)]
@@ -360,7 +360,9 @@ impl<T: ?Sized> PubSub<T> {
     }
 
     fn unsubscribe_one(&self, state: &mut Subscriptions, kind: Kind, name: &str) {
-        let Some((shared, _)) = state.of(kind).remove_entry(name) else {
+        let removed = state.of(kind).remove_entry(name);
+        shrink_if_sparse(state.of(kind));
+        let Some((shared, _)) = removed else {
             let count = state.count();
             self.mailbox
                 .send(confirmation(kind, false, Arc::from(name), count));

@@ -178,6 +178,7 @@ impl<T: ?Sized> Registry<T> {
             subscribers.retain(|m| !Arc::ptr_eq(m, mailbox));
             if subscribers.is_empty() {
                 table.remove(index);
+                shrink_vec_if_sparse(&mut table);
                 self.pattern_count.store(table.len(), Ordering::Release);
             }
         }
@@ -257,10 +258,17 @@ impl<T: ?Sized> Registry<T> {
     }
 }
 
-/// Gives memory back once a stripe holds far fewer channels than it has room for, so a
-/// burst of short-lived channels does not pin its peak size.
-fn shrink_if_sparse<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>) {
-    if map.capacity() > 64 && map.len() * 4 < map.capacity() {
+/// Gives memory back once a map holds far fewer entries than it has room for, so a burst of
+/// short-lived subscriptions does not pin its peak size. Amortised: it halves at most.
+pub(crate) fn shrink_if_sparse<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > 8 && map.len() * 4 < map.capacity() {
         map.shrink_to(map.len() * 2);
+    }
+}
+
+/// The same for a vector.
+fn shrink_vec_if_sparse<V>(vec: &mut Vec<V>) {
+    if vec.capacity() > 8 && vec.len() * 4 < vec.capacity() {
+        vec.shrink_to(vec.len() * 2);
     }
 }
