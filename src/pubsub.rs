@@ -181,10 +181,7 @@ impl<T: ?Sized> PubSub<T> {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        let mut state = self.state.lock();
-        for name in names {
-            self.unsubscribe_one(&mut state, Kind::Channel, name.as_ref());
-        }
+        self.unsubscribe_each(Kind::Channel, names);
     }
 
     /// Unsubscribes from each pattern in `names`, compared as text (never matched), queuing
@@ -195,10 +192,7 @@ impl<T: ?Sized> PubSub<T> {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        let mut state = self.state.lock();
-        for name in names {
-            self.unsubscribe_one(&mut state, Kind::Pattern, name.as_ref());
-        }
+        self.unsubscribe_each(Kind::Pattern, names);
     }
 
     /// Unsubscribes from every channel, in subscription order, with one confirmation each;
@@ -356,6 +350,17 @@ impl<T: ?Sized> PubSub<T> {
             state.next_seq += 1;
             state.of(kind).insert(shared, seq);
             self.subscriptions.store(count, Ordering::Release);
+        }
+    }
+
+    fn unsubscribe_each<I>(&self, kind: Kind, names: I)
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let mut state = self.state.lock();
+        for name in names {
+            self.unsubscribe_one(&mut state, kind, name.as_ref());
         }
     }
 

@@ -129,23 +129,28 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     handles[h].punsubscribe(&names)
                 }
             }
-            Op::UnsubscribeAll(h) => {
+            Op::UnsubscribeAll(h) | Op::PUnsubscribeAll(h) => {
+                let channel = matches!(op, Op::UnsubscribeAll(..));
                 let c = &mut model[h];
-                let names = std::mem::take(&mut c.channels);
-                let start = names.len() + c.patterns.len();
+                let total = c.count();
+                let names = std::mem::take(if channel {
+                    &mut c.channels
+                } else {
+                    &mut c.patterns
+                });
+                let kind = if channel {
+                    "unsubscribe"
+                } else {
+                    "punsubscribe"
+                };
                 for (i, name) in names.into_iter().enumerate() {
-                    expected[h].push(confirm("unsubscribe", name, start - i - 1));
+                    expected[h].push(confirm(kind, name, total - i - 1));
                 }
-                handles[h].unsubscribe_all();
-            }
-            Op::PUnsubscribeAll(h) => {
-                let c = &mut model[h];
-                let names = std::mem::take(&mut c.patterns);
-                let start = names.len() + c.channels.len();
-                for (i, name) in names.into_iter().enumerate() {
-                    expected[h].push(confirm("punsubscribe", name, start - i - 1));
+                if channel {
+                    handles[h].unsubscribe_all()
+                } else {
+                    handles[h].punsubscribe_all()
                 }
-                handles[h].punsubscribe_all();
             }
             Op::Publish(channel) => {
                 let mut total = 0;

@@ -13,13 +13,12 @@ use proptest::test_runner::TestRunner;
 
 /// ASCII only: Redis compares range ends as signed `char`, a documented divergence above 0x7f.
 fn text(max: usize) -> impl Strategy<Value = String> {
-    proptest::collection::vec(
-        prop::sample::select(vec![
+    common::text_from(
+        &[
             'a', 'b', 'c', '*', '?', '[', ']', '^', '-', '\\', '!', 'z', '.',
-        ]),
-        0..max,
+        ],
+        max,
     )
-    .prop_map(|chars| chars.into_iter().collect())
 }
 
 #[test]

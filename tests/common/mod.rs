@@ -7,6 +7,7 @@ pub mod redis;
 use std::time::Duration;
 
 use fanout::{Message, PubSub};
+use proptest::prelude::*;
 
 /// Everything queued on `sub` right now, without waiting.
 pub fn drain<T: ?Sized>(sub: &PubSub<T>) -> Vec<Message<T>> {
@@ -31,4 +32,11 @@ pub fn triples(items: &[(&'static str, &str, usize)]) -> Vec<(&'static str, Stri
         .iter()
         .map(|&(kind, name, count)| (kind, name.to_string(), count))
         .collect()
+}
+
+/// Strings of up to `max` characters drawn from `alphabet`: glob metacharacters and the
+/// like, so patterns and channels exercise every matching rule.
+pub fn text_from(alphabet: &[char], max: usize) -> impl Strategy<Value = String> {
+    proptest::collection::vec(prop::sample::select(alphabet.to_vec()), 0..max)
+        .prop_map(|chars| chars.into_iter().collect())
 }
