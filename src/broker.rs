@@ -2,9 +2,13 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use crate::builder::{BrokerBuilder, PubSubBuilder};
+use crate::error::PublishError;
 use crate::pubsub::PubSub;
-use crate::registry::Registry;
+use crate::registry::{QueueConfig, Registry, Wait};
+use crate::stats::BrokerStats;
 
 /// A message broker with Redis Pub/Sub semantics, shared by cloning.
 ///
@@ -33,10 +37,19 @@ pub struct Broker<T: ?Sized> {
 }
 
 impl<T: ?Sized> Broker<T> {
-    /// Makes a broker with no subscriptions.
+    /// Makes a broker with no subscriptions, whose handles have unbounded queues.
     pub fn new() -> Self {
+        Broker::with_config(QueueConfig::default())
+    }
+
+    /// Starts a broker whose handles get bounded queues by default; see [`BrokerBuilder`].
+    pub fn builder() -> BrokerBuilder<T> {
+        BrokerBuilder::new()
+    }
+
+    pub(crate) fn with_config(config: QueueConfig) -> Self {
         Broker {
-            registry: Arc::new(Registry::new()),
+            registry: Arc::new(Registry::new(config)),
         }
     }
 
@@ -47,7 +60,16 @@ impl<T: ?Sized> Broker<T> {
     /// Each delivery is one clone of the same `Arc`; the payload is never copied. A handle
     /// subscribed to the channel and to `k` matching patterns receives one `Message` and then
     /// `k` `PMessage`s, and counts `1 + k`. Publishing to a channel nobody listens to returns
-    /// 0 and keeps nothing. Queues are unbounded, so `publish` never waits.
+    /// 0 and keeps nothing, and so does publishing after [`close`](Broker::close).
+    ///
+    /// The count is of deliveries queued, as Redis counts clients written to: a full bounded
+    /// queue follows its [`Overflow`](crate::Overflow) policy and, unless it made room, is not
+    /// counted. Under `Overflow::Block` this call waits for room, holding no broker lock, for
+    /// as long as the handle stays subscribed; [`try_publish`](Broker::try_publish) and
+    /// [`publish_timeout`](Broker::publish_timeout) do not wait, or not for ever.
+    ///
+    /// Waiting for a handle that the same thread must read deadlocks, as with any bounded
+    /// channel.
     ///
     /// # Examples
     ///
@@ -64,12 +86,125 @@ impl<T: ?Sized> Broker<T> {
     /// assert!(Arc::ptr_eq(received.payload().unwrap(), &payload));
     /// ```
     pub fn publish(&self, channel: &str, payload: impl Into<Arc<T>>) -> usize {
-        self.registry.publish(channel, payload.into())
+        self.registry
+            .publish(channel, payload.into(), Wait::Forever)
+            .delivered
     }
 
-    /// Makes a new subscriber handle with no subscriptions.
+    /// Publishes like [`publish`](Broker::publish), but never waits for a full queue.
+    ///
+    /// # Errors
+    ///
+    /// When a handle's queue was full and it did not get the message (under `Block`, or
+    /// `DropNewest`, or `Disconnect`), a [`PublishError`] names the handles, counts the
+    /// deliveries that were queued, and gives the payload back. Each such handle reads a
+    /// [`Message::Lagged`](crate::Message::Lagged) notice for the gap.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Broker, Overflow};
+    ///
+    /// let broker = Broker::<str>::builder().capacity(1).overflow(Overflow::Block).build();
+    /// let (slow, fast) = (broker.pubsub(), broker.pubsub_builder().unbounded().build());
+    /// slow.subscribe(["jobs"]);
+    /// fast.subscribe(["jobs"]);
+    /// assert_eq!(broker.try_publish("jobs", "1").unwrap(), 2);
+    /// let err = broker.try_publish("jobs", "2").unwrap_err();
+    /// assert_eq!((err.delivered(), err.full()), (1, &[slow.id()][..]));
+    /// assert_eq!(&*err.into_inner(), "2");
+    /// ```
+    pub fn try_publish(
+        &self,
+        channel: &str,
+        payload: impl Into<Arc<T>>,
+    ) -> Result<usize, PublishError<T>> {
+        self.publish_waiting(channel, payload.into(), Wait::Never)
+    }
+
+    /// Publishes like [`publish`](Broker::publish), waiting at most `timeout` in all for full
+    /// `Block` queues.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_publish`](Broker::try_publish), for the handles still full at the deadline.
+    pub fn publish_timeout(
+        &self,
+        channel: &str,
+        payload: impl Into<Arc<T>>,
+        timeout: Duration,
+    ) -> Result<usize, PublishError<T>> {
+        let wait = match Instant::now().checked_add(timeout) {
+            Some(deadline) => Wait::Until(deadline),
+            None => Wait::Forever,
+        };
+        self.publish_waiting(channel, payload.into(), wait)
+    }
+
+    fn publish_waiting(
+        &self,
+        channel: &str,
+        payload: Arc<T>,
+        wait: Wait,
+    ) -> Result<usize, PublishError<T>> {
+        let published = self.registry.publish(channel, payload.clone(), wait);
+        if published.full.is_empty() {
+            Ok(published.delivered)
+        } else {
+            Err(PublishError {
+                delivered: published.delivered,
+                full: published.full,
+                payload,
+            })
+        }
+    }
+
+    /// Makes a new subscriber handle with no subscriptions, with the broker's default queue.
     pub fn pubsub(&self) -> PubSub<T> {
-        PubSub::new(Arc::clone(&self.registry))
+        PubSub::new(Arc::clone(&self.registry), self.registry.defaults)
+    }
+
+    /// Starts a handle with its own queue bound and policy; see [`PubSubBuilder`].
+    pub fn pubsub_builder(&self) -> PubSubBuilder<'_, T> {
+        PubSubBuilder::new(self, self.registry.defaults)
+    }
+
+    pub(crate) fn pubsub_with(&self, config: QueueConfig) -> PubSub<T> {
+        PubSub::new(Arc::clone(&self.registry), config)
+    }
+
+    /// Closes the broker, for every clone: each handle loses its subscriptions (without
+    /// confirmations) and its `listen()` yields what is queued and ends; later publishes
+    /// deliver nothing and return 0; later subscriptions do nothing, and the handle reports
+    /// [`is_closed`](PubSub::is_closed). Publishers waiting for room are released.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// sub.subscribe(["a"]);
+    /// broker.publish("a", "queued before close");
+    /// broker.close();
+    /// assert_eq!(broker.publish("a", "after"), 0);
+    /// sub.subscribe(["b"]); // does nothing
+    /// assert_eq!(sub.listen().count(), 2); // the confirmation and the message
+    /// assert!(sub.is_closed() && broker.is_closed());
+    /// ```
+    pub fn close(&self) {
+        self.registry.close();
+    }
+
+    /// Whether [`close`](Broker::close) was called on any clone.
+    pub fn is_closed(&self) -> bool {
+        self.registry.is_closed()
+    }
+
+    /// The broker's counters; see [`BrokerStats`].
+    pub fn stats(&self) -> BrokerStats {
+        self.registry.stats()
     }
 
     /// Channels with at least one channel subscriber, sorted; only those that match the Redis

@@ -95,12 +95,22 @@
 #![warn(missing_docs)]
 
 mod broker;
+mod builder;
+mod error;
 mod message;
 mod pattern;
+mod policy;
 mod pubsub;
 mod registry;
+mod stats;
+mod subscriber;
 
 pub use broker::Broker;
+pub use builder::{BrokerBuilder, PubSubBuilder};
+pub use error::PublishError;
 pub use message::Message;
 pub use pattern::{glob_match, MAX_STAR_NESTING};
+pub use policy::Overflow;
 pub use pubsub::PubSub;
+pub use stats::{BrokerStats, Disconnected, PubSubStats};
+pub use subscriber::SubscriberId;

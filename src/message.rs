@@ -82,6 +82,15 @@ pub enum Message<T: ?Sized> {
         /// The publisher's payload, shared with every other recipient.
         payload: Arc<T>,
     },
+    /// Deliveries to this handle were dropped by its [`Overflow`](crate::Overflow) policy:
+    /// `missed` of them, just before this point in the queue.
+    ///
+    /// Not a Redis message (Redis disconnects a slow subscriber instead); redis-py has no
+    /// equivalent either. It is never dropped and does not count against capacity.
+    Lagged {
+        /// How many deliveries were dropped in this gap.
+        missed: u64,
+    },
     /// A payload published to a channel that matches a pattern this handle subscribed to.
     PMessage {
         /// The subscribed pattern that matched.
@@ -95,7 +104,8 @@ pub enum Message<T: ?Sized> {
 
 impl<T: ?Sized> Message<T> {
     /// The Redis type string: `"subscribe"`, `"unsubscribe"`, `"psubscribe"`,
-    /// `"punsubscribe"`, `"message"` or `"pmessage"`.
+    /// `"punsubscribe"`, `"message"` or `"pmessage"`; `"lagged"` for a [`Message::Lagged`]
+    /// notice, which Redis does not have.
     pub fn kind(&self) -> &'static str {
         match self {
             Message::Subscribe { .. } => "subscribe",
@@ -104,6 +114,7 @@ impl<T: ?Sized> Message<T> {
             Message::PUnsubscribe { .. } => "punsubscribe",
             Message::Message { .. } => "message",
             Message::PMessage { .. } => "pmessage",
+            Message::Lagged { .. } => "lagged",
         }
     }
 
@@ -116,7 +127,9 @@ impl<T: ?Sized> Message<T> {
             | Message::Unsubscribe { channel, .. }
             | Message::Message { channel, .. }
             | Message::PMessage { channel, .. } => Some(channel),
-            Message::PSubscribe { .. } | Message::PUnsubscribe { .. } => None,
+            Message::PSubscribe { .. } | Message::PUnsubscribe { .. } | Message::Lagged { .. } => {
+                None
+            }
         }
     }
 
@@ -147,6 +160,11 @@ impl<T: ?Sized> Message<T> {
             | Message::PUnsubscribe { count, .. } => Some(*count),
             _ => None,
         }
+    }
+
+    /// Whether this carries a payload (`Message` or `PMessage`): what capacity counts.
+    pub(crate) fn is_delivery(&self) -> bool {
+        self.payload().is_some()
     }
 
     /// Whether this is a confirmation (what redis-py's `ignore_subscribe_messages` hides).
@@ -188,6 +206,7 @@ impl<T: ?Sized> Clone for Message<T> {
                 channel: channel.clone(),
                 payload: payload.clone(),
             },
+            Message::Lagged { missed } => Message::Lagged { missed: *missed },
         }
     }
 }

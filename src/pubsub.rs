@@ -7,17 +7,18 @@
 //! two threads changing one handle at once still see counts that rise and fall one by one,
 //! in queue order. Publishers never take it.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
-use parking_lot::Mutex;
+use crossbeam_channel::{Receiver, TryRecvError};
 
 use crate::message::Message;
-use crate::registry::{shrink_if_sparse, Mailbox, Registry};
+use crate::policy::{Bounded, Overflow};
+use crate::registry::{shrink_if_sparse, QueueConfig, Registry};
+use crate::stats::{Disconnected, PubSubStats};
+use crate::subscriber::{State, Subscriber, SubscriberId};
 
 /// Channels or patterns: the two kinds of subscription, which work alike.
 #[derive(Clone, Copy)]
@@ -26,27 +27,12 @@ enum Kind {
     Pattern,
 }
 
-/// What one handle is subscribed to, with the order of subscription.
-#[derive(Default)]
-struct Subscriptions {
-    /// Channel name to its subscription sequence number.
-    channels: HashMap<Arc<str>, u64>,
-    /// Pattern text to its subscription sequence number.
-    patterns: HashMap<Arc<str>, u64>,
-    /// The next sequence number; orders `unsubscribe_all` by subscription time.
-    next_seq: u64,
-}
-
-impl Subscriptions {
-    fn of(&mut self, kind: Kind) -> &mut HashMap<Arc<str>, u64> {
+impl<T: ?Sized> State<T> {
+    fn of(&mut self, kind: Kind) -> &mut std::collections::HashMap<Arc<str>, u64> {
         match kind {
             Kind::Channel => &mut self.channels,
             Kind::Pattern => &mut self.patterns,
         }
-    }
-
-    fn count(&self) -> usize {
-        self.channels.len() + self.patterns.len()
     }
 }
 
@@ -74,6 +60,14 @@ fn confirmation<T: ?Sized>(
             count,
         },
     }
+}
+
+/// How long a read may wait.
+#[derive(Clone, Copy)]
+enum ReadWait {
+    Poll,
+    Until(Instant),
+    Forever,
 }
 
 /// One subscriber: its subscriptions and the queue its messages arrive in.
@@ -106,24 +100,25 @@ fn confirmation<T: ?Sized>(
 /// ```
 pub struct PubSub<T: ?Sized> {
     registry: Arc<Registry<T>>,
-    mailbox: Arc<Mailbox<T>>,
+    subscriber: Arc<Subscriber<T>>,
     receiver: Receiver<Message<T>>,
-    state: Mutex<Subscriptions>,
-    /// `state`'s channels plus patterns, readable without the lock. It is stored after the
-    /// confirmation of each change is queued (Release) and loaded before the queue is read
-    /// (Acquire), so `listen` that reads 0 also sees the last `Unsubscribe` confirmation.
-    subscriptions: AtomicUsize,
 }
 
 impl<T: ?Sized> PubSub<T> {
-    pub(crate) fn new(registry: Arc<Registry<T>>) -> Self {
+    pub(crate) fn new(registry: Arc<Registry<T>>, config: QueueConfig) -> Self {
         let (sender, receiver) = crossbeam_channel::unbounded();
+        let bounded = config
+            .capacity
+            .map(|capacity| Bounded::new(capacity, config.overflow, receiver.clone()));
+        let subscriber = Arc::new(Subscriber::new(registry.new_handle(), sender, bounded));
+        if registry.is_closed() {
+            // Born closed: no sender is kept, so the queue reports its end at once.
+            registry.detach(&subscriber, Disconnected::BrokerClosed);
+        }
         PubSub {
             registry,
-            mailbox: Arc::new(Mailbox::new(sender)),
+            subscriber,
             receiver,
-            state: Mutex::new(Subscriptions::default()),
-            subscriptions: AtomicUsize::new(0),
         }
     }
 
@@ -231,14 +226,51 @@ impl<T: ?Sized> PubSub<T> {
         self.unsubscribe_every(Kind::Pattern);
     }
 
+    /// Closes the handle, like redis-py's `close()`: every subscription goes at once, without
+    /// confirmations, and the queue ends after what it already holds, so a `listen()` blocked
+    /// in another thread yields the rest and ends. Publishers waiting for this handle's room
+    /// are released.
+    ///
+    /// Later (un)subscriptions do nothing and queue nothing; [`is_closed`](PubSub::is_closed)
+    /// tells. Closing twice is harmless.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Broker, Disconnected};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// sub.subscribe(["a"]);
+    /// std::thread::scope(|s| {
+    ///     let listener = s.spawn(|| sub.listen().count());
+    ///     broker.publish("a", "last words");
+    ///     sub.close();
+    ///     assert_eq!(listener.join().unwrap(), 2); // the confirmation and the message
+    /// });
+    /// assert_eq!(broker.publish("a", "too late"), 0);
+    /// assert_eq!(sub.stats().disconnected, Some(Disconnected::Closed));
+    /// ```
+    pub fn close(&self) {
+        self.registry.detach(&self.subscriber, Disconnected::Closed);
+    }
+
+    /// Whether the handle was closed, disconnected by its overflow policy, or belongs to a
+    /// closed broker: it then has no subscriptions and takes no new ones.
+    pub fn is_closed(&self) -> bool {
+        self.disconnected().is_some()
+    }
+
     /// Takes the next queued message, waiting at most `timeout` for one to arrive.
     ///
     /// `Duration::ZERO` polls without waiting. Returns `None` when nothing arrived in time.
     pub fn get_message(&self, timeout: Duration) -> Option<Message<T>> {
         if timeout.is_zero() {
-            self.receiver.try_recv().ok()
-        } else {
-            self.receiver.recv_timeout(timeout).ok()
+            return self.read(ReadWait::Poll);
+        }
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.read(ReadWait::Until(deadline)),
+            None => self.read(ReadWait::Forever),
         }
     }
 
@@ -279,11 +311,11 @@ impl<T: ?Sized> PubSub<T> {
     /// ```
     pub fn listen(&self) -> impl Iterator<Item = Message<T>> + '_ {
         std::iter::from_fn(move || {
-            // Load the count before reading the queue: see the field's invariant.
+            // Load the count before reading the queue: see `Subscriber::subscriptions`.
             if self.is_subscribed() {
-                self.receiver.recv().ok()
+                self.read(ReadWait::Forever)
             } else {
-                self.receiver.try_recv().ok()
+                self.read(ReadWait::Poll)
             }
         })
     }
@@ -295,7 +327,7 @@ impl<T: ?Sized> PubSub<T> {
 
     /// The handle's channels plus patterns: the count its last confirmation carried.
     pub fn subscriptions(&self) -> usize {
-        self.subscriptions.load(Ordering::Acquire)
+        self.subscriber.subscriptions.load(Ordering::Acquire)
     }
 
     /// The receiving end of this handle's queue, for `crossbeam_channel::select!` over several
@@ -326,30 +358,139 @@ impl<T: ?Sized> PubSub<T> {
         &self.receiver
     }
 
+    /// This handle's id, as [`PublishError::full`](crate::PublishError::full) reports it.
+    pub fn id(&self) -> SubscriberId {
+        self.subscriber.id
+    }
+
+    /// The most deliveries the queue holds, or `None` when it is unbounded.
+    pub fn capacity(&self) -> Option<usize> {
+        self.subscriber.bounded.as_ref().map(|b| b.capacity)
+    }
+
+    /// What a full queue does, or `None` when it is unbounded.
+    pub fn overflow(&self) -> Option<Overflow> {
+        self.subscriber.bounded.as_ref().map(|b| b.overflow)
+    }
+
+    /// This handle's counters: what is queued now, delivered, dropped, lag notices, and why
+    /// it stopped if it did.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Broker, Message, Overflow};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub_builder().capacity(2).overflow(Overflow::DropNewest).build();
+    /// sub.subscribe(["ticks"]);
+    /// for tick in ["1", "2", "3", "4"] {
+    ///     broker.publish("ticks", tick);
+    /// }
+    /// let stats = sub.stats();
+    /// assert_eq!((stats.delivered, stats.dropped, stats.queued), (2, 2, 3));
+    ///
+    /// let kinds: Vec<_> = sub.listen().take(4).map(|m| m.kind()).collect();
+    /// assert_eq!(kinds, ["subscribe", "message", "message", "lagged"]);
+    /// assert_eq!(sub.stats().lagged, 1);
+    /// ```
+    pub fn stats(&self) -> PubSubStats {
+        let (delivered, dropped, lagged) = self.subscriber.counters();
+        PubSubStats {
+            queued: self.receiver.len(),
+            delivered,
+            dropped,
+            lagged,
+            disconnected: self.disconnected(),
+        }
+    }
+
+    fn disconnected(&self) -> Option<Disconnected> {
+        self.subscriber.disconnected().or_else(|| {
+            self.registry
+                .is_closed()
+                .then_some(Disconnected::BrokerClosed)
+        })
+    }
+
+    /// Takes the next message, waiting as `wait` allows. A pending `Lagged` notice is given
+    /// once everything queued before it has been read.
+    fn read(&self, wait: ReadWait) -> Option<Message<T>> {
+        match self.receiver.try_recv() {
+            Ok(message) => return Some(self.taken(message)),
+            Err(TryRecvError::Disconnected) => return self.subscriber.take_missed(),
+            Err(TryRecvError::Empty) => {}
+        }
+        if let Some(notice) = self.subscriber.take_missed() {
+            return Some(notice);
+        }
+        let deadline = match wait {
+            ReadWait::Poll => return None,
+            ReadWait::Until(deadline) => Some(deadline),
+            ReadWait::Forever => None,
+        };
+        // A reader that waits is room for a rendezvous queue (capacity 0).
+        let bounded = self.subscriber.bounded.as_ref();
+        if let Some(bounded) = bounded {
+            bounded.reader_waiting(true);
+        }
+        let received = match deadline {
+            Some(deadline) => self.receiver.recv_deadline(deadline).ok(),
+            None => self.receiver.recv().ok(),
+        };
+        if let Some(bounded) = bounded {
+            bounded.reader_waiting(false);
+        }
+        match received {
+            Some(message) => Some(self.taken(message)),
+            None => self.subscriber.take_missed(),
+        }
+    }
+
+    /// Lets publishers waiting for room know that a delivery left the queue.
+    fn taken(&self, message: Message<T>) -> Message<T> {
+        if message.is_delivery() {
+            self.subscriber.wake_publishers();
+        }
+        message
+    }
+
     fn subscribe_each<I>(&self, kind: Kind, names: I)
     where
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        let mut state = self.state.lock();
+        let subscriber = &self.subscriber;
+        let mut state = subscriber.state.lock();
         for name in names {
+            let Some(sender) = state.sender.clone() else {
+                return; // closed: nothing to confirm to
+            };
             let name = name.as_ref();
             if let Some((known, _)) = state.of(kind).get_key_value(name) {
-                let known = known.clone();
-                self.mailbox
-                    .send(confirmation(kind, true, known, state.count()));
+                let message = confirmation(kind, true, known.clone(), state.count());
+                subscriber.send_control(&sender, message);
                 continue;
             }
             let count = state.count() + 1;
-            let confirm = |name| confirmation(kind, true, name, count);
-            let shared = match kind {
-                Kind::Channel => self.registry.add_channel(name, &self.mailbox, confirm),
-                Kind::Pattern => self.registry.add_pattern(name, &self.mailbox, confirm),
-            };
             let seq = state.next_seq;
+            let confirm = |name| confirmation(kind, true, name, count);
+            let added = match kind {
+                Kind::Channel => self
+                    .registry
+                    .add_channel(name, subscriber, &sender, seq, confirm),
+                Kind::Pattern => self
+                    .registry
+                    .add_pattern(name, subscriber, &sender, seq, confirm),
+            };
+            let Some(shared) = added else {
+                self.registry
+                    .detach_locked(subscriber, &mut state, Disconnected::BrokerClosed);
+                return;
+            };
             state.next_seq += 1;
             state.of(kind).insert(shared, seq);
-            self.subscriptions.store(count, Ordering::Release);
+            subscriber.subscriptions.store(count, Ordering::Release);
         }
     }
 
@@ -358,36 +499,42 @@ impl<T: ?Sized> PubSub<T> {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        let mut state = self.state.lock();
+        let mut state = self.subscriber.state.lock();
         for name in names {
             self.unsubscribe_one(&mut state, kind, name.as_ref());
         }
     }
 
-    fn unsubscribe_one(&self, state: &mut Subscriptions, kind: Kind, name: &str) {
+    fn unsubscribe_one(&self, state: &mut State<T>, kind: Kind, name: &str) {
+        let Some(sender) = state.sender.clone() else {
+            return; // closed: nothing to confirm to
+        };
         let removed = state.of(kind).remove_entry(name);
         shrink_if_sparse(state.of(kind));
+        let count = state.count();
         let Some((shared, _)) = removed else {
-            let count = state.count();
-            self.mailbox
-                .send(confirmation(kind, false, Arc::from(name), count));
+            let message = confirmation(kind, false, Arc::from(name), count);
+            self.subscriber.send_control(&sender, message);
             return;
         };
-        let count = state.count();
-        let message = Some(confirmation(kind, false, shared.clone(), count));
+        let message = confirmation(kind, false, shared.clone(), count);
         match kind {
-            Kind::Channel => self
-                .registry
-                .remove_channel(&shared, &self.mailbox, message),
-            Kind::Pattern => self
-                .registry
-                .remove_pattern(&shared, &self.mailbox, message),
+            Kind::Channel => {
+                self.registry
+                    .remove_channel(&shared, &self.subscriber, Some((&sender, message)))
+            }
+            Kind::Pattern => {
+                self.registry
+                    .remove_pattern(&shared, &self.subscriber, Some((&sender, message)))
+            }
         }
-        self.subscriptions.store(count, Ordering::Release);
+        self.subscriber
+            .subscriptions
+            .store(count, Ordering::Release);
     }
 
     fn unsubscribe_every(&self, kind: Kind) {
-        let mut state = self.state.lock();
+        let mut state = self.subscriber.state.lock();
         let mut names: Vec<(Arc<str>, u64)> = state
             .of(kind)
             .iter()
@@ -402,13 +549,8 @@ impl<T: ?Sized> PubSub<T> {
 
 impl<T: ?Sized> Drop for PubSub<T> {
     fn drop(&mut self) {
-        let state = self.state.get_mut();
-        for channel in state.channels.keys() {
-            self.registry.remove_channel(channel, &self.mailbox, None);
-        }
-        for pattern in state.patterns.keys() {
-            self.registry.remove_pattern(pattern, &self.mailbox, None);
-        }
+        self.registry.detach(&self.subscriber, Disconnected::Closed);
+        self.registry.handle_dropped();
     }
 }
 
@@ -416,6 +558,7 @@ impl<T: ?Sized> Drop for PubSub<T> {
 impl<T: ?Sized> fmt::Debug for PubSub<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PubSub")
+            .field("id", &self.subscriber.id)
             .field("subscriptions", &self.subscriptions())
             .field("queued", &self.receiver.len())
             .finish()

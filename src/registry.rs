@@ -2,68 +2,94 @@
 //!
 //! # Locks and their order
 //!
-//! - `stripes[i]`: a mutex over one slice of the channel map; a channel lives in the stripe
-//!   its hash picks, so publishers on different channels seldom meet.
-//! - `patterns`: a read-write lock over the pattern table; publishers read it, pattern
-//!   (un)subscriptions write it. Publishers skip it entirely while no pattern exists.
-//! - A subscriber handle's own `state` mutex (`pubsub.rs`) is always taken *before* these.
+//! 1. A handle's `state` (`subscriber.rs`): its own list of subscriptions.
+//! 2. One registry lock: a `stripes[i]` mutex over a slice of the channel map (a channel lives
+//!    in the stripe its hash picks, so publishers on different channels seldom meet), or the
+//!    `patterns` read-write lock over the pattern table (publishers read it, and skip it
+//!    entirely while no pattern exists).
+//! 3. A bounded handle's queue lock (`policy.rs`).
 //!
-//! The order is therefore: handle state, then one stripe or the pattern table. No path holds
-//! two stripes, or a stripe and the pattern table, at the same time, and a publisher holds no
-//! handle lock at all, so no cycle can form.
+//! Locks are only ever taken in that order, and no path holds two registry locks at once. A
+//! publisher starts at 2 and holds no handle's `state`; when it must disconnect a handle, it
+//! first lets go of every lock. A publisher that waits for room (`Overflow::Block`) holds
+//! nothing but the queue lock, which its condition variable releases while it sleeps.
 //!
-//! # Why deliveries are sent under the lock
+//! # Why deliveries are queued under the registry lock
 //!
-//! Queues are unbounded, so a send never blocks. Sending while the lock that found the
-//! subscriber is held makes each (un)subscription a clean cut in the subscriber's queue: the
-//! confirmation is queued under the same lock, so every delivery the subscription lets through
-//! comes after its `Subscribe` confirmation and before its `Unsubscribe` confirmation, and a
-//! publish that starts after `subscribe`/`unsubscribe` returned sees the new state.
+//! Queues never block a send (bounded ones only count), so a delivery is queued while the lock
+//! that found the subscription is held. Confirmations are queued under the same lock. That
+//! makes each (un)subscription a clean cut in the handle's queue: every delivery it lets
+//! through comes after its `Subscribe` confirmation and before its `Unsubscribe`
+//! confirmation, and a publish that starts after `subscribe`/`unsubscribe` returned sees the
+//! new state. A publisher that waited for room checks again, under the lock, that the same
+//! subscription (by sequence number) still stands before it queues.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use crossbeam_channel::Sender;
 use parking_lot::{Mutex, RwLock};
 
 use crate::message::Message;
 use crate::pattern::glob_match;
+use crate::policy::{Offer, Overflow, Tally};
+use crate::stats::{BrokerStats, Disconnected};
+use crate::subscriber::{State, Subscriber, SubscriberId};
 
 /// Number of channel-map stripes; a power of two so a hash picks one with a mask.
 const STRIPES: usize = 64;
 
-/// The sending end of one subscriber handle's queue, shared by every entry that names it.
-///
-/// Identity is the allocation: two entries name the same handle when `Arc::ptr_eq` holds.
-pub(crate) struct Mailbox<T: ?Sized> {
+/// One subscription as the registry holds it.
+pub(crate) struct Entry<T: ?Sized> {
+    pub(crate) subscriber: Arc<Subscriber<T>>,
+    /// The registry's own sender into the handle's queue: the queue disconnects once every
+    /// entry and the handle have let go of theirs.
     sender: Sender<Message<T>>,
+    /// The handle's sequence number for this subscription.
+    seq: u64,
 }
 
-impl<T: ?Sized> Mailbox<T> {
-    pub(crate) fn new(sender: Sender<Message<T>>) -> Self {
-        Mailbox { sender }
-    }
-
-    /// Queues `message`; false only if every receiver is gone.
-    pub(crate) fn send(&self, message: Message<T>) -> bool {
-        self.sender.send(message).is_ok()
-    }
-}
-
-/// Subscribers of one channel or one pattern, in subscription order.
-type Subscribers<T> = Vec<Arc<Mailbox<T>>>;
-
-/// One stripe of the channel map, padded to its own cache lines so stripes do not share one.
+/// One stripe of the channel map and its counters, padded to its own cache lines.
 #[repr(align(128))]
-struct Stripe<T: ?Sized>(Mutex<HashMap<Arc<str>, Subscribers<T>>>);
+struct Stripe<T: ?Sized> {
+    map: Mutex<HashMap<Arc<str>, Vec<Entry<T>>>>,
+    /// Publish calls to channels of this stripe.
+    published: AtomicU64,
+    /// Deliveries those calls queued.
+    delivered: AtomicU64,
+}
 
-/// A pattern and the handles subscribed to it.
+/// A pattern and its subscriptions.
 struct PatternEntry<T: ?Sized> {
     pattern: Arc<str>,
-    subscribers: Subscribers<T>,
+    entries: Vec<Entry<T>>,
+}
+
+/// The queue a new handle gets unless its builder says otherwise.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct QueueConfig {
+    pub(crate) capacity: Option<usize>,
+    pub(crate) overflow: Overflow,
+}
+
+/// How long a publisher may wait for a full `Block` queue.
+#[derive(Clone, Copy)]
+pub(crate) enum Wait {
+    Never,
+    Until(Instant),
+    Forever,
+}
+
+/// What one publish did.
+#[derive(Default)]
+pub(crate) struct Published {
+    pub(crate) delivered: usize,
+    /// Handles that did not get the message because their queue was full.
+    pub(crate) full: Vec<SubscriberId>,
 }
 
 /// All subscriptions of one broker.
@@ -76,159 +102,410 @@ pub(crate) struct Registry<T: ?Sized> {
     /// Written under the write lock (Release), read without a lock (Acquire): a publish that
     /// starts after `psubscribe` returned reads the new length.
     pattern_count: AtomicUsize,
+    /// Set once by `close`, under every registry lock in turn (see `close`).
+    closed: AtomicBool,
+    dropped: AtomicU64,
+    subscribers: AtomicUsize,
+    next_id: AtomicU64,
+    pub(crate) defaults: QueueConfig,
+}
+
+/// Where a waiting publisher finds the subscription again.
+enum Target {
+    Channel(Arc<str>),
+    Pattern(Arc<str>),
+}
+
+/// A delivery that found a `Block` queue full, to retry without any registry lock held.
+struct Deferred<T: ?Sized> {
+    subscriber: Arc<Subscriber<T>>,
+    sender: Sender<Message<T>>,
+    seq: u64,
+    target: Target,
+    message: Message<T>,
+}
+
+/// The work of one publish, gathered while registry locks are held and finished after.
+struct Round<T: ?Sized> {
+    may_wait: bool,
+    published: Published,
+    tally: Tally,
+    deferred: Vec<Deferred<T>>,
+    disconnect: Vec<Arc<Subscriber<T>>>,
+}
+
+impl<T: ?Sized> Round<T> {
+    fn offer(&mut self, entry: &Entry<T>, target: impl FnOnce() -> Target, message: Message<T>) {
+        // Once a handle waits in this publish, its later deliveries wait behind it, so the
+        // channel's message still comes before the patterns' ones.
+        let waiting = self
+            .deferred
+            .iter()
+            .any(|d| Arc::ptr_eq(&d.subscriber, &entry.subscriber));
+        let offer = if waiting {
+            Offer::Full(message)
+        } else {
+            entry
+                .subscriber
+                .offer(&entry.sender, message, self.may_wait, &mut self.tally)
+        };
+        match offer {
+            Offer::Delivered => self.published.delivered += 1,
+            Offer::Dropped => self.published.full.push(entry.subscriber.id),
+            Offer::Full(message) => self.deferred.push(Deferred {
+                subscriber: Arc::clone(&entry.subscriber),
+                sender: entry.sender.clone(),
+                seq: entry.seq,
+                target: target(),
+                message,
+            }),
+            Offer::Disconnect => {
+                self.published.full.push(entry.subscriber.id);
+                self.disconnect.push(Arc::clone(&entry.subscriber));
+            }
+            Offer::Gone => {}
+        }
+    }
 }
 
 impl<T: ?Sized> Registry<T> {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(defaults: QueueConfig) -> Self {
         Registry {
             hasher: RandomState::new(),
             stripes: (0..STRIPES)
-                .map(|_| Stripe(Mutex::new(HashMap::new())))
+                .map(|_| Stripe {
+                    map: Mutex::new(HashMap::new()),
+                    published: AtomicU64::new(0),
+                    delivered: AtomicU64::new(0),
+                })
                 .collect(),
             patterns: RwLock::new(Vec::new()),
             pattern_count: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            dropped: AtomicU64::new(0),
+            subscribers: AtomicUsize::new(0),
+            next_id: AtomicU64::new(1),
+            defaults,
         }
     }
 
-    fn stripe(&self, channel: &str) -> &Mutex<HashMap<Arc<str>, Subscribers<T>>> {
+    fn stripe(&self, channel: &str) -> &Stripe<T> {
         let hash = self.hasher.hash_one(channel) as usize;
-        &self.stripes[hash & (STRIPES - 1)].0
+        &self.stripes[hash & (STRIPES - 1)]
     }
 
-    /// Adds `mailbox` to `channel` and queues `confirm(name)` under the stripe lock.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// A fresh id for a new handle, counted as live until `handle_dropped`.
+    pub(crate) fn new_handle(&self) -> SubscriberId {
+        self.subscribers.fetch_add(1, Ordering::Relaxed);
+        SubscriberId(self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    pub(crate) fn handle_dropped(&self) {
+        self.subscribers.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Adds a subscription to `channel` and queues `confirm(name)` under the stripe lock.
     ///
-    /// The caller has checked that the handle is not subscribed yet. Returns the channel's
-    /// shared name, so the handle can keep the same allocation.
+    /// Returns the channel's shared name, or `None` when the broker is closed.
     pub(crate) fn add_channel(
         &self,
         channel: &str,
-        mailbox: &Arc<Mailbox<T>>,
+        subscriber: &Arc<Subscriber<T>>,
+        sender: &Sender<Message<T>>,
+        seq: u64,
         confirm: impl FnOnce(Arc<str>) -> Message<T>,
-    ) -> Arc<str> {
-        let mut map = self.stripe(channel).lock();
+    ) -> Option<Arc<str>> {
+        let mut map = self.stripe(channel).map.lock();
+        if self.is_closed() {
+            return None;
+        }
         let name = match map.get_key_value(channel) {
             Some((name, _)) => name.clone(),
             None => Arc::from(channel),
         };
-        map.entry(name.clone())
-            .or_default()
-            .push(Arc::clone(mailbox));
-        mailbox.send(confirm(name.clone()));
-        name
+        map.entry(name.clone()).or_default().push(Entry {
+            subscriber: Arc::clone(subscriber),
+            sender: sender.clone(),
+            seq,
+        });
+        subscriber.send_control(sender, confirm(name.clone()));
+        Some(name)
     }
 
-    /// Removes `mailbox` from `channel`, dropping the channel's entry when it was the last,
-    /// and queues `confirmation` (if any) under the stripe lock.
+    /// Removes `subscriber`'s subscription to `channel`, dropping the channel's entry when it
+    /// was the last, and queues `confirmation` (if any) under the stripe lock.
     pub(crate) fn remove_channel(
         &self,
         channel: &str,
-        mailbox: &Arc<Mailbox<T>>,
-        confirmation: Option<Message<T>>,
+        subscriber: &Arc<Subscriber<T>>,
+        confirmation: Option<(&Sender<Message<T>>, Message<T>)>,
     ) {
-        let mut map = self.stripe(channel).lock();
-        if let Some(subscribers) = map.get_mut(channel) {
-            subscribers.retain(|m| !Arc::ptr_eq(m, mailbox));
-            if subscribers.is_empty() {
+        let mut map = self.stripe(channel).map.lock();
+        if let Some(entries) = map.get_mut(channel) {
+            entries.retain(|e| !Arc::ptr_eq(&e.subscriber, subscriber));
+            if entries.is_empty() {
                 map.remove(channel);
                 shrink_if_sparse(&mut map);
             }
         }
-        if let Some(message) = confirmation {
-            mailbox.send(message);
+        if let Some((sender, message)) = confirmation {
+            subscriber.send_control(sender, message);
         }
+        drop(map);
+        subscriber.wake_publishers();
     }
 
-    /// Adds `mailbox` to `pattern` and queues `confirm(name)` under the table's write lock.
+    /// Adds a subscription to `pattern` and queues `confirm(name)` under the table's write
+    /// lock. Returns the pattern's shared text, or `None` when the broker is closed.
     pub(crate) fn add_pattern(
         &self,
         pattern: &str,
-        mailbox: &Arc<Mailbox<T>>,
+        subscriber: &Arc<Subscriber<T>>,
+        sender: &Sender<Message<T>>,
+        seq: u64,
         confirm: impl FnOnce(Arc<str>) -> Message<T>,
-    ) -> Arc<str> {
+    ) -> Option<Arc<str>> {
         let mut table = self.patterns.write();
+        if self.is_closed() {
+            return None;
+        }
         let index = match table.iter().position(|e| &*e.pattern == pattern) {
             Some(index) => index,
             None => {
                 table.push(PatternEntry {
                     pattern: Arc::from(pattern),
-                    subscribers: Vec::new(),
+                    entries: Vec::new(),
                 });
                 self.pattern_count.store(table.len(), Ordering::Release);
                 table.len() - 1
             }
         };
         let entry = &mut table[index];
-        entry.subscribers.push(Arc::clone(mailbox));
+        entry.entries.push(Entry {
+            subscriber: Arc::clone(subscriber),
+            sender: sender.clone(),
+            seq,
+        });
         let name = entry.pattern.clone();
-        mailbox.send(confirm(name.clone()));
-        name
+        subscriber.send_control(sender, confirm(name.clone()));
+        Some(name)
     }
 
-    /// Removes `mailbox` from `pattern`, dropping the pattern when it was the last
-    /// subscriber, and queues `confirmation` (if any) under the table's write lock.
+    /// Removes `subscriber`'s subscription to `pattern`, dropping the pattern when it was the
+    /// last, and queues `confirmation` (if any) under the table's write lock.
     pub(crate) fn remove_pattern(
         &self,
         pattern: &str,
-        mailbox: &Arc<Mailbox<T>>,
-        confirmation: Option<Message<T>>,
+        subscriber: &Arc<Subscriber<T>>,
+        confirmation: Option<(&Sender<Message<T>>, Message<T>)>,
     ) {
         let mut table = self.patterns.write();
         if let Some(index) = table.iter().position(|e| &*e.pattern == pattern) {
-            let subscribers = &mut table[index].subscribers;
-            subscribers.retain(|m| !Arc::ptr_eq(m, mailbox));
-            if subscribers.is_empty() {
+            let entries = &mut table[index].entries;
+            entries.retain(|e| !Arc::ptr_eq(&e.subscriber, subscriber));
+            if entries.is_empty() {
                 table.remove(index);
                 shrink_vec_if_sparse(&mut table);
                 self.pattern_count.store(table.len(), Ordering::Release);
             }
         }
-        if let Some(message) = confirmation {
-            mailbox.send(message);
+        if let Some((sender, message)) = confirmation {
+            subscriber.send_control(sender, message);
         }
+        drop(table);
+        subscriber.wake_publishers();
     }
 
     /// Delivers `payload` to every subscriber of `channel`, then once per matching pattern
-    /// to each of its subscribers; returns the number of deliveries, as Redis's PUBLISH does.
-    pub(crate) fn publish(&self, channel: &str, payload: Arc<T>) -> usize {
-        let mut delivered = 0;
+    /// to each of its subscribers; full `Block` queues are waited for as `wait` allows, with
+    /// no registry lock held.
+    pub(crate) fn publish(&self, channel: &str, payload: Arc<T>, wait: Wait) -> Published {
+        if self.is_closed() {
+            return Published::default();
+        }
+        let stripe = self.stripe(channel);
+        let mut round = Round {
+            may_wait: !matches!(wait, Wait::Never),
+            published: Published::default(),
+            tally: Tally::default(),
+            deferred: Vec::new(),
+            disconnect: Vec::new(),
+        };
         let mut name: Option<Arc<str>> = None;
         {
-            let map = self.stripe(channel).lock();
-            if let Some((key, subscribers)) = map.get_key_value(channel) {
-                for mailbox in subscribers {
-                    delivered += usize::from(mailbox.send(Message::Message {
+            let map = stripe.map.lock();
+            if let Some((key, entries)) = map.get_key_value(channel) {
+                for entry in entries {
+                    let message = Message::Message {
                         channel: key.clone(),
                         payload: payload.clone(),
-                    }));
+                    };
+                    round.offer(entry, || Target::Channel(key.clone()), message);
                 }
                 name = Some(key.clone());
             }
         }
-        if self.pattern_count.load(Ordering::Acquire) == 0 {
-            return delivered;
-        }
-        let table = self.patterns.read();
-        for entry in table.iter() {
-            if !glob_match(&entry.pattern, channel) {
-                continue;
-            }
-            let name = name.get_or_insert_with(|| Arc::from(channel));
-            for mailbox in &entry.subscribers {
-                delivered += usize::from(mailbox.send(Message::PMessage {
-                    pattern: entry.pattern.clone(),
-                    channel: name.clone(),
-                    payload: payload.clone(),
-                }));
+        if self.pattern_count.load(Ordering::Acquire) > 0 {
+            let table = self.patterns.read();
+            for pattern in table.iter().filter(|p| glob_match(&p.pattern, channel)) {
+                let name = name.get_or_insert_with(|| Arc::from(channel));
+                for entry in &pattern.entries {
+                    let message = Message::PMessage {
+                        pattern: pattern.pattern.clone(),
+                        channel: name.clone(),
+                        payload: payload.clone(),
+                    };
+                    round.offer(entry, || Target::Pattern(pattern.pattern.clone()), message);
+                }
             }
         }
-        delivered
+        for deferred in std::mem::take(&mut round.deferred) {
+            self.deliver_after_wait(deferred, wait, &mut round);
+        }
+        for subscriber in std::mem::take(&mut round.disconnect) {
+            self.detach(&subscriber, Disconnected::Overflow);
+        }
+        stripe.published.fetch_add(1, Ordering::Relaxed);
+        stripe
+            .delivered
+            .fetch_add(round.published.delivered as u64, Ordering::Relaxed);
+        if round.tally.dropped > 0 {
+            self.dropped
+                .fetch_add(round.tally.dropped, Ordering::Relaxed);
+        }
+        round.published
+    }
+
+    /// Retries a delivery to a full `Block` queue until it is queued, refused at the
+    /// deadline, or the subscription it was meant for is gone.
+    fn deliver_after_wait(&self, deferred: Deferred<T>, wait: Wait, round: &mut Round<T>) {
+        let deadline = match wait {
+            Wait::Until(deadline) => Some(deadline),
+            Wait::Forever | Wait::Never => None,
+        };
+        let Deferred {
+            subscriber,
+            sender,
+            seq,
+            target,
+            mut message,
+        } = deferred;
+        let is_it = |e: &Entry<T>| Arc::ptr_eq(&e.subscriber, &subscriber) && e.seq == seq;
+        loop {
+            let result = match &target {
+                Target::Channel(name) => {
+                    let map = self.stripe(name).map.lock();
+                    if !map
+                        .get(name)
+                        .is_some_and(|entries| entries.iter().any(is_it))
+                    {
+                        return;
+                    }
+                    subscriber.offer_after_wait(
+                        &sender,
+                        message,
+                        deadline,
+                        &mut round.tally,
+                        || drop(map),
+                    )
+                }
+                Target::Pattern(pattern) => {
+                    let table = self.patterns.read();
+                    let found = table
+                        .iter()
+                        .find(|p| p.pattern == *pattern)
+                        .is_some_and(|p| p.entries.iter().any(is_it));
+                    if !found {
+                        return;
+                    }
+                    subscriber.offer_after_wait(
+                        &sender,
+                        message,
+                        deadline,
+                        &mut round.tally,
+                        || drop(table),
+                    )
+                }
+            };
+            match result {
+                Ok(Offer::Delivered) => round.published.delivered += 1,
+                Ok(Offer::Dropped) => round.published.full.push(subscriber.id),
+                Ok(_) => {}
+                Err(again) => {
+                    message = again;
+                    continue;
+                }
+            }
+            return;
+        }
+    }
+
+    /// Stops `subscriber` for `reason`: removes all its subscriptions without confirmations
+    /// and lets go of its sender, so its queue ends after what it holds. Takes its `state`:
+    /// call with no lock held.
+    pub(crate) fn detach(&self, subscriber: &Arc<Subscriber<T>>, reason: Disconnected) {
+        let mut state = subscriber.state.lock();
+        self.detach_locked(subscriber, &mut state, reason);
+    }
+
+    /// `detach` for a caller that holds the handle's `state` already.
+    pub(crate) fn detach_locked(
+        &self,
+        subscriber: &Arc<Subscriber<T>>,
+        state: &mut State<T>,
+        reason: Disconnected,
+    ) {
+        if !subscriber.stop(reason) {
+            return;
+        }
+        for (channel, _) in state.channels.drain() {
+            self.remove_channel(&channel, subscriber, None);
+        }
+        for (pattern, _) in state.patterns.drain() {
+            self.remove_pattern(&pattern, subscriber, None);
+        }
+        state.channels.shrink_to_fit();
+        state.patterns.shrink_to_fit();
+        state.sender = None;
+        subscriber.subscriptions.store(0, Ordering::Release);
+        subscriber.wake_publishers();
+    }
+
+    /// Closes the broker: later publishes deliver nothing, later subscriptions are refused,
+    /// and every handle with a subscription is detached.
+    pub(crate) fn close(&self) {
+        // Set first, then take each lock in turn: a subscription either got in before its
+        // lock was taken here (and is removed below) or sees the flag under that lock.
+        self.closed.store(true, Ordering::Release);
+        let mut subscribers: Vec<Arc<Subscriber<T>>> = Vec::new();
+        for stripe in self.stripes.iter() {
+            let taken = std::mem::take(&mut *stripe.map.lock());
+            subscribers.extend(taken.into_values().flatten().map(|e| e.subscriber));
+        }
+        let taken = std::mem::take(&mut *self.patterns.write());
+        self.pattern_count.store(0, Ordering::Release);
+        subscribers.extend(
+            taken
+                .into_iter()
+                .flat_map(|p| p.entries)
+                .map(|e| e.subscriber),
+        );
+        subscribers.sort_by_key(|s| s.id);
+        subscribers.dedup_by_key(|s| s.id);
+        for subscriber in subscribers {
+            self.detach(&subscriber, Disconnected::BrokerClosed);
+        }
     }
 
     /// Channels with at least one subscriber, filtered by a glob when given, sorted.
     pub(crate) fn channels(&self, pattern: Option<&str>) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
         for stripe in self.stripes.iter() {
-            let map = stripe.0.lock();
+            let map = stripe.map.lock();
             names.extend(
                 map.keys()
                     .filter(|name| pattern.map_or(true, |p| glob_match(p, name)))
@@ -243,18 +520,39 @@ impl<T: ?Sized> Registry<T> {
     pub(crate) fn channel_count(&self) -> usize {
         self.stripes
             .iter()
-            .map(|stripe| stripe.0.lock().len())
+            .map(|stripe| stripe.map.lock().len())
             .sum()
     }
 
     /// Subscribers of exactly `channel` (patterns are not counted).
     pub(crate) fn numsub(&self, channel: &str) -> usize {
-        self.stripe(channel).lock().get(channel).map_or(0, Vec::len)
+        self.stripe(channel)
+            .map
+            .lock()
+            .get(channel)
+            .map_or(0, Vec::len)
     }
 
     /// Unique patterns across all handles.
     pub(crate) fn numpat(&self) -> usize {
         self.pattern_count.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn stats(&self) -> BrokerStats {
+        let sum = |f: fn(&Stripe<T>) -> &AtomicU64| {
+            self.stripes
+                .iter()
+                .map(|s| f(s).load(Ordering::Relaxed))
+                .sum()
+        };
+        BrokerStats {
+            published: sum(|s| &s.published),
+            delivered: sum(|s| &s.delivered),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            channels: self.channel_count(),
+            patterns: self.numpat(),
+            subscribers: self.subscribers.load(Ordering::Relaxed),
+        }
     }
 }
 

@@ -66,7 +66,10 @@ fn signatures_match_the_issue() {
     assert_eq!(sub.subscriptions(), 1);
     let clone = broker.clone();
     assert_eq!(clone.publish("b", String::from("owned")), 1);
-    assert_eq!(format!("{sub:?}"), "PubSub { subscriptions: 1, queued: 6 }");
+    assert_eq!(
+        format!("{sub:?}"),
+        "PubSub { id: SubscriberId(1), subscriptions: 1, queued: 6 }"
+    );
 }
 
 #[test]

@@ -1,0 +1,58 @@
+//! Errors: what a publish that could not reach every subscriber gives back.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::subscriber::SubscriberId;
+
+/// Some subscribers did not get a message from [`Broker::try_publish`](crate::Broker::try_publish)
+/// or [`Broker::publish_timeout`](crate::Broker::publish_timeout) because their queue was full.
+///
+/// The others got it, and [`delivered`](PublishError::delivered) counts them. The payload
+/// comes back with [`into_inner`](PublishError::into_inner), to retry or log; each handle that
+/// missed it gets a [`Message::Lagged`](crate::Message::Lagged) notice.
+pub struct PublishError<T: ?Sized> {
+    pub(crate) delivered: usize,
+    pub(crate) full: Vec<SubscriberId>,
+    pub(crate) payload: Arc<T>,
+}
+
+impl<T: ?Sized> PublishError<T> {
+    /// Deliveries that were queued, as `publish` would have returned.
+    pub fn delivered(&self) -> usize {
+        self.delivered
+    }
+
+    /// The handles whose queue was full, in delivery order (see [`PubSub::id`](crate::PubSub::id)).
+    pub fn full(&self) -> &[SubscriberId] {
+        &self.full
+    }
+
+    /// The payload, given back.
+    pub fn into_inner(self) -> Arc<T> {
+        self.payload
+    }
+}
+
+/// Shows the counts only, so it needs no `T: Debug`.
+impl<T: ?Sized> fmt::Debug for PublishError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PublishError")
+            .field("delivered", &self.delivered)
+            .field("full", &self.full)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: ?Sized> fmt::Display for PublishError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} subscriber queue(s) full (delivered to {})",
+            self.full.len(),
+            self.delivered
+        )
+    }
+}
+
+impl<T: ?Sized> std::error::Error for PublishError<T> {}

@@ -1,0 +1,335 @@
+//! Bounded subscriber queues and what happens when one is full.
+//!
+//! # How a bounded queue is counted
+//!
+//! Every handle's queue is an unbounded `crossbeam-channel`; a bounded handle adds the
+//! bookkeeping here, under one mutex (`QueueState`), so that only *deliveries* count against
+//! the capacity and confirmations and notices never do, even when the reader takes items
+//! straight from [`PubSub::receiver`](crate::PubSub::receiver). Every item sent gets a
+//! position (`sent` counts them); items leave at the head in order, by a read or an eviction,
+//! so `sent - len` of them have left. `marks` holds the positions of the non-delivery items
+//! that may still be queued; those below `sent - len` are gone. What is queued is therefore
+//! `len` items, of which `len - (marks still queued)` are deliveries.
+//!
+//! # Locks
+//!
+//! `queue` is taken after the registry's stripe or pattern lock and after the handle's
+//! `state` (see `registry.rs`), never before them, and nothing else is taken while it is held.
+//! A publisher waiting for room (`Overflow::Block`) waits on `room` with only `queue` held by
+//! the condition variable, which releases it while it sleeps.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use crate::message::Message;
+
+/// What a bounded queue does with a delivery that finds it full.
+///
+/// Confirmations and [`Message::Lagged`] notices never count against the capacity and are
+/// never dropped, whatever the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Overflow {
+    /// The publisher waits for room, as `bus` and bounded `crossbeam-channel`s do, holding no
+    /// broker lock while it waits. Unsubscribing, closing or dropping the handle releases it
+    /// at once. [`Broker::try_publish`](crate::Broker::try_publish) never waits and
+    /// [`Broker::publish_timeout`](crate::Broker::publish_timeout) waits at most a while; both
+    /// report the handles that were full. The default, as for bounded Rust channels.
+    #[default]
+    Block,
+    /// The new delivery is dropped; the reader gets `Lagged { missed }` before the next
+    /// delivery (or as soon as it has read everything queued).
+    DropNewest,
+    /// The oldest queued deliveries are dropped to make room, and the reader gets
+    /// `Lagged { missed }` exactly where they were. Room is made in batches of an eighth of
+    /// the capacity (at least one), so a reader that has stopped costs its publishers O(1)
+    /// per message rather than a pass over the queue each time.
+    DropOldest,
+    /// Redis's choice: the handle is disconnected. It loses every subscription, its queue ends
+    /// after what was already in it, and its stats say why.
+    Disconnect,
+}
+
+/// The outcome of offering one delivery to a handle.
+pub(crate) enum Offer<T: ?Sized> {
+    /// Queued.
+    Delivered,
+    /// Not queued, and counted as dropped (full under a drop policy, refused without waiting,
+    /// or the handle is closing).
+    Dropped,
+    /// Full under `Block`, and the caller may wait: the message comes back to retry.
+    Full(Message<T>),
+    /// Full under `Disconnect`: the caller must disconnect the handle once it holds no lock.
+    Disconnect,
+    /// The handle is closing or gone: not queued, not counted.
+    Gone,
+}
+
+/// A bounded queue's limit, policy and bookkeeping.
+pub(crate) struct Bounded<T: ?Sized> {
+    pub(crate) capacity: usize,
+    pub(crate) overflow: Overflow,
+    /// A second receiver of the handle's queue: its length, and evictions for `DropOldest`.
+    receiver: Receiver<Message<T>>,
+    queue: Mutex<QueueState>,
+    /// Signalled when room may have appeared, or the handle's subscriptions changed.
+    room: Condvar,
+    /// Publishers waiting on `room`; readers signal only when it is above 0.
+    blocked: AtomicUsize,
+}
+
+struct QueueState {
+    /// Items ever sent into the queue, of every kind.
+    sent: u64,
+    /// Positions of confirmations and notices that may still be queued, ascending.
+    marks: VecDeque<u64>,
+    /// Deliveries refused since the last notice; reported by the next `Lagged`.
+    missed: u64,
+    /// Readers blocked in `get_message`/`listen`: room for a rendezvous (capacity 0).
+    waiting_readers: usize,
+}
+
+/// What a send changed, for the counters of the handle and the broker.
+#[derive(Default)]
+pub(crate) struct Tally {
+    /// Deliveries refused or evicted.
+    pub(crate) dropped: u64,
+    /// `Lagged` notices made.
+    pub(crate) notices: u64,
+}
+
+impl Tally {
+    pub(crate) fn add(&mut self, other: &Tally) {
+        self.dropped += other.dropped;
+        self.notices += other.notices;
+    }
+}
+
+impl<T: ?Sized> Bounded<T> {
+    pub(crate) fn new(capacity: usize, overflow: Overflow, receiver: Receiver<Message<T>>) -> Self {
+        Bounded {
+            capacity,
+            overflow,
+            receiver,
+            queue: Mutex::new(QueueState {
+                sent: 0,
+                marks: VecDeque::new(),
+                missed: 0,
+                waiting_readers: 0,
+            }),
+            room: Condvar::new(),
+            blocked: AtomicUsize::new(0),
+        }
+    }
+
+    /// Queues a confirmation, never refused; a pending `Lagged` notice goes first.
+    pub(crate) fn send_control(
+        &self,
+        sender: &Sender<Message<T>>,
+        message: Message<T>,
+        tally: &mut Tally,
+    ) {
+        let mut q = self.queue.lock();
+        self.flush_missed(&mut q, sender, tally);
+        push(&mut q, sender, message, true);
+    }
+
+    /// Offers one delivery under the policy. `may_wait` is false for `try_publish`.
+    pub(crate) fn offer(
+        &self,
+        sender: &Sender<Message<T>>,
+        message: Message<T>,
+        may_wait: bool,
+        tally: &mut Tally,
+    ) -> Offer<T> {
+        let mut q = self.queue.lock();
+        if self.has_room(&mut q) {
+            self.flush_missed(&mut q, sender, tally);
+            push(&mut q, sender, message, false);
+            return Offer::Delivered;
+        }
+        match self.overflow {
+            Overflow::Block if may_wait => Offer::Full(message),
+            Overflow::Block | Overflow::DropNewest => {
+                q.missed += 1;
+                tally.dropped += 1;
+                Offer::Dropped
+            }
+            Overflow::DropOldest if self.capacity > 0 => {
+                self.evict_oldest(&mut q, sender, tally);
+                push(&mut q, sender, message, false);
+                Offer::Delivered
+            }
+            Overflow::DropOldest => {
+                // A rendezvous keeps no delivery: the oldest is the new one.
+                q.missed += 1;
+                tally.dropped += 1;
+                Offer::Dropped
+            }
+            Overflow::Disconnect => {
+                tally.dropped += 1;
+                Offer::Disconnect
+            }
+        }
+    }
+
+    /// Offers again after a `Full`: queues the message if there is room now, refuses it once
+    /// `deadline` has passed, or else calls `unlock` (releasing the caller's registry lock,
+    /// under which it checked that the subscription still stands) and waits a while for room,
+    /// giving the message back so the caller re-checks and calls again.
+    pub(crate) fn offer_after_wait(
+        &self,
+        sender: &Sender<Message<T>>,
+        message: Message<T>,
+        deadline: Option<Instant>,
+        tally: &mut Tally,
+        unlock: impl FnOnce(),
+    ) -> Result<Offer<T>, Message<T>> {
+        let mut q = self.queue.lock();
+        if self.has_room(&mut q) {
+            self.flush_missed(&mut q, sender, tally);
+            push(&mut q, sender, message, false);
+            return Ok(Offer::Delivered);
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| d <= now) {
+            q.missed += 1;
+            tally.dropped += 1;
+            return Ok(Offer::Dropped);
+        }
+        // A reader that takes items straight from `receiver()` signals nothing, so re-check
+        // now and then even without a signal.
+        let mut slice = Duration::from_millis(5);
+        if let Some(deadline) = deadline {
+            slice = slice.min(deadline - now);
+        }
+        unlock();
+        self.blocked.fetch_add(1, Ordering::SeqCst);
+        self.room.wait_for(&mut q, slice);
+        self.blocked.fetch_sub(1, Ordering::SeqCst);
+        Err(message)
+    }
+
+    /// Wakes every publisher waiting for room, to re-check (room, or a changed subscription).
+    pub(crate) fn wake_publishers(&self) {
+        if self.blocked.load(Ordering::SeqCst) > 0 {
+            // Taking the lock orders this after a waiter's check, so the signal is not lost.
+            drop(self.queue.lock());
+            self.room.notify_all();
+        }
+    }
+
+    /// Called by a reader that found the queue empty: the pending notice, if any.
+    pub(crate) fn take_missed(&self, tally: &mut Tally) -> Option<Message<T>> {
+        let mut q = self.queue.lock();
+        if q.missed == 0 || !self.receiver.is_empty() {
+            return None;
+        }
+        tally.notices += 1;
+        Some(Message::Lagged {
+            missed: std::mem::take(&mut q.missed),
+        })
+    }
+
+    /// A reader is about to block (`+1`) or has stopped blocking (`-1`).
+    pub(crate) fn reader_waiting(&self, waiting: bool) {
+        let mut q = self.queue.lock();
+        if waiting {
+            q.waiting_readers += 1;
+        } else {
+            q.waiting_readers -= 1;
+        }
+        drop(q);
+        if waiting {
+            self.wake_publishers();
+        }
+    }
+
+    fn count_deliveries(&self, q: &mut MutexGuard<'_, QueueState>) -> usize {
+        let len = self.receiver.len();
+        let left = q.sent - len as u64;
+        while q.marks.front().is_some_and(|&p| p < left) {
+            q.marks.pop_front();
+        }
+        len - q.marks.len()
+    }
+
+    fn has_room(&self, q: &mut MutexGuard<'_, QueueState>) -> bool {
+        let limit = self.capacity.max(q.waiting_readers);
+        self.count_deliveries(q) < limit
+    }
+
+    fn flush_missed(&self, q: &mut QueueState, sender: &Sender<Message<T>>, tally: &mut Tally) {
+        if q.missed > 0 {
+            let missed = std::mem::take(&mut q.missed);
+            tally.notices += 1;
+            push(q, sender, Message::Lagged { missed }, true);
+        }
+    }
+
+    /// Drops the oldest deliveries down to 7/8 of the capacity (at least one), re-queuing
+    /// the rest in order with one `Lagged` notice where the first retained delivery was.
+    /// Confirmations keep their order; an unread notice is merged into the new one.
+    fn evict_oldest(
+        &self,
+        q: &mut MutexGuard<'_, QueueState>,
+        sender: &Sender<Message<T>>,
+        tally: &mut Tally,
+    ) {
+        let items: Vec<Message<T>> = self.receiver.try_iter().collect();
+        q.marks.clear();
+        let deliveries = items.iter().filter(|m| m.is_delivery()).count();
+        let keep = self.capacity - (self.capacity / 8).max(1);
+        let evicted = deliveries.saturating_sub(keep);
+        tally.dropped += evicted as u64;
+        let (mut to_evict, mut missed, mut merged) = (evicted, evicted as u64, false);
+        let mut rest = Vec::with_capacity(items.len());
+        for item in items {
+            match item {
+                Message::Lagged { missed: earlier } => {
+                    missed += earlier;
+                    merged = true;
+                }
+                m if m.is_delivery() && to_evict > 0 => to_evict -= 1,
+                m => rest.push(m),
+            }
+        }
+        let split = rest
+            .iter()
+            .position(Message::is_delivery)
+            .unwrap_or(rest.len());
+        let mut rest = rest.into_iter();
+        for m in rest.by_ref().take(split) {
+            push(q, sender, m, true);
+        }
+        if missed > 0 {
+            if !merged {
+                tally.notices += 1;
+            }
+            push(q, sender, Message::Lagged { missed }, true);
+        }
+        for m in rest {
+            let control = !m.is_delivery();
+            push(q, sender, m, control);
+        }
+    }
+}
+
+/// Sends one item and records its position; `control` items do not count against capacity.
+fn push<T: ?Sized>(
+    q: &mut QueueState,
+    sender: &Sender<Message<T>>,
+    message: Message<T>,
+    control: bool,
+) {
+    if sender.send(message).is_ok() {
+        if control {
+            q.marks.push_back(q.sent);
+        }
+        q.sent += 1;
+    }
+}

@@ -1,0 +1,62 @@
+//! Counters a user can read: plain structs, filled from relaxed atomics.
+
+use std::fmt;
+
+/// Counters of a [`Broker`](crate::Broker), from [`Broker::stats`](crate::Broker::stats).
+///
+/// Each counter is read on its own without stopping publishers, so under load the fields
+/// are each exact but not taken at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct BrokerStats {
+    /// `publish`, `try_publish` and `publish_timeout` calls made before the broker closed.
+    pub published: u64,
+    /// Deliveries queued: the sum of what the publish calls returned.
+    pub delivered: u64,
+    /// Deliveries lost to a full queue: refused, or evicted by `DropOldest`.
+    pub dropped: u64,
+    /// Channels with at least one subscriber now.
+    pub channels: usize,
+    /// Unique patterns subscribed now.
+    pub patterns: usize,
+    /// Live [`PubSub`](crate::PubSub) handles.
+    pub subscribers: usize,
+}
+
+/// Counters of one [`PubSub`](crate::PubSub) handle, from [`PubSub::stats`](crate::PubSub::stats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct PubSubStats {
+    /// Items in the queue now: deliveries, confirmations and notices.
+    pub queued: usize,
+    /// Deliveries ever queued for this handle.
+    pub delivered: u64,
+    /// Deliveries this handle lost to a full queue: refused, or evicted by `DropOldest`.
+    pub dropped: u64,
+    /// [`Message::Lagged`](crate::Message::Lagged) notices given for those gaps.
+    pub lagged: u64,
+    /// Why the handle stopped receiving, if it did.
+    pub disconnected: Option<Disconnected>,
+}
+
+/// Why a handle no longer has subscriptions and its queue ends after what it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Disconnected {
+    /// [`PubSub::close`](crate::PubSub::close) was called.
+    Closed,
+    /// [`Broker::close`](crate::Broker::close) was called.
+    BrokerClosed,
+    /// A delivery found the queue full under [`Overflow::Disconnect`](crate::Overflow::Disconnect).
+    Overflow,
+}
+
+impl fmt::Display for Disconnected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Disconnected::Closed => "closed by its handle",
+            Disconnected::BrokerClosed => "the broker was closed",
+            Disconnected::Overflow => "disconnected: queue full",
+        })
+    }
+}

@@ -1,0 +1,219 @@
+//! The shared half of a subscriber handle: what the registry's entries point to.
+//!
+//! # Locks
+//!
+//! `state` is the handle's list of subscriptions and its own sender. It is taken before any
+//! registry lock (see `registry.rs`), and a bounded queue's lock (`policy.rs`) after both.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::Sender;
+use parking_lot::Mutex;
+
+use crate::message::Message;
+use crate::policy::{Bounded, Offer, Tally};
+use crate::stats::Disconnected;
+
+/// Identifies one [`PubSub`](crate::PubSub) handle of a broker, for reports such as
+/// [`PublishError::full`](crate::PublishError::full). Shown as `#n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SubscriberId(pub(crate) u64);
+
+impl fmt::Display for SubscriberId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// What one handle is subscribed to, in subscription order, and how it confirms.
+pub(crate) struct State<T: ?Sized> {
+    /// Channel name to the sequence number of its subscription.
+    pub(crate) channels: HashMap<Arc<str>, u64>,
+    /// Pattern text to the sequence number of its subscription.
+    pub(crate) patterns: HashMap<Arc<str>, u64>,
+    /// The next sequence number: orders `unsubscribe_all`, and tells a publisher that waited
+    /// whether the subscription it found is still the same one.
+    pub(crate) next_seq: u64,
+    /// The handle's own sender, for confirmations; `None` once it is closed or disconnected,
+    /// so that the queue disconnects when the registry's senders are gone too.
+    pub(crate) sender: Option<Sender<Message<T>>>,
+}
+
+impl<T: ?Sized> State<T> {
+    pub(crate) fn count(&self) -> usize {
+        self.channels.len() + self.patterns.len()
+    }
+}
+
+const OPEN: u8 = 0;
+
+/// One handle's shared state.
+pub(crate) struct Subscriber<T: ?Sized> {
+    pub(crate) id: SubscriberId,
+    pub(crate) state: Mutex<State<T>>,
+    /// `state.count()`, stored after each change's confirmation is queued (Release) and
+    /// loaded before the queue is read (Acquire): a reader that sees 0 also sees the last
+    /// `Unsubscribe` confirmation.
+    pub(crate) subscriptions: AtomicUsize,
+    /// `OPEN`, or 1 + the `Disconnected` reason's index. Set once, from `OPEN`.
+    status: AtomicU8,
+    /// `None` for an unbounded queue.
+    pub(crate) bounded: Option<Bounded<T>>,
+    delivered: AtomicU64,
+    dropped: AtomicU64,
+    lagged: AtomicU64,
+}
+
+impl<T: ?Sized> Subscriber<T> {
+    pub(crate) fn new(
+        id: SubscriberId,
+        sender: Sender<Message<T>>,
+        bounded: Option<Bounded<T>>,
+    ) -> Self {
+        Subscriber {
+            id,
+            state: Mutex::new(State {
+                channels: HashMap::new(),
+                patterns: HashMap::new(),
+                next_seq: 0,
+                sender: Some(sender),
+            }),
+            subscriptions: AtomicUsize::new(0),
+            status: AtomicU8::new(OPEN),
+            bounded,
+            delivered: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            lagged: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn is_open(&self) -> bool {
+        self.status.load(Ordering::Acquire) == OPEN
+    }
+
+    /// Why the handle stopped, if it did.
+    pub(crate) fn disconnected(&self) -> Option<Disconnected> {
+        match self.status.load(Ordering::Acquire) {
+            1 => Some(Disconnected::Closed),
+            2 => Some(Disconnected::BrokerClosed),
+            3 => Some(Disconnected::Overflow),
+            _ => None,
+        }
+    }
+
+    /// Moves from open to `reason`; false if it had already stopped.
+    pub(crate) fn stop(&self, reason: Disconnected) -> bool {
+        let code = match reason {
+            Disconnected::Closed => 1,
+            Disconnected::BrokerClosed => 2,
+            Disconnected::Overflow => 3,
+        };
+        self.status
+            .compare_exchange(OPEN, code, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Queues a confirmation: never refused, never counted against capacity.
+    pub(crate) fn send_control(&self, sender: &Sender<Message<T>>, message: Message<T>) {
+        match &self.bounded {
+            None => {
+                let _ = sender.send(message);
+            }
+            Some(bounded) => {
+                let mut tally = Tally::default();
+                bounded.send_control(sender, message, &mut tally);
+                self.count(&tally);
+            }
+        }
+    }
+
+    /// Offers one delivery; `tally` collects the broker-wide counts.
+    pub(crate) fn offer(
+        &self,
+        sender: &Sender<Message<T>>,
+        message: Message<T>,
+        may_wait: bool,
+        tally: &mut Tally,
+    ) -> Offer<T> {
+        if !self.is_open() {
+            return Offer::Gone;
+        }
+        let offer = match &self.bounded {
+            None => match sender.send(message) {
+                Ok(()) => Offer::Delivered,
+                Err(_) => Offer::Gone,
+            },
+            Some(bounded) => {
+                let mut mine = Tally::default();
+                let offer = bounded.offer(sender, message, may_wait, &mut mine);
+                self.count(&mine);
+                tally.add(&mine);
+                offer
+            }
+        };
+        if let Offer::Delivered = offer {
+            self.delivered.fetch_add(1, Ordering::Relaxed);
+        }
+        offer
+    }
+
+    /// Waits for room (see `Bounded::offer_after_wait`); `unlock` releases the caller's
+    /// registry lock just before the wait.
+    pub(crate) fn offer_after_wait(
+        &self,
+        sender: &Sender<Message<T>>,
+        message: Message<T>,
+        deadline: Option<Instant>,
+        tally: &mut Tally,
+        unlock: impl FnOnce(),
+    ) -> Result<Offer<T>, Message<T>> {
+        let Some(bounded) = self.bounded.as_ref().filter(|_| self.is_open()) else {
+            return Ok(Offer::Gone);
+        };
+        let mut mine = Tally::default();
+        let result = bounded.offer_after_wait(sender, message, deadline, &mut mine, unlock);
+        self.count(&mine);
+        tally.add(&mine);
+        if let Ok(Offer::Delivered) = result {
+            self.delivered.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// Wakes publishers waiting for this handle's room, to re-check.
+    pub(crate) fn wake_publishers(&self) {
+        if let Some(bounded) = &self.bounded {
+            bounded.wake_publishers();
+        }
+    }
+
+    /// A pending `Lagged` notice for a reader that found the queue empty.
+    pub(crate) fn take_missed(&self) -> Option<Message<T>> {
+        let bounded = self.bounded.as_ref()?;
+        let mut tally = Tally::default();
+        let notice = bounded.take_missed(&mut tally);
+        self.count(&tally);
+        notice
+    }
+
+    pub(crate) fn counters(&self) -> (u64, u64, u64) {
+        (
+            self.delivered.load(Ordering::Relaxed),
+            self.dropped.load(Ordering::Relaxed),
+            self.lagged.load(Ordering::Relaxed),
+        )
+    }
+
+    fn count(&self, tally: &Tally) {
+        if tally.dropped > 0 {
+            self.dropped.fetch_add(tally.dropped, Ordering::Relaxed);
+        }
+        if tally.notices > 0 {
+            self.lagged.fetch_add(tally.notices, Ordering::Relaxed);
+        }
+    }
+}
