@@ -147,7 +147,9 @@ impl<T: ?Sized> Broker<T> {
         payload: Arc<T>,
         wait: Wait,
     ) -> Result<usize, PublishError<T>> {
-        let published = self.registry.publish(channel, payload.clone(), wait);
+        let mut published = self.registry.publish(channel, payload.clone(), wait);
+        published.full.sort_unstable();
+        published.full.dedup();
         if published.full.is_empty() {
             Ok(published.delivered)
         } else {

@@ -23,7 +23,8 @@ impl<T: ?Sized> PublishError<T> {
         self.delivered
     }
 
-    /// The handles whose queue was full, in delivery order (see [`PubSub::id`](crate::PubSub::id)).
+    /// The handles whose queue was full, each once, by ascending id (see
+    /// [`PubSub::id`](crate::PubSub::id)).
     pub fn full(&self) -> &[SubscriberId] {
         &self.full
     }

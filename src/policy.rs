@@ -22,7 +22,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::message::Message;
@@ -223,14 +223,20 @@ impl<T: ?Sized> Bounded<T> {
         }
     }
 
-    /// Called by a reader that found the queue empty: the pending notice, if any.
-    pub(crate) fn take_missed(&self, tally: &mut Tally) -> Option<Message<T>> {
+    /// Takes the next item for a reader, under the queue lock: a `DropOldest` eviction
+    /// re-queues what it keeps, and only a read under the lock sees the queue whole. When
+    /// the queue is empty, a pending `Lagged` notice is the next item.
+    pub(crate) fn take(&self, tally: &mut Tally) -> Result<Message<T>, TryRecvError> {
         let mut q = self.queue.lock();
-        if q.missed == 0 || !self.receiver.is_empty() {
-            return None;
+        let error = match self.receiver.try_recv() {
+            Ok(message) => return Ok(message),
+            Err(error) => error,
+        };
+        if q.missed == 0 {
+            return Err(error);
         }
         tally.notices += 1;
-        Some(Message::Lagged {
+        Ok(Message::Lagged {
             missed: std::mem::take(&mut q.missed),
         })
     }

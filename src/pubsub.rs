@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, TryRecvError};
+use crossbeam_channel::{Receiver, Select, TryRecvError};
 
 use crate::message::Message;
 use crate::policy::{Bounded, Overflow};
@@ -413,46 +413,46 @@ impl<T: ?Sized> PubSub<T> {
         })
     }
 
-    /// Takes the next message, waiting as `wait` allows. A pending `Lagged` notice is given
-    /// once everything queued before it has been read.
+    /// Takes the next message, waiting as `wait` allows.
     fn read(&self, wait: ReadWait) -> Option<Message<T>> {
-        match self.receiver.try_recv() {
-            Ok(message) => return Some(self.taken(message)),
-            Err(TryRecvError::Disconnected) => return self.subscriber.take_missed(),
-            Err(TryRecvError::Empty) => {}
-        }
-        if let Some(notice) = self.subscriber.take_missed() {
-            return Some(notice);
-        }
         let deadline = match wait {
-            ReadWait::Poll => return None,
+            ReadWait::Poll => None,
             ReadWait::Until(deadline) => Some(deadline),
             ReadWait::Forever => None,
         };
-        // A reader that waits is room for a rendezvous queue (capacity 0).
-        let bounded = self.subscriber.bounded.as_ref();
-        if let Some(bounded) = bounded {
-            bounded.reader_waiting(true);
-        }
-        let received = match deadline {
-            Some(deadline) => self.receiver.recv_deadline(deadline).ok(),
-            None => self.receiver.recv().ok(),
+        let Some(bounded) = &self.subscriber.bounded else {
+            return match wait {
+                ReadWait::Poll => self.receiver.try_recv().ok(),
+                ReadWait::Until(deadline) => self.receiver.recv_deadline(deadline).ok(),
+                ReadWait::Forever => self.receiver.recv().ok(),
+            };
         };
-        if let Some(bounded) = bounded {
+        loop {
+            match self.subscriber.take(bounded) {
+                Ok(message) => return Some(message),
+                Err(TryRecvError::Disconnected) => return None,
+                Err(TryRecvError::Empty) => {}
+            }
+            if let ReadWait::Poll = wait {
+                return None;
+            }
+            // Wait for an item without taking it (see `Bounded::take`). A waiting reader is
+            // room for a rendezvous queue (capacity 0).
+            bounded.reader_waiting(true);
+            let mut select = Select::new();
+            select.recv(&self.receiver);
+            let ready = match deadline {
+                Some(deadline) => select.ready_deadline(deadline).is_ok(),
+                None => {
+                    select.ready();
+                    true
+                }
+            };
             bounded.reader_waiting(false);
+            if !ready {
+                return self.subscriber.take(bounded).ok();
+            }
         }
-        match received {
-            Some(message) => Some(self.taken(message)),
-            None => self.subscriber.take_missed(),
-        }
-    }
-
-    /// Lets publishers waiting for room know that a delivery left the queue.
-    fn taken(&self, message: Message<T>) -> Message<T> {
-        if message.is_delivery() {
-            self.subscriber.wake_publishers();
-        }
-        message
     }
 
     fn subscribe_each<I>(&self, kind: Kind, names: I)

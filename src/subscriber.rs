@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Sender, TryRecvError};
 use parking_lot::Mutex;
 
 use crate::message::Message;
@@ -191,13 +191,15 @@ impl<T: ?Sized> Subscriber<T> {
         }
     }
 
-    /// A pending `Lagged` notice for a reader that found the queue empty.
-    pub(crate) fn take_missed(&self) -> Option<Message<T>> {
-        let bounded = self.bounded.as_ref()?;
+    /// Takes the next item for a bounded handle's reader (see `Bounded::take`).
+    pub(crate) fn take(&self, bounded: &Bounded<T>) -> Result<Message<T>, TryRecvError> {
         let mut tally = Tally::default();
-        let notice = bounded.take_missed(&mut tally);
+        let taken = bounded.take(&mut tally);
         self.count(&tally);
-        notice
+        if taken.as_ref().is_ok_and(Message::is_delivery) {
+            bounded.wake_publishers();
+        }
+        taken
     }
 
     pub(crate) fn counters(&self) -> (u64, u64, u64) {

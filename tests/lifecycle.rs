@@ -1,0 +1,185 @@
+//! Closing and dropping: `PubSub::close`, `Broker::close`, dropped brokers, and input that
+//! could break a broker (huge names, many names, hostile patterns).
+
+mod common;
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::drain;
+use fanout::{Broker, Disconnected, Message, MAX_STAR_NESTING};
+
+#[test]
+fn close_ends_a_listen_blocked_in_another_thread_without_confirmations() {
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    sub.subscribe(["a", "b"]);
+    sub.psubscribe(["c*"]);
+    thread::scope(|s| {
+        let listener = s.spawn(|| sub.listen().map(|m| m.kind()).collect::<Vec<_>>());
+        broker.publish("a", "x");
+        thread::sleep(Duration::from_millis(20)); // let it block on an empty queue
+        sub.close();
+        let kinds = listener.join().unwrap();
+        assert_eq!(kinds, ["subscribe", "subscribe", "psubscribe", "message"]);
+    });
+    assert!(!sub.is_subscribed() && sub.is_closed());
+    assert_eq!(sub.stats().disconnected, Some(Disconnected::Closed));
+    assert_eq!((broker.numsub("a"), broker.numpat()), (0, 0));
+    assert!(broker.channels(None).is_empty());
+}
+
+#[test]
+fn a_closed_handle_ignores_later_calls_and_its_queue_reports_its_end() {
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    sub.subscribe(["a"]);
+    sub.close();
+    sub.close(); // twice is harmless
+    sub.subscribe(["a"]);
+    sub.psubscribe(["*"]);
+    sub.unsubscribe(["a"]);
+    sub.unsubscribe_all();
+    assert_eq!(broker.publish("a", "x"), 0);
+    assert_eq!(
+        drain(&sub).len(),
+        1,
+        "only the confirmation from before close"
+    );
+    assert!(
+        sub.receiver().recv().is_err(),
+        "the raw receiver sees the end too"
+    );
+    assert_eq!(
+        sub.get_message(Duration::from_secs(5)),
+        None,
+        "returns at once"
+    );
+}
+
+#[test]
+fn broker_close_drains_every_listen_and_refuses_what_comes_later() {
+    let broker = Broker::<str>::new();
+    let subs: Vec<_> = (0..4).map(|_| broker.pubsub()).collect();
+    for (i, sub) in subs.iter().enumerate() {
+        sub.subscribe(["all", &format!("own.{i}")]);
+        sub.psubscribe(["a*"]);
+    }
+    let idle = broker.pubsub();
+    thread::scope(|s| {
+        let listeners: Vec<_> = subs
+            .iter()
+            .map(|sub| s.spawn(move || sub.listen().count()))
+            .collect();
+        assert_eq!(broker.publish("all", "x"), 8);
+        thread::sleep(Duration::from_millis(20));
+        broker.clone().close();
+        for listener in listeners {
+            assert_eq!(
+                listener.join().unwrap(),
+                5,
+                "3 confirmations, a message, a pmessage"
+            );
+        }
+    });
+    assert!(broker.is_closed());
+    assert_eq!(broker.publish("all", "x"), 0);
+    assert!(broker.try_publish("all", "x").is_ok());
+    let late = broker.pubsub();
+    late.subscribe(["all"]);
+    idle.psubscribe(["*"]);
+    for sub in subs.iter().chain([&late, &idle]) {
+        assert!(sub.is_closed());
+        assert!(!sub.is_subscribed());
+        assert_eq!(sub.stats().disconnected, Some(Disconnected::BrokerClosed));
+        assert!(drain(sub).is_empty());
+    }
+    let stats = broker.stats();
+    assert_eq!((stats.channels, stats.patterns, stats.published), (0, 0, 1));
+    assert_eq!(stats.subscribers, 6);
+}
+
+#[test]
+fn handles_keep_working_after_the_last_broker_clone_is_dropped() {
+    let broker = Broker::<str>::new();
+    let a = broker.pubsub();
+    let b = broker.pubsub();
+    a.subscribe(["x"]);
+    drop(broker);
+    b.subscribe(["y"]);
+    b.unsubscribe(["y"]);
+    assert_eq!(drain(&a).len(), 1);
+    assert_eq!(drain(&b).len(), 2);
+    assert!(!a.is_closed());
+}
+
+#[test]
+fn stats_count_handles_publishes_and_deliveries() {
+    let broker = Broker::<str>::new();
+    let a = broker.pubsub();
+    {
+        let b = broker.pubsub();
+        b.subscribe(["x"]);
+        a.subscribe(["x"]);
+        a.psubscribe(["*"]);
+        assert_eq!(broker.publish("x", "1"), 3);
+        assert_eq!(broker.publish("nobody", "2"), 1);
+        let stats = broker.stats();
+        assert_eq!((stats.published, stats.delivered, stats.dropped), (2, 4, 0));
+        assert_eq!(
+            (stats.channels, stats.patterns, stats.subscribers),
+            (1, 1, 2)
+        );
+        assert_eq!(b.stats().delivered, 1);
+    }
+    assert_eq!(broker.stats().subscribers, 1);
+    let stats = a.stats();
+    assert_eq!(
+        (stats.queued, stats.delivered, stats.dropped, stats.lagged),
+        (5, 3, 0, 0)
+    );
+    assert_eq!(stats.disconnected, None);
+}
+
+#[test]
+fn empty_and_huge_names_work_like_any_other() {
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    let huge = "n".repeat(1 << 20);
+    sub.subscribe(["", &huge]);
+    sub.psubscribe([&format!("{}*", &huge[..1000])]);
+    assert_eq!(broker.publish("", "empty"), 1);
+    assert_eq!(broker.publish(&huge, "huge"), 2);
+    assert_eq!(broker.channels(None).len(), 2);
+    assert_eq!(broker.channels(Some("")), [""]);
+    let got = drain(&sub);
+    assert_eq!(got.len(), 6);
+    assert_eq!(got[3].channel(), Some(""));
+    assert_eq!(got[4].channel().map(str::len), Some(1 << 20));
+    sub.unsubscribe(["", &huge]);
+    assert!(broker.channels(None).is_empty());
+}
+
+#[test]
+fn hostile_patterns_are_cheap_and_the_nesting_guard_says_no_match() {
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    let stars = "*a".repeat(5_000);
+    sub.psubscribe([&stars, "a*a*a*a*a*a*a*a*a*a*b"]);
+    let channel = "a".repeat(20_000);
+    let started = Instant::now();
+    // `*a` repeated 5,000 times would match, but nests deeper than the guard allows.
+    assert!(5_000 > MAX_STAR_NESTING);
+    assert_eq!(broker.publish(&channel, "x"), 0);
+    // A loose bound against exponential backtracking, not a benchmark.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    let shallow = "*a".repeat(MAX_STAR_NESTING);
+    sub.psubscribe([&shallow]);
+    assert_eq!(broker.publish(&channel, "x"), 1);
+    let last = drain(&sub).pop().unwrap();
+    assert!(matches!(last, Message::PMessage { .. }));
+}
