@@ -463,8 +463,8 @@ impl<T: ?Sized> PubSub<T> {
         let subscriber = &self.subscriber;
         let mut state = subscriber.state.lock();
         for name in names {
-            let Some(sender) = state.sender.clone() else {
-                return; // closed: nothing to confirm to
+            let Some(sender) = self.open_sender(&mut state) else {
+                return;
             };
             let name = name.as_ref();
             if let Some((known, _)) = state.of(kind).get_key_value(name) {
@@ -505,9 +505,19 @@ impl<T: ?Sized> PubSub<T> {
         }
     }
 
+    /// The sender for confirmations, or `None` once the handle or its broker is closed (the
+    /// handle is then detached, if it was not yet): (un)subscribing does nothing then.
+    fn open_sender(&self, state: &mut State<T>) -> Option<crossbeam_channel::Sender<Message<T>>> {
+        if self.registry.is_closed() {
+            self.registry
+                .detach_locked(&self.subscriber, state, Disconnected::BrokerClosed);
+        }
+        state.sender.clone()
+    }
+
     fn unsubscribe_one(&self, state: &mut State<T>, kind: Kind, name: &str) {
-        let Some(sender) = state.sender.clone() else {
-            return; // closed: nothing to confirm to
+        let Some(sender) = self.open_sender(state) else {
+            return;
         };
         let removed = state.of(kind).remove_entry(name);
         shrink_if_sparse(state.of(kind));

@@ -459,6 +459,12 @@ impl<T: ?Sized> Registry<T> {
         state: &mut State<T>,
         reason: Disconnected,
     ) {
+        // Once the broker is closed, that is why every handle stopped.
+        let reason = if self.is_closed() {
+            Disconnected::BrokerClosed
+        } else {
+            reason
+        };
         if !subscriber.stop(reason) {
             return;
         }
