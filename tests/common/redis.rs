@@ -18,43 +18,86 @@ impl Server {
     /// Returns `None`, after printing why, when `redis-server` is not installed and the test
     /// is not running in CI (where `.ci/run` installs it, so a missing server fails).
     pub fn start() -> Option<Server> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        let spawned = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let child = match spawned {
-            Ok(child) => child,
-            Err(e) if std::env::var_os("CI").is_none() => {
-                eprintln!("skipped: redis-server could not start ({e}); `apt-get install redis-server` to run it");
-                return None;
+        // Another test may pick the same free port at the same moment; the server that loses
+        // the race exits, so check that the one answering is ours, and try again if not.
+        for _ in 0..10 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .ok()?
+                .local_addr()
+                .ok()?
+                .port();
+            let spawned = Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn();
+            let child = match spawned {
+                Ok(child) => child,
+                Err(e) if std::env::var_os("CI").is_none() => {
+                    eprintln!("skipped: redis-server could not start ({e}); `apt-get install redis-server` to run it");
+                    return None;
+                }
+                Err(e) => panic!("redis-server could not start in CI: {e}"),
+            };
+            let mut server = Server { child, port };
+            if server.wait_until_ours() {
+                return Some(server);
             }
-            Err(e) => panic!("redis-server could not start in CI: {e}"),
-        };
-        let server = Server { child, port };
+        }
+        panic!("could not start a redis-server of this test's own on a free port");
+    }
+
+    /// Waits for the server to answer, and tells whether the one answering is this child.
+    fn wait_until_ours(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        let ours = format!("process_id:{}", self.child.id());
+        loop {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false; // it exited: the port was taken
+            }
+            if let Some(pid_line) = self.answering_pid() {
+                return pid_line == ours;
+            }
             assert!(
                 Instant::now() < deadline,
-                "redis-server did not listen on {port}"
+                "redis-server did not answer on {}",
+                self.port
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        Some(server)
+    }
+
+    /// The `process_id:N` line of the server answering on the port, if one answers in full.
+    fn answering_pid(&self) -> Option<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+        stream
+            .write_all(b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")
+            .ok()?;
+        let mut text = String::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buf).ok()?;
+            if n == 0 {
+                return None;
+            }
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if let Some(line) = text
+                .lines()
+                .find(|l| l.starts_with("process_id:") && text.contains(&format!("{l}\r\n")))
+            {
+                return Some(line.trim().to_string());
+            }
+        }
     }
 
     pub fn connect(&self) -> Connection {
