@@ -58,16 +58,76 @@
 //!
 //! # Slow subscribers
 //!
-//! Each handle's queue is unbounded, as Redis buffers a subscriber's replies until its
-//! output-buffer limit: a publisher never waits, and a handle that stops reading keeps
-//! everything sent to it until it reads or drops. Bounded queues with overflow policies are
-//! planned; until then, drop (or unsubscribe) a handle you no longer read.
+//! Queues are unbounded by default, as Redis buffers a subscriber's replies until its
+//! output-buffer limit. [`Broker::builder`] (for every handle) and [`Broker::pubsub_builder`]
+//! (for one) bound a queue to a number of deliveries and pick an [`Overflow`] policy.
+//! Confirmations and notices never count against the bound and are never dropped.
+//!
+//! - [`Overflow::Block`] (the default once bounded): the publisher waits for room, holding no
+//!   broker lock, so other publishers and (un)subscriptions go on; unsubscribing, closing or
+//!   dropping the slow handle releases it at once. [`Broker::try_publish`] never waits and
+//!   [`Broker::publish_timeout`] waits at most a while; both name the handles that were full.
+//! - [`Overflow::DropNewest`]: a delivery that finds the queue full is dropped, and the
+//!   reader gets [`Message::Lagged`] with the exact count before the next delivery.
+//! - [`Overflow::DropOldest`]: the oldest queued deliveries make room (an eighth of the
+//!   capacity at a time, at least one), and `Lagged` sits exactly where they were.
+//! - [`Overflow::Disconnect`] (Redis's answer): the handle loses every subscription, its queue
+//!   ends after what it holds, and [`PubSub::stats`] says why.
+//!
+//! ```
+//! use std::time::Duration;
+//! use fanout::{Broker, Message, Overflow};
+//!
+//! let broker = Broker::<str>::new();
+//! let sub = broker.pubsub_builder().capacity(2).overflow(Overflow::DropNewest).build();
+//! sub.subscribe(["prices"]);
+//! for price in ["10", "11", "12", "13"] {
+//!     broker.publish("prices", price); // 12 and 13 find the queue full
+//! }
+//! let read: Vec<_> = std::iter::from_fn(|| sub.get_message(Duration::ZERO)).collect();
+//! assert_eq!(read[1..], [
+//!     Message::Message { channel: "prices".into(), payload: "10".into() },
+//!     Message::Message { channel: "prices".into(), payload: "11".into() },
+//!     Message::Lagged { missed: 2 },
+//! ]);
+//! assert_eq!(sub.stats().dropped, 2);
+//! ```
+//!
+//! A capacity of 0 is a rendezvous: a delivery is queued only while a reader waits for it in
+//! [`PubSub::get_message`] or [`PubSub::listen`].
+//!
+//! Read bounded handles with `get_message` or `listen`. Taking items straight from
+//! [`PubSub::receiver`] works, with three differences: a `DropNewest` notice shows up only
+//! before the next delivery (not when the queue runs dry), a `Block` publisher notices the
+//! room within 5 ms instead of at once, and a `DropOldest` eviction, which re-queues what it
+//! keeps, may reorder items for a reader that takes them at that moment. To wait on several
+//! handles, use `crossbeam_channel::Select::ready` and then `get_message(Duration::ZERO)`.
 //!
 //! # Closing and dropping
 //!
 //! Dropping a [`PubSub`] removes all its subscriptions from the broker at once, without
-//! confirmations. [`PubSub::listen`] ends by itself once the handle has no subscriptions left
-//! and its queue is empty. Dropping every [`Broker`] clone keeps live handles working.
+//! confirmations. [`PubSub::close`] does the same and ends the handle's queue after what it
+//! holds, so a `listen()` blocked in another thread yields the rest and ends (and the raw
+//! receiver reports disconnection). [`Broker::close`] does that to every handle; later
+//! publishes return 0 and later (un)subscriptions do nothing ([`PubSub::is_closed`] tells).
+//! [`PubSub::listen`] also ends by itself once the handle has no subscriptions left and its
+//! queue is empty. Dropping every [`Broker`] clone keeps live handles working.
+//!
+//! # Guarantees
+//!
+//! - **Order**: each handle sees one publisher's messages in publish order, whatever the
+//!   policy (a policy may leave gaps, never reorder, when read with `get_message`/`listen`).
+//! - **Clean cuts**: once `subscribe` returns, every later publish reaches the handle; once
+//!   `unsubscribe` returns, none does; confirmations sit between the two sides.
+//! - **Exactly once** per matching subscription for unbounded and `Block` queues under
+//!   `publish`: nothing lost, nothing twice.
+//! - **At most once, never silently** for `DropNewest`, `DropOldest`, and `Block` under
+//!   `try_publish`/`publish_timeout`: every delivery lost is counted in a `Lagged` notice and
+//!   in the stats. `Disconnect` is at most once too; its loss ends the handle instead.
+//! - **Counters add up**: the sum of what `publish` returned is [`BrokerStats::delivered`];
+//!   a handle's deliveries read, still queued, or evicted by `DropOldest` add up to its
+//!   [`PubSubStats::delivered`], and its `Lagged` notices add up to its
+//!   [`PubSubStats::dropped`].
 //!
 //! # Cost model
 //!
@@ -75,7 +135,8 @@
 //! channels seldom meet), and, only while patterns exist, reads the pattern table and tests
 //! each pattern. Each delivery is one `Arc` clone of the payload and one clone of the
 //! channel's shared name, pushed into the handle's `crossbeam-channel` queue; nothing is
-//! copied or formatted.
+//! copied or formatted. A bounded queue adds one uncontended mutex per delivery for its
+//! count. Statistics are relaxed atomic adds: the broker's per stripe, a handle's its own.
 //!
 //! # Cargo features
 //!
@@ -91,6 +152,11 @@
 //! - Glob range ends compare as unsigned bytes (Redis compares C `char`, signed on x86).
 //! - Channels and patterns are `&str`, so they are valid UTF-8; payloads are any `T`.
 //! - [`Broker::channels`] is sorted.
+//! - Redis bounds a subscriber's output buffer in bytes and disconnects it; here the bound is
+//!   a number of deliveries and disconnecting is one policy of four
+//!   ([`Message::Lagged`] is not a Redis message).
+//! - More than [`MAX_STAR_NESTING`] nested `*` groups give "no match", as Redis does since
+//!   its fix for CVE-2024-31228 (older servers recurse further).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
