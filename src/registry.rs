@@ -227,12 +227,14 @@ impl<T: ?Sized> Registry<T> {
             Some((name, _)) => name.clone(),
             None => Arc::from(channel),
         };
-        map.entry(name.clone()).or_default().push(Entry {
-            subscriber: Arc::clone(subscriber),
-            sender: sender.clone(),
+        join(
+            map.entry(name.clone()).or_default(),
+            &name,
+            subscriber,
+            sender,
             seq,
-        });
-        subscriber.send_control(sender, confirm(name.clone()));
+            confirm,
+        );
         Some(name)
     }
 
@@ -285,13 +287,8 @@ impl<T: ?Sized> Registry<T> {
             }
         };
         let entry = &mut table[index];
-        entry.entries.push(Entry {
-            subscriber: Arc::clone(subscriber),
-            sender: sender.clone(),
-            seq,
-        });
         let name = entry.pattern.clone();
-        subscriber.send_control(sender, confirm(name.clone()));
+        join(&mut entry.entries, &name, subscriber, sender, seq, confirm);
         Some(name)
     }
 
@@ -560,6 +557,24 @@ impl<T: ?Sized> Registry<T> {
             subscribers: self.subscribers.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Adds a subscription to a channel's or pattern's `entries` and queues its confirmation;
+/// the caller holds the lock over `entries`.
+fn join<T: ?Sized>(
+    entries: &mut Vec<Entry<T>>,
+    name: &Arc<str>,
+    subscriber: &Arc<Subscriber<T>>,
+    sender: &Sender<Message<T>>,
+    seq: u64,
+    confirm: impl FnOnce(Arc<str>) -> Message<T>,
+) {
+    entries.push(Entry {
+        subscriber: Arc::clone(subscriber),
+        sender: sender.clone(),
+        seq,
+    });
+    subscriber.send_control(sender, confirm(name.clone()));
 }
 
 /// Gives memory back once a map holds far fewer entries than it has room for, so a burst of
