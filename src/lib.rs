@@ -162,6 +162,7 @@
 
 mod broker;
 mod builder;
+mod channel_map;
 mod error;
 mod message;
 mod pattern;

@@ -24,7 +24,6 @@
 //! new state. A publisher that waited for room checks again, under the lock, that the same
 //! subscription (by sequence number) still stands before it queues.
 
-use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -34,6 +33,7 @@ use std::time::Instant;
 use crossbeam_channel::Sender;
 use parking_lot::{Mutex, RwLock};
 
+use crate::channel_map::ChannelTable;
 use crate::message::Message;
 use crate::pattern::glob_match;
 use crate::policy::{Offer, Overflow, Tally};
@@ -56,11 +56,14 @@ pub(crate) struct Entry<T: ?Sized> {
 /// One stripe of the channel map and its counters, padded to its own cache lines.
 #[repr(align(128))]
 struct Stripe<T: ?Sized> {
-    map: Mutex<HashMap<Arc<str>, Vec<Entry<T>>>>,
-    /// Publish calls to channels of this stripe.
+    map: Mutex<ChannelTable<Vec<Entry<T>>>>,
+    /// Publish calls to channels of this stripe. Changed only under `map`'s lock, so a plain
+    /// load and store (no read-modify-write) is enough; `stats` reads it without the lock.
     published: AtomicU64,
-    /// Deliveries those calls queued.
+    /// Channel deliveries those calls queued; changed only under `map`'s lock, like `published`.
     delivered: AtomicU64,
+    /// Pattern deliveries and deliveries after a wait, which happen without `map`'s lock.
+    delivered_late: AtomicU64,
 }
 
 /// A pattern and its subscriptions.
@@ -94,7 +97,8 @@ pub(crate) struct Published {
 
 /// All subscriptions of one broker.
 pub(crate) struct Registry<T: ?Sized> {
-    hasher: RandomState,
+    /// Keyed per broker, so names chosen from outside cannot aim at one bucket.
+    hasher: foldhash::fast::RandomState,
     stripes: Box<[Stripe<T>]>,
     /// Unique patterns in the order they first appeared.
     patterns: RwLock<Vec<PatternEntry<T>>>,
@@ -171,12 +175,13 @@ impl<T: ?Sized> Round<T> {
 impl<T: ?Sized> Registry<T> {
     pub(crate) fn new(defaults: QueueConfig) -> Self {
         Registry {
-            hasher: RandomState::new(),
+            hasher: foldhash::fast::RandomState::default(),
             stripes: (0..STRIPES)
                 .map(|_| Stripe {
-                    map: Mutex::new(HashMap::new()),
+                    map: Mutex::new(ChannelTable::default()),
                     published: AtomicU64::new(0),
                     delivered: AtomicU64::new(0),
+                    delivered_late: AtomicU64::new(0),
                 })
                 .collect(),
             patterns: RwLock::new(Vec::new()),
@@ -189,9 +194,10 @@ impl<T: ?Sized> Registry<T> {
         }
     }
 
-    fn stripe(&self, channel: &str) -> &Stripe<T> {
-        let hash = self.hasher.hash_one(channel) as usize;
-        &self.stripes[hash & (STRIPES - 1)]
+    /// The channel's hash (computed once per call) and the stripe it picks.
+    fn stripe(&self, channel: &str) -> (u64, &Stripe<T>) {
+        let hash = self.hasher.hash_one(channel);
+        (hash, &self.stripes[hash as usize & (STRIPES - 1)])
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -219,22 +225,14 @@ impl<T: ?Sized> Registry<T> {
         seq: u64,
         confirm: impl FnOnce(Arc<str>) -> Message<T>,
     ) -> Option<Arc<str>> {
-        let mut map = self.stripe(channel).map.lock();
+        let (hash, stripe) = self.stripe(channel);
+        let mut map = stripe.map.lock();
         if self.is_closed() {
             return None;
         }
-        let name = match map.get_key_value(channel) {
-            Some((name, _)) => name.clone(),
-            None => Arc::from(channel),
-        };
-        join(
-            map.entry(name.clone()).or_default(),
-            &name,
-            subscriber,
-            sender,
-            seq,
-            confirm,
-        );
+        let entry = map.get_or_insert(hash, channel);
+        let name = entry.name.clone();
+        join(&mut entry.value, &name, subscriber, sender, seq, confirm);
         Some(name)
     }
 
@@ -246,12 +244,12 @@ impl<T: ?Sized> Registry<T> {
         subscriber: &Arc<Subscriber<T>>,
         confirmation: Option<(&Sender<Message<T>>, Message<T>)>,
     ) {
-        let mut map = self.stripe(channel).map.lock();
-        if let Some(entries) = map.get_mut(channel) {
-            entries.retain(|e| !Arc::ptr_eq(&e.subscriber, subscriber));
-            if entries.is_empty() {
-                map.remove(channel);
-                shrink_if_sparse(&mut map);
+        let (hash, stripe) = self.stripe(channel);
+        let mut map = stripe.map.lock();
+        if let Some(entry) = map.get_mut(hash, channel) {
+            entry.value.retain(|e| !Arc::ptr_eq(&e.subscriber, subscriber));
+            if entry.value.is_empty() {
+                map.remove(hash, channel);
             }
         }
         if let Some((sender, message)) = confirmation {
@@ -324,7 +322,7 @@ impl<T: ?Sized> Registry<T> {
         if self.is_closed() {
             return Published::default();
         }
-        let stripe = self.stripe(channel);
+        let (hash, stripe) = self.stripe(channel);
         let mut round = Round {
             may_wait: !matches!(wait, Wait::Never),
             published: Published::default(),
@@ -333,20 +331,29 @@ impl<T: ?Sized> Registry<T> {
             disconnect: Vec::new(),
         };
         let mut name: Option<Arc<str>> = None;
+        // Read before the channel's lock: a `psubscribe` that returned before this call began
+        // is seen, and without patterns the table is not touched at all.
+        let patterns = self.pattern_count.load(Ordering::Acquire) > 0;
         {
             let map = stripe.map.lock();
-            if let Some((key, entries)) = map.get_key_value(channel) {
-                for entry in entries {
+            if let Some(found) = map.get(hash, channel) {
+                let key = &found.name;
+                for entry in &found.value {
                     let message = Message::Message {
                         channel: key.clone(),
                         payload: payload.clone(),
                     };
                     round.offer(entry, || Target::Channel(key.clone()), message);
                 }
-                name = Some(key.clone());
+                if patterns {
+                    name = Some(key.clone());
+                }
             }
+            add_under_lock(&stripe.published, 1);
+            add_under_lock(&stripe.delivered, round.published.delivered as u64);
         }
-        if self.pattern_count.load(Ordering::Acquire) > 0 {
+        let channel_delivered = round.published.delivered;
+        if patterns {
             let table = self.patterns.read();
             for pattern in table.iter().filter(|p| glob_match(&p.pattern, channel)) {
                 let name = name.get_or_insert_with(|| Arc::from(channel));
@@ -360,16 +367,20 @@ impl<T: ?Sized> Registry<T> {
                 }
             }
         }
-        for deferred in std::mem::take(&mut round.deferred) {
-            self.deliver_after_wait(deferred, wait, &mut round);
+        if !round.deferred.is_empty() {
+            for deferred in std::mem::take(&mut round.deferred) {
+                self.deliver_after_wait(deferred, wait, &mut round);
+            }
         }
-        for subscriber in std::mem::take(&mut round.disconnect) {
-            self.detach(&subscriber, Disconnected::Overflow);
+        if !round.disconnect.is_empty() {
+            for subscriber in std::mem::take(&mut round.disconnect) {
+                self.detach(&subscriber, Disconnected::Overflow);
+            }
         }
-        stripe.published.fetch_add(1, Ordering::Relaxed);
-        stripe
-            .delivered
-            .fetch_add(round.published.delivered as u64, Ordering::Relaxed);
+        let late = round.published.delivered - channel_delivered;
+        if late > 0 {
+            stripe.delivered_late.fetch_add(late as u64, Ordering::Relaxed);
+        }
         if round.tally.dropped > 0 {
             self.dropped
                 .fetch_add(round.tally.dropped, Ordering::Relaxed);
@@ -395,10 +406,11 @@ impl<T: ?Sized> Registry<T> {
         loop {
             let result = match &target {
                 Target::Channel(name) => {
-                    let map = self.stripe(name).map.lock();
+                    let (hash, stripe) = self.stripe(name);
+                    let map = stripe.map.lock();
                     if !map
-                        .get(name)
-                        .is_some_and(|entries| entries.iter().any(is_it))
+                        .get(hash, name)
+                        .is_some_and(|c| c.value.iter().any(is_it))
                     {
                         return;
                     }
@@ -486,8 +498,8 @@ impl<T: ?Sized> Registry<T> {
         self.closed.store(true, Ordering::Release);
         let mut subscribers: Vec<Arc<Subscriber<T>>> = Vec::new();
         for stripe in self.stripes.iter() {
-            let taken = std::mem::take(&mut *stripe.map.lock());
-            subscribers.extend(taken.into_values().flatten().map(|e| e.subscriber));
+            let taken: Vec<_> = stripe.map.lock().take().collect();
+            subscribers.extend(taken.into_iter().flat_map(|c| c.value).map(|e| e.subscriber));
         }
         let taken = std::mem::take(&mut *self.patterns.write());
         self.pattern_count.store(0, Ordering::Release);
@@ -510,9 +522,9 @@ impl<T: ?Sized> Registry<T> {
         for stripe in self.stripes.iter() {
             let map = stripe.map.lock();
             names.extend(
-                map.keys()
-                    .filter(|name| pattern.map_or(true, |p| glob_match(p, name)))
-                    .map(|name| name.to_string()),
+                map.iter()
+                    .filter(|c| pattern.map_or(true, |p| glob_match(p, &c.name)))
+                    .map(|c| c.name.to_string()),
             );
         }
         names.sort_unstable();
@@ -529,11 +541,8 @@ impl<T: ?Sized> Registry<T> {
 
     /// Subscribers of exactly `channel` (patterns are not counted).
     pub(crate) fn numsub(&self, channel: &str) -> usize {
-        self.stripe(channel)
-            .map
-            .lock()
-            .get(channel)
-            .map_or(0, Vec::len)
+        let (hash, stripe) = self.stripe(channel);
+        stripe.map.lock().get(hash, channel).map_or(0, |c| c.value.len())
     }
 
     /// Unique patterns across all handles.
@@ -550,12 +559,20 @@ impl<T: ?Sized> Registry<T> {
         };
         BrokerStats {
             published: sum(|s| &s.published),
-            delivered: sum(|s| &s.delivered),
+            delivered: sum(|s| &s.delivered) + sum(|s| &s.delivered_late),
             dropped: self.dropped.load(Ordering::Relaxed),
             channels: self.channel_count(),
             patterns: self.numpat(),
             subscribers: self.subscribers.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// Adds to a counter that only changes under one lock, which the caller holds: a plain load
+/// and store, cheaper than an atomic add, and still readable without the lock.
+fn add_under_lock(counter: &AtomicU64, n: u64) {
+    if n > 0 {
+        counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
     }
 }
 

@@ -63,6 +63,13 @@ pub(crate) struct Subscriber<T: ?Sized> {
     status: AtomicU8,
     /// `None` for an unbounded queue.
     pub(crate) bounded: Option<Bounded<T>>,
+    counters: Counters,
+}
+
+/// A handle's counters, written by publishers on every delivery: on cache lines of their
+/// own, so readers polling `subscriptions` and `status` do not share a line with them.
+#[repr(align(128))]
+struct Counters {
     delivered: AtomicU64,
     dropped: AtomicU64,
     lagged: AtomicU64,
@@ -85,9 +92,11 @@ impl<T: ?Sized> Subscriber<T> {
             subscriptions: AtomicUsize::new(0),
             status: AtomicU8::new(OPEN),
             bounded,
-            delivered: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
-            lagged: AtomicU64::new(0),
+            counters: Counters {
+                delivered: AtomicU64::new(0),
+                dropped: AtomicU64::new(0),
+                lagged: AtomicU64::new(0),
+            },
         }
     }
 
@@ -156,7 +165,7 @@ impl<T: ?Sized> Subscriber<T> {
             }
         };
         if let Offer::Delivered = offer {
-            self.delivered.fetch_add(1, Ordering::Relaxed);
+            self.counters.delivered.fetch_add(1, Ordering::Relaxed);
         }
         offer
     }
@@ -179,7 +188,7 @@ impl<T: ?Sized> Subscriber<T> {
         self.count(&mine);
         tally.add(&mine);
         if let Ok(Offer::Delivered) = result {
-            self.delivered.fetch_add(1, Ordering::Relaxed);
+            self.counters.delivered.fetch_add(1, Ordering::Relaxed);
         }
         result
     }
@@ -204,18 +213,18 @@ impl<T: ?Sized> Subscriber<T> {
 
     pub(crate) fn counters(&self) -> (u64, u64, u64) {
         (
-            self.delivered.load(Ordering::Relaxed),
-            self.dropped.load(Ordering::Relaxed),
-            self.lagged.load(Ordering::Relaxed),
+            self.counters.delivered.load(Ordering::Relaxed),
+            self.counters.dropped.load(Ordering::Relaxed),
+            self.counters.lagged.load(Ordering::Relaxed),
         )
     }
 
     fn count(&self, tally: &Tally) {
         if tally.dropped > 0 {
-            self.dropped.fetch_add(tally.dropped, Ordering::Relaxed);
+            self.counters.dropped.fetch_add(tally.dropped, Ordering::Relaxed);
         }
         if tally.notices > 0 {
-            self.lagged.fetch_add(tally.notices, Ordering::Relaxed);
+            self.counters.lagged.fetch_add(tally.notices, Ordering::Relaxed);
         }
     }
 }
