@@ -166,6 +166,7 @@ mod channel_map;
 mod error;
 mod message;
 mod pattern;
+mod pattern_table;
 mod policy;
 mod pubsub;
 mod registry;

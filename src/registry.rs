@@ -36,6 +36,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::channel_map::ChannelTable;
 use crate::message::Message;
 use crate::pattern::glob_match;
+use crate::pattern_table::PatternTable;
 use crate::policy::{Offer, Overflow, Tally};
 use crate::stats::{BrokerStats, Disconnected};
 use crate::subscriber::{State, Subscriber, SubscriberId};
@@ -66,12 +67,6 @@ struct Stripe<T: ?Sized> {
     delivered_late: AtomicU64,
 }
 
-/// A pattern and its subscriptions.
-struct PatternEntry<T: ?Sized> {
-    pattern: Arc<str>,
-    entries: Vec<Entry<T>>,
-}
-
 /// The queue a new handle gets unless its builder says otherwise.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct QueueConfig {
@@ -100,8 +95,8 @@ pub(crate) struct Registry<T: ?Sized> {
     /// Keyed per broker, so names chosen from outside cannot aim at one bucket.
     hasher: foldhash::fast::RandomState,
     stripes: Box<[Stripe<T>]>,
-    /// Unique patterns in the order they first appeared.
-    patterns: RwLock<Vec<PatternEntry<T>>>,
+    /// Unique patterns in the order they first appeared, with a cache of matches.
+    patterns: RwLock<PatternTable<Vec<Entry<T>>>>,
     /// `patterns.len()`, kept beside it so a publisher can skip the lock when it is 0.
     /// Written under the write lock (Release), read without a lock (Acquire): a publish that
     /// starts after `psubscribe` returned reads the new length.
@@ -184,7 +179,7 @@ impl<T: ?Sized> Registry<T> {
                     delivered_late: AtomicU64::new(0),
                 })
                 .collect(),
-            patterns: RwLock::new(Vec::new()),
+            patterns: RwLock::new(PatternTable::default()),
             pattern_count: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
@@ -247,7 +242,9 @@ impl<T: ?Sized> Registry<T> {
         let (hash, stripe) = self.stripe(channel);
         let mut map = stripe.map.lock();
         if let Some(entry) = map.get_mut(hash, channel) {
-            entry.value.retain(|e| !Arc::ptr_eq(&e.subscriber, subscriber));
+            entry
+                .value
+                .retain(|e| !Arc::ptr_eq(&e.subscriber, subscriber));
             if entry.value.is_empty() {
                 map.remove(hash, channel);
             }
@@ -273,20 +270,10 @@ impl<T: ?Sized> Registry<T> {
         if self.is_closed() {
             return None;
         }
-        let index = match table.iter().position(|e| &*e.pattern == pattern) {
-            Some(index) => index,
-            None => {
-                table.push(PatternEntry {
-                    pattern: Arc::from(pattern),
-                    entries: Vec::new(),
-                });
-                self.pattern_count.store(table.len(), Ordering::Release);
-                table.len() - 1
-            }
-        };
-        let entry = &mut table[index];
+        let entry = table.get_or_insert(pattern);
         let name = entry.pattern.clone();
-        join(&mut entry.entries, &name, subscriber, sender, seq, confirm);
+        join(&mut entry.value, &name, subscriber, sender, seq, confirm);
+        self.pattern_count.store(table.len(), Ordering::Release);
         Some(name)
     }
 
@@ -299,12 +286,12 @@ impl<T: ?Sized> Registry<T> {
         confirmation: Option<(&Sender<Message<T>>, Message<T>)>,
     ) {
         let mut table = self.patterns.write();
-        if let Some(index) = table.iter().position(|e| &*e.pattern == pattern) {
-            let entries = &mut table[index].entries;
-            entries.retain(|e| !Arc::ptr_eq(&e.subscriber, subscriber));
-            if entries.is_empty() {
-                table.remove(index);
-                shrink_vec_if_sparse(&mut table);
+        if let Some(entry) = table.get_mut(pattern) {
+            entry
+                .value
+                .retain(|e| !Arc::ptr_eq(&e.subscriber, subscriber));
+            if entry.value.is_empty() {
+                table.remove(pattern);
                 self.pattern_count.store(table.len(), Ordering::Release);
             }
         }
@@ -355,9 +342,9 @@ impl<T: ?Sized> Registry<T> {
         let channel_delivered = round.published.delivered;
         if patterns {
             let table = self.patterns.read();
-            for pattern in table.iter().filter(|p| glob_match(&p.pattern, channel)) {
+            table.for_each_match(hash, channel, |pattern| {
                 let name = name.get_or_insert_with(|| Arc::from(channel));
-                for entry in &pattern.entries {
+                for entry in &pattern.value {
                     let message = Message::PMessage {
                         pattern: pattern.pattern.clone(),
                         channel: name.clone(),
@@ -365,7 +352,7 @@ impl<T: ?Sized> Registry<T> {
                     };
                     round.offer(entry, || Target::Pattern(pattern.pattern.clone()), message);
                 }
-            }
+            });
         }
         if !round.deferred.is_empty() {
             for deferred in std::mem::take(&mut round.deferred) {
@@ -379,7 +366,9 @@ impl<T: ?Sized> Registry<T> {
         }
         let late = round.published.delivered - channel_delivered;
         if late > 0 {
-            stripe.delivered_late.fetch_add(late as u64, Ordering::Relaxed);
+            stripe
+                .delivered_late
+                .fetch_add(late as u64, Ordering::Relaxed);
         }
         if round.tally.dropped > 0 {
             self.dropped
@@ -425,9 +414,8 @@ impl<T: ?Sized> Registry<T> {
                 Target::Pattern(pattern) => {
                     let table = self.patterns.read();
                     let found = table
-                        .iter()
-                        .find(|p| p.pattern == *pattern)
-                        .is_some_and(|p| p.entries.iter().any(is_it));
+                        .get(pattern)
+                        .is_some_and(|p| p.value.iter().any(is_it));
                     if !found {
                         return;
                     }
@@ -499,14 +487,19 @@ impl<T: ?Sized> Registry<T> {
         let mut subscribers: Vec<Arc<Subscriber<T>>> = Vec::new();
         for stripe in self.stripes.iter() {
             let taken: Vec<_> = stripe.map.lock().take().collect();
-            subscribers.extend(taken.into_iter().flat_map(|c| c.value).map(|e| e.subscriber));
+            subscribers.extend(
+                taken
+                    .into_iter()
+                    .flat_map(|c| c.value)
+                    .map(|e| e.subscriber),
+            );
         }
-        let taken = std::mem::take(&mut *self.patterns.write());
+        let taken = self.patterns.write().take();
         self.pattern_count.store(0, Ordering::Release);
         subscribers.extend(
             taken
                 .into_iter()
-                .flat_map(|p| p.entries)
+                .flat_map(|p| p.value)
                 .map(|e| e.subscriber),
         );
         subscribers.sort_by_key(|s| s.id);
@@ -542,7 +535,11 @@ impl<T: ?Sized> Registry<T> {
     /// Subscribers of exactly `channel` (patterns are not counted).
     pub(crate) fn numsub(&self, channel: &str) -> usize {
         let (hash, stripe) = self.stripe(channel);
-        stripe.map.lock().get(hash, channel).map_or(0, |c| c.value.len())
+        stripe
+            .map
+            .lock()
+            .get(hash, channel)
+            .map_or(0, |c| c.value.len())
     }
 
     /// Unique patterns across all handles.
@@ -599,12 +596,5 @@ fn join<T: ?Sized>(
 pub(crate) fn shrink_if_sparse<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>) {
     if map.capacity() > 8 && map.len() * 4 < map.capacity() {
         map.shrink_to(map.len() * 2);
-    }
-}
-
-/// The same for a vector.
-fn shrink_vec_if_sparse<V>(vec: &mut Vec<V>) {
-    if vec.capacity() > 8 && vec.len() * 4 < vec.capacity() {
-        vec.shrink_to(vec.len() * 2);
     }
 }

@@ -221,10 +221,14 @@ impl<T: ?Sized> Subscriber<T> {
 
     fn count(&self, tally: &Tally) {
         if tally.dropped > 0 {
-            self.counters.dropped.fetch_add(tally.dropped, Ordering::Relaxed);
+            self.counters
+                .dropped
+                .fetch_add(tally.dropped, Ordering::Relaxed);
         }
         if tally.notices > 0 {
-            self.counters.lagged.fetch_add(tally.notices, Ordering::Relaxed);
+            self.counters
+                .lagged
+                .fetch_add(tally.notices, Ordering::Relaxed);
         }
     }
 }

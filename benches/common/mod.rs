@@ -1,0 +1,16 @@
+//! Shared by the benches: run sizes and the quick mode.
+#![allow(dead_code)]
+
+/// `FANOUT_BENCH_QUICK=1` (CI's smoke run) uses small sizes; otherwise full sizes.
+pub fn quick() -> bool {
+    std::env::var_os("FANOUT_BENCH_QUICK").is_some_and(|v| v != "0")
+}
+
+/// `full` normally, `small` in quick mode.
+pub fn size(full: usize, small: usize) -> usize {
+    if quick() {
+        small
+    } else {
+        full
+    }
+}
