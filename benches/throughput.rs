@@ -382,18 +382,19 @@ fn many_channels(c: &mut Criterion) {
     let per_consumer = |k: usize| order.iter().filter(|&&i| i % CONSUMERS == k).count();
 
     group.bench_function("hashmap_of_crossbeam", |b| {
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..CONSUMERS)
+            .map(|_| crossbeam_channel::unbounded::<Arc<str>>())
+            .unzip();
+        let routes: HashMap<&str, &crossbeam_channel::Sender<Arc<str>>> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), &txs[i % CONSUMERS]))
+            .collect();
         b.iter_custom(|iters| {
             repeat(iters, || {
-                let (txs, rxs): (Vec<_>, Vec<_>) = (0..CONSUMERS)
-                    .map(|_| crossbeam_channel::unbounded::<Arc<str>>())
-                    .unzip();
-                let routes: HashMap<&str, &crossbeam_channel::Sender<Arc<str>>> = names
-                    .iter()
-                    .enumerate()
-                    .map(|(i, n)| (n.as_str(), &txs[i % CONSUMERS]))
-                    .collect();
                 let consumers = rxs
-                    .into_iter()
+                    .iter()
+                    .cloned()
                     .enumerate()
                     .map(|(k, rx)| {
                         let expect = per_consumer(k);
@@ -410,14 +411,23 @@ fn many_channels(c: &mut Criterion) {
     });
 
     group.bench_function("fanout", |b| {
+        // Subscribing 100,000 channels takes longer than publishing to them: do it once.
         let broker = Broker::<str>::new();
+        let subs: Vec<Arc<fanout::PubSub<str>>> = (0..CONSUMERS)
+            .map(|k| {
+                let sub = broker.pubsub();
+                sub.subscribe(names.iter().skip(k).step_by(CONSUMERS));
+                while sub.get_message(Duration::ZERO).is_some() {}
+                Arc::new(sub)
+            })
+            .collect();
         b.iter_custom(|iters| {
             repeat(iters, || {
-                let consumers = (0..CONSUMERS)
-                    .map(|k| {
-                        let sub = broker.pubsub();
-                        sub.subscribe(names.iter().skip(k).step_by(CONSUMERS));
-                        let expect = per_consumer(k);
+                let consumers = subs
+                    .iter()
+                    .enumerate()
+                    .map(|(k, sub)| {
+                        let (sub, expect) = (sub.clone(), per_consumer(k));
                         move || {
                             let got = sub
                                 .listen()

@@ -583,6 +583,10 @@ fn join<T: ?Sized>(
     seq: u64,
     confirm: impl FnOnce(Arc<str>) -> Message<T>,
 ) {
+    // Most channels have one subscriber: grow from exactly one slot, not the default four.
+    if entries.capacity() == 0 {
+        entries.reserve_exact(1);
+    }
     entries.push(Entry {
         subscriber: Arc::clone(subscriber),
         sender: sender.clone(),

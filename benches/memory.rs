@@ -1,0 +1,100 @@
+//! Memory, counted by a global allocator: bytes per (channel, subscriber) subscription with
+//! 1,000,000 subscriptions, and bytes per queued message beyond the payload (every message
+//! shares one payload `Arc`, so what is counted is the broker's own cost).
+//!
+//! Prints the figures and writes them to `target/fanout-bench/memory.json` for
+//! `benches/report.py`. Run: `cargo bench --bench memory`.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::Arc;
+
+use fanout::Broker;
+
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: defers every call to `System` unchanged and only adds bookkeeping.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Bytes allocated while `f` builds something, per `units`, with the thing still alive.
+fn measure<R>(units: usize, f: impl FnOnce() -> R) -> (f64, R) {
+    let before = LIVE.load(Ordering::Relaxed);
+    let kept = f();
+    let after = LIVE.load(Ordering::Relaxed);
+    ((after - before) as f64 / units as f64, kept)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let total = common::size(1_000_000, 100_000);
+    let names: Vec<String> = (0..total).map(|i| format!("channel.{i:07}")).collect();
+
+    // Every subscription on its own channel: one handle, `total` channels.
+    let broker = Broker::<str>::new();
+    let (distinct, kept) = measure(total, || {
+        let sub = broker.pubsub();
+        sub.subscribe(&names);
+        while sub.get_message(std::time::Duration::ZERO).is_some() {}
+        sub
+    });
+    drop(kept);
+
+    // Shared channels: 1,000 handles on the same 1,000 channels.
+    let side = (total as f64).sqrt() as usize;
+    let broker = Broker::<str>::new();
+    let (shared, kept) = measure(side * side, || {
+        (0..side)
+            .map(|_| {
+                let sub = broker.pubsub();
+                sub.subscribe(&names[..side]);
+                while sub.get_message(std::time::Duration::ZERO).is_some() {}
+                sub
+            })
+            .collect::<Vec<_>>()
+    });
+    drop(kept);
+
+    // Queued messages: one handle that does not read, one shared payload.
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    sub.subscribe(["queue"]);
+    let payload: Arc<str> = Arc::from("payload");
+    let (queued, ()) = measure(total, || {
+        for _ in 0..total {
+            broker.publish("queue", payload.clone());
+        }
+    });
+    assert_eq!(sub.stats().queued, total + 1);
+
+    println!("memory ({total} subscriptions / queued messages)");
+    println!("  bytes per subscription, distinct channels: {distinct:.1}");
+    println!("  bytes per subscription, {side} handles x {side} channels: {shared:.1}");
+    println!("  bytes per queued message beyond the payload: {queued:.1}");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fanout-bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("memory.json"),
+        format!("{{\"units\": {total}, \"subscription_distinct\": {distinct:.1}, \"subscription_shared\": {shared:.1}, \"queued_message\": {queued:.1}}}\n"),
+    )
+    .unwrap();
+}

@@ -1,0 +1,296 @@
+#!/usr/bin/env python3
+"""Writes BENCHMARKS.md and the SVG charts from the last `cargo bench` run.
+
+Reads criterion's results (target/criterion/*/new/{benchmark,estimates}.json) and the
+latency and memory benches' JSON (target/fanout-bench/). Every figure comes from that run;
+ratios compare rows of the same run. Usage: `cargo bench && python3 benches/report.py`.
+"""
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CRITERION = os.path.join(ROOT, "target", "criterion")
+EXTRA = os.path.join(ROOT, "target", "fanout-bench")
+
+
+def load_criterion():
+    """{(group, function, parameter or None): {"ns": mean ns per iteration, "elements": n}}"""
+    results = {}
+    for dirpath, _, files in os.walk(CRITERION):
+        if os.path.basename(dirpath) != "new" or "benchmark.json" not in files:
+            continue
+        with open(os.path.join(dirpath, "benchmark.json")) as f:
+            bench = json.load(f)
+        with open(os.path.join(dirpath, "estimates.json")) as f:
+            estimates = json.load(f)
+        throughput = bench.get("throughput") or {}
+        key = (bench["group_id"], bench["function_id"], bench.get("value_str"))
+        results[key] = {
+            "ns": estimates["mean"]["point_estimate"],
+            "elements": throughput.get("Elements"),
+        }
+    return results
+
+
+def load_json(name):
+    path = os.path.join(EXTRA, name)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def per_element(r):
+    return r["ns"] / r["elements"] if r and r.get("elements") else None
+
+
+def fmt_ns(ns):
+    if ns is None:
+        return "n/a"
+    if ns >= 1e6:
+        return f"{ns / 1e6:.2f} ms"
+    if ns >= 1e3:
+        return f"{ns / 1e3:.2f} µs"
+    return f"{ns:.1f} ns"
+
+
+def rate(r):
+    e = per_element(r)
+    return None if e is None else 1e9 / e
+
+
+def fmt_rate(x):
+    if x is None:
+        return "n/a"
+    if x >= 1e6:
+        return f"{x / 1e6:.2f} M/s"
+    return f"{x / 1e3:.1f} k/s"
+
+
+def verdict(ok):
+    return "**met**" if ok else "**missed**"
+
+
+def machine():
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, {rustc}"
+
+
+def bar_chart(title, unit, groups, path):
+    """groups: [(label, [(series, value or None)])]; horizontal bars on a log scale from 10."""
+    colors = {"fanout": "#d95f02", "crossbeam_loop": "#7570b3", "crossbeam": "#7570b3",
+              "tokio_broadcast": "#1b9e77", "bus": "#e7298a"}
+    import math
+    values = [v for _, series in groups for _, v in series if v is not None]
+    top = math.log10(max(values + [100.0]))
+    scale = lambda v: max(1.0, (math.log10(max(v, 10.0)) - 1) / (top - 1) * width)
+    bar_h, gap, left, width = 16, 10, 190, 460
+    rows = sum(len(s) for _, s in groups)
+    height = 50 + rows * (bar_h + 4) + len(groups) * gap + 20
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 120}" height="{height}" font-family="sans-serif" font-size="12">',
+           f'<text x="10" y="20" font-size="15" font-weight="bold">{title}</text>',
+           f'<text x="10" y="38" fill="#555">{unit}, log scale; shorter is faster</text>']
+    y = 50
+    for label, series in groups:
+        for name, value in series:
+            out.append(f'<text x="10" y="{y + 12}">{label} · {name}</text>')
+            if value is not None:
+                w = scale(value)
+                out.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{colors.get(name, "#666")}"/>')
+                out.append(f'<text x="{left + w + 5:.1f}" y="{y + 12}">{value:.1f}</text>')
+            y += bar_h + 4
+        y += gap
+    out.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+def main():
+    r = load_criterion()
+    if not r:
+        sys.exit("no criterion results under target/criterion: run `cargo bench` first")
+    get = lambda g, f, p=None: r.get((g, f, p))
+    lines = []
+    w = lines.append
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    w("# Benchmarks")
+    w("")
+    w(f"Measured {now} on {machine()}.")
+    w("Command: `cargo bench && python3 benches/report.py` (this file and `benches/charts/*.svg` are")
+    w("written by the script from that run). Each group runs `fanout` next to its baselines in the")
+    w("same run, on the same payload `Arc` and message count, every message consumed by its")
+    w("subscriber thread. This is a shared 2-core machine: compare the ratios within a table, not")
+    w("absolute times across runs.")
+    w("")
+    targets = []
+
+    # one_to_one
+    w("## one_to_one: 1 publisher thread, 1 subscriber thread")
+    w("")
+    w("| implementation | per message | throughput | fanout's throughput relative to it |")
+    w("|---|---|---|---|")
+    fan = get("one_to_one", "fanout")
+    for name in ["crossbeam", "fanout", "tokio_broadcast", "bus", "redis_loopback"]:
+        x = get("one_to_one", name)
+        if x is None:
+            w(f"| {name} | skipped | | |")
+            continue
+        ratio = rate(fan) / rate(x) if fan else None
+        w(f"| {name} | {fmt_ns(per_element(x))} | {fmt_rate(rate(x))} | {ratio:.2f}x |")
+    w("")
+    cb, redis = get("one_to_one", "crossbeam"), get("one_to_one", "redis_loopback")
+    if fan and cb:
+        x = rate(fan) / rate(cb)
+        targets.append(("one_to_one within 1.5x of raw crossbeam (at least 0.67x its rate)", f"{x:.2f}x its rate", x >= 0.67))
+    if fan and redis:
+        x = rate(fan) / rate(redis)
+        targets.append(("one_to_one at least 100x Redis over loopback", f"{x:.0f}x", x >= 100))
+
+    # fan_out
+    w("## fan_out: 1 publisher, N subscribers on one channel")
+    w("")
+    w("Cost per delivery (time / (messages x N)), and fanout's cost relative to each baseline.")
+    w("")
+    w("| N | crossbeam send loop | fanout | tokio broadcast | bus | fanout / loop | fanout / tokio | fanout / bus |")
+    w("|---|---|---|---|---|---|---|---|")
+    chart = []
+    for n in ["1", "10", "100", "1000"]:
+        row = {name: per_element(get("fan_out", name, n)) for name in ["crossbeam_loop", "fanout", "tokio_broadcast", "bus"]}
+        if row["fanout"] is None:
+            continue
+        rel = lambda b: f"{row['fanout'] / row[b]:.2f}x" if row[b] else "n/a"
+        w(f"| {n} | {fmt_ns(row['crossbeam_loop'])} | {fmt_ns(row['fanout'])} | {fmt_ns(row['tokio_broadcast'])} | {fmt_ns(row['bus'])} | {rel('crossbeam_loop')} | {rel('tokio_broadcast')} | {rel('bus')} |")
+        chart.append((f"N={n}", [(k, v) for k, v in row.items()]))
+        if n == "100" and row["crossbeam_loop"]:
+            x = row["fanout"] / row["crossbeam_loop"]
+            targets.append(("fan_out N=100: cost per delivery within 1.3x of the raw send loop", f"{x:.2f}x", x <= 1.3))
+        if n in ("10", "100", "1000"):
+            for peer in ["tokio_broadcast", "bus"]:
+                if row[peer]:
+                    targets.append((f"fan_out N={n}: faster end to end than {peer}", f"{row['fanout'] / row[peer]:.2f}x its time", row["fanout"] < row[peer]))
+    w("")
+    w("![fan_out chart](benches/charts/fan_out.svg)")
+    w("")
+    bar_chart("fan_out: ns per delivery", "ns per delivery", chart, os.path.join(ROOT, "benches", "charts", "fan_out.svg"))
+
+    # patterns
+    w("## patterns: publish while P non-matching patterns exist (plus one that matches)")
+    w("")
+    w("| P | per publish | relative to P = 0 |")
+    w("|---|---|---|")
+    base = per_element(get("patterns", "fanout", "0"))
+    pchart = []
+    for p in ["0", "100", "10000"]:
+        x = per_element(get("patterns", "fanout", p))
+        if x is None:
+            continue
+        w(f"| {p} | {fmt_ns(x)} | {x / base:.2f}x |")
+        pchart.append((f"P={p}", [("fanout", x)]))
+        if p == "10000":
+            targets.append(("patterns: 10,000 non-matching patterns within 2x of none", f"{x / base:.2f}x", x / base <= 2))
+    w("")
+    w("![patterns chart](benches/charts/patterns.svg)")
+    w("")
+    bar_chart("patterns: ns per publish", "ns per publish (one matching pattern delivered)", pchart, os.path.join(ROOT, "benches", "charts", "patterns.svg"))
+    w("The matcher on hostile input (`glob` group, a 10,000-byte channel of `a`s):")
+    w("")
+    w("| pattern | time per match |")
+    w("|---|---|")
+    for (g, f, p), x in sorted(r.items()):
+        if g == "glob":
+            w(f"| `{p}` | {fmt_ns(x['ns'])} |")
+    w("")
+
+    # many_channels
+    w("## many_channels: 100,000 channels, one subscriber each (8 handles), random publishes")
+    w("")
+    w("| implementation | per publish | relative to the HashMap-of-crossbeam floor |")
+    w("|---|---|---|")
+    floor = per_element(get("many_channels", "hashmap_of_crossbeam"))
+    for name in ["hashmap_of_crossbeam", "fanout"]:
+        x = per_element(get("many_channels", name))
+        if x is not None:
+            w(f"| {name} | {fmt_ns(x)} | {x / floor:.2f}x |")
+    w("")
+
+    # contention
+    w("## contention: publisher threads, each with its subscriber thread")
+    w("")
+    w("| case | total throughput | relative to one publisher |")
+    w("|---|---|---|")
+    one = rate(get("contention", "one_publisher"))
+    for name in ["one_publisher", "two_publishers_distinct", "two_publishers_same"]:
+        x = rate(get("contention", name))
+        if x is not None:
+            w(f"| {name} | {fmt_rate(x)} | {x / one:.2f}x |")
+        if name == "two_publishers_distinct" and x is not None:
+            targets.append(("contention: 2 publishers on distinct channels reach 1.7x one publisher", f"{x / one:.3f}x", x / one >= 1.7))
+    w("")
+
+    # latency
+    lat = load_json("latency.json")
+    w("## latency: publish to a subscriber blocked in `listen()`")
+    w("")
+    if lat:
+        w(f"{lat['samples']} messages, 50 µs apart (`benches/latency.rs`).")
+        w("")
+        w("| implementation | p50 | p99 | p99.9 |")
+        w("|---|---|---|---|")
+        for name in ["crossbeam", "fanout"]:
+            x = lat[name]
+            w(f"| {name} | {x['p50_us']:.2f} µs | {x['p99_us']:.2f} µs | {x['p999_us']:.2f} µs |")
+    else:
+        w("not run")
+    w("")
+
+    # memory
+    mem = load_json("memory.json")
+    w("## memory (counting global allocator, `benches/memory.rs`)")
+    w("")
+    if mem:
+        w(f"| what | bytes each ({mem['units']:,} of them) |")
+        w("|---|---|")
+        w(f"| subscription, every one on its own channel | {mem['subscription_distinct']:.1f} |")
+        w(f"| subscription, 1,000 handles on the same 1,000 channels | {mem['subscription_shared']:.1f} |")
+        w(f"| queued message beyond the (shared) payload | {mem['queued_message']:.1f} |")
+        targets.append(("memory: at most 150 bytes per (channel, subscriber) subscription, shared channels", f"{mem['subscription_shared']:.1f} B", mem["subscription_shared"] <= 150))
+        targets.append(("memory: at most 150 bytes per subscription, every one on its own channel", f"{mem['subscription_distinct']:.1f} B", mem["subscription_distinct"] <= 150))
+        targets.append(("memory: at most 64 bytes per queued message beyond the payload", f"{mem['queued_message']:.1f} B", mem["queued_message"] <= 64))
+    else:
+        w("not run")
+    w("")
+
+    w("## Targets")
+    w("")
+    w("| target | measured | verdict |")
+    w("|---|---|---|")
+    for name, measured, ok in targets:
+        w(f"| {name} | {measured} | {verdict(ok)} |")
+    w("")
+    notes = os.path.join(ROOT, "benches", "NOTES.md")
+    if os.path.exists(notes):
+        with open(notes) as f:
+            w(f.read().rstrip())
+        w("")
+    with open(os.path.join(ROOT, "BENCHMARKS.md"), "w") as f:
+        f.write("\n".join(lines))
+    print("wrote BENCHMARKS.md and benches/charts/*.svg")
+    for name, measured, ok in targets:
+        print(("met    " if ok else "MISSED ") + f"{name}: {measured}")
+
+
+if __name__ == "__main__":
+    main()
