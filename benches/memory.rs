@@ -8,37 +8,18 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
+#[path = "../tests/common/counting_alloc.rs"]
+mod counting_alloc;
+
 use std::sync::Arc;
 
 use fanout::Broker;
 
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: defers every call to `System` unchanged and only adds bookkeeping.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
 /// Bytes allocated while `f` builds something, per `units`, with the thing still alive.
 fn measure<R>(units: usize, f: impl FnOnce() -> R) -> (f64, R) {
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = counting_alloc::live();
     let kept = f();
-    let after = LIVE.load(Ordering::Relaxed);
+    let after = counting_alloc::live();
     ((after - before) as f64 / units as f64, kept)
 }
 

@@ -21,7 +21,7 @@ use criterion::measurement::WallTime;
 use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
 };
-use fanout::{glob_match, Broker};
+use fanout::{glob_match, Broker, PubSub};
 
 fn configure(group: &mut BenchmarkGroup<'_, WallTime>, samples: usize) {
     if common::quick() {
@@ -64,6 +64,21 @@ fn timed<C: FnOnce() + Send + 'static>(consumers: Vec<C>, publish: impl FnOnce()
     began.elapsed()
 }
 
+/// A consumer that reads `expect` deliveries from `sub` (skipping confirmations).
+fn reads(
+    sub: impl std::ops::Deref<Target = PubSub<str>> + Send + 'static,
+    expect: usize,
+) -> impl FnOnce() + Send + 'static {
+    move || {
+        let got = sub
+            .listen()
+            .filter(|m| m.payload().is_some())
+            .take(expect)
+            .count();
+        assert_eq!(got, expect);
+    }
+}
+
 fn repeat(iters: u64, mut once: impl FnMut() -> Duration) -> Duration {
     (0..iters).map(|_| once()).sum()
 }
@@ -95,14 +110,7 @@ fn one_to_one(c: &mut Criterion) {
                 let broker = Broker::<str>::new();
                 let sub = broker.pubsub();
                 sub.subscribe(["bench"]);
-                let consumer = move || {
-                    let n = sub
-                        .listen()
-                        .filter(|m| m.payload().is_some())
-                        .take(messages)
-                        .count();
-                    assert_eq!(n, messages);
-                };
+                let consumer = reads(Box::new(sub), messages);
                 timed(vec![consumer], || {
                     for _ in 0..messages {
                         broker.publish("bench", payload.clone());
@@ -239,14 +247,7 @@ fn fan_out(c: &mut Criterion) {
                         .map(|_| {
                             let sub = broker.pubsub();
                             sub.subscribe(["fan"]);
-                            move || {
-                                let got = sub
-                                    .listen()
-                                    .filter(|m| m.payload().is_some())
-                                    .take(messages)
-                                    .count();
-                                assert_eq!(got, messages);
-                            }
+                            reads(Box::new(sub), messages)
                         })
                         .collect();
                     timed(consumers, || {
@@ -324,14 +325,7 @@ fn patterns(c: &mut Criterion) {
                 repeat(iters, || {
                     let sub = broker.pubsub();
                     sub.psubscribe(["events.*"]);
-                    let consumer = move || {
-                        let got = sub
-                            .listen()
-                            .filter(|m| m.payload().is_some())
-                            .take(messages)
-                            .count();
-                        assert_eq!(got, messages);
-                    };
+                    let consumer = reads(Box::new(sub), messages);
                     timed(vec![consumer], || {
                         for _ in 0..messages {
                             broker.publish("events.orders", payload.clone());
@@ -426,17 +420,7 @@ fn many_channels(c: &mut Criterion) {
                 let consumers = subs
                     .iter()
                     .enumerate()
-                    .map(|(k, sub)| {
-                        let (sub, expect) = (sub.clone(), per_consumer(k));
-                        move || {
-                            let got = sub
-                                .listen()
-                                .filter(|m| m.payload().is_some())
-                                .take(expect)
-                                .count();
-                            assert_eq!(got, expect);
-                        }
-                    })
+                    .map(|(k, sub)| reads(sub.clone(), per_consumer(k)))
                     .collect();
                 timed(consumers, || {
                     for &i in &order {
@@ -482,14 +466,7 @@ fn contention(c: &mut Criterion) {
                             } else {
                                 per_publisher
                             };
-                            move || {
-                                let got = sub
-                                    .listen()
-                                    .filter(|m| m.payload().is_some())
-                                    .take(expect)
-                                    .count();
-                                assert_eq!(got, expect);
-                            }
+                            reads(Box::new(sub), expect)
                         })
                         .collect();
                     timed(consumers, || {
