@@ -109,6 +109,14 @@ impl<'a, T: ?Sized> PubSubBuilder<'a, T> {
         self
     }
 
+    /// Skips confirmations when reading (redis-py's `ignore_subscribe_messages=True`):
+    /// `get_message` and `listen` yield deliveries and `Lagged` notices only. A
+    /// [`Worker`](crate::Worker) always skips them.
+    pub fn ignore_subscribe_messages(mut self, ignore: bool) -> Self {
+        self.config.ignore_confirmations = ignore;
+        self
+    }
+
     /// Makes the handle.
     pub fn build(self) -> PubSub<T> {
         self.broker.pubsub_with(self.config)

@@ -57,3 +57,65 @@ impl<T: ?Sized> fmt::Display for PublishError<T> {
 }
 
 impl<T: ?Sized> std::error::Error for PublishError<T> {}
+
+/// A handler panicked while a [`Worker`](crate::Worker) ran it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandlerPanic {
+    /// The channel of the message being handled.
+    pub channel: String,
+    /// The panic's message (its `&str` or `String` payload).
+    pub message: String,
+}
+
+impl fmt::Display for HandlerPanic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "handler for channel {:?} panicked: {}",
+            self.channel, self.message
+        )
+    }
+}
+
+/// Why a [`Worker`](crate::Worker) did not start, or how it ended.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum WorkerError {
+    /// A subscription has no handler (redis-py: "Channel: '…' has no handler registered").
+    NoHandler {
+        /// Whether the subscription is a pattern.
+        pattern: bool,
+        /// The channel or pattern.
+        name: String,
+    },
+    /// A handler panicked and no panic handler was set: the worker stopped there.
+    Panicked(HandlerPanic),
+    /// The thread could not be started.
+    Spawn(std::io::Error),
+}
+
+impl fmt::Display for WorkerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WorkerError::NoHandler {
+                pattern: false,
+                name,
+            } => write!(f, "channel {name:?} has no handler registered"),
+            WorkerError::NoHandler {
+                pattern: true,
+                name,
+            } => write!(f, "pattern {name:?} has no handler registered"),
+            WorkerError::Panicked(panic) => panic.fmt(f),
+            WorkerError::Spawn(e) => write!(f, "worker thread could not start: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for WorkerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            WorkerError::Spawn(e) => Some(e),
+            _ => None,
+        }
+    }
+}

@@ -12,19 +12,22 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Select, TryRecvError};
+use crossbeam_channel::Receiver;
 
+use crate::error::WorkerError;
+use crate::inbox::{Inbox, Wait};
 use crate::message::Message;
 use crate::policy::{Bounded, Overflow};
 use crate::registry::{shrink_if_sparse, QueueConfig, Registry};
 use crate::stats::{Disconnected, PubSubStats};
-use crate::subscriber::{State, Subscriber, SubscriberId};
+use crate::subscriber::{Handler, State, Subscriber, SubscriberId};
+use crate::worker::{Worker, WorkerBuilder};
 
 /// Channels or patterns: the two kinds of subscription, which work alike.
 #[derive(Clone, Copy)]
 enum Kind {
-    Channel,
-    Pattern,
+    Channel = 0,
+    Pattern = 1,
 }
 
 impl<T: ?Sized> State<T> {
@@ -62,14 +65,6 @@ fn confirmation<T: ?Sized>(
     }
 }
 
-/// How long a read may wait.
-#[derive(Clone, Copy)]
-enum ReadWait {
-    Poll,
-    Until(Instant),
-    Forever,
-}
-
 /// One subscriber: its subscriptions and the queue its messages arrive in.
 ///
 /// Made by [`Broker::pubsub`](crate::Broker::pubsub). A handle receives only what is
@@ -101,7 +96,7 @@ enum ReadWait {
 pub struct PubSub<T: ?Sized> {
     registry: Arc<Registry<T>>,
     subscriber: Arc<Subscriber<T>>,
-    receiver: Receiver<Message<T>>,
+    inbox: Inbox<T>,
 }
 
 impl<T: ?Sized> PubSub<T> {
@@ -110,15 +105,23 @@ impl<T: ?Sized> PubSub<T> {
         let bounded = config
             .capacity
             .map(|capacity| Bounded::new(capacity, config.overflow, receiver.clone()));
-        let subscriber = Arc::new(Subscriber::new(registry.new_handle(), sender, bounded));
+        let subscriber = Arc::new(Subscriber::new(
+            registry.new_handle(),
+            sender,
+            bounded,
+            config.ignore_confirmations,
+        ));
         if registry.is_closed() {
             // Born closed: no sender is kept, so the queue reports its end at once.
             registry.detach(&subscriber, Disconnected::BrokerClosed);
         }
         PubSub {
             registry,
+            inbox: Inbox {
+                subscriber: Arc::clone(&subscriber),
+                receiver,
+            },
             subscriber,
-            receiver,
         }
     }
 
@@ -226,6 +229,60 @@ impl<T: ?Sized> PubSub<T> {
         self.unsubscribe_every(Kind::Pattern);
     }
 
+    /// Subscribes to `channel` with a handler: its deliveries go to `handler`, called by
+    /// whichever thread reads this handle (`get_message`, `listen`, or a [`Worker`]), and are
+    /// not yielded, as in redis-py. The handler runs with no lock held, so it may subscribe,
+    /// unsubscribe, publish or stop the worker.
+    ///
+    /// Subscribing again replaces the handler; unsubscribing removes it (deliveries still
+    /// queued for the channel are then yielded, not lost). Confirmations are yielded as usual.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::Duration;
+    /// use fanout::{Broker, Message};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let log = seen.clone();
+    /// sub.subscribe_with("orders", move |m: Message<str>| {
+    ///     log.lock().unwrap().push(m.payload().unwrap().to_string());
+    /// });
+    /// broker.publish("orders", "#1");
+    /// // The confirmation is yielded; the message went to the handler.
+    /// assert_eq!(sub.get_message(Duration::ZERO).unwrap().kind(), "subscribe");
+    /// assert_eq!(sub.get_message(Duration::ZERO), None);
+    /// assert_eq!(*seen.lock().unwrap(), ["#1"]);
+    /// ```
+    pub fn subscribe_with<F>(&self, channel: &str, handler: F)
+    where
+        F: Fn(Message<T>) + Send + Sync + 'static,
+    {
+        self.set_handler(Kind::Channel, channel, Arc::new(handler));
+        self.subscribe([channel]);
+    }
+
+    /// Subscribes to `pattern` with a handler for its `PMessage`s; see
+    /// [`subscribe_with`](PubSub::subscribe_with).
+    pub fn psubscribe_with<F>(&self, pattern: &str, handler: F)
+    where
+        F: Fn(Message<T>) + Send + Sync + 'static,
+    {
+        self.set_handler(Kind::Pattern, pattern, Arc::new(handler));
+        self.psubscribe([pattern]);
+    }
+
+    fn set_handler(&self, kind: Kind, name: &str, handler: Handler<T>) {
+        let mut state = self.subscriber.state.lock();
+        if state.sender.is_some() {
+            state.handlers[kind as usize].insert(Arc::from(name), handler);
+            self.subscriber.has_handlers.store(true, Ordering::Release);
+        }
+    }
+
     /// Closes the handle, like redis-py's `close()`: every subscription goes at once, without
     /// confirmations, and the queue ends after what it already holds, so a `listen()` blocked
     /// in another thread yields the rest and ends. Publishers waiting for this handle's room
@@ -266,11 +323,11 @@ impl<T: ?Sized> PubSub<T> {
     /// `Duration::ZERO` polls without waiting. Returns `None` when nothing arrived in time.
     pub fn get_message(&self, timeout: Duration) -> Option<Message<T>> {
         if timeout.is_zero() {
-            return self.read(ReadWait::Poll);
+            return self.next(Wait::Poll);
         }
         match Instant::now().checked_add(timeout) {
-            Some(deadline) => self.read(ReadWait::Until(deadline)),
-            None => self.read(ReadWait::Forever),
+            Some(deadline) => self.next(Wait::Until(deadline)),
+            None => self.next(Wait::Forever),
         }
     }
 
@@ -313,11 +370,65 @@ impl<T: ?Sized> PubSub<T> {
         std::iter::from_fn(move || {
             // Load the count before reading the queue: see `Subscriber::subscriptions`.
             if self.is_subscribed() {
-                self.read(ReadWait::Forever)
+                self.next(Wait::Forever)
             } else {
-                self.read(ReadWait::Poll)
+                self.next(Wait::Poll)
             }
         })
+    }
+
+    /// A blocking iterator like [`listen`](PubSub::listen) that does not end when the last
+    /// subscription goes: it waits for later ones, and ends only once the handle is closed,
+    /// dropped with its broker closed, or disconnected (after yielding what was queued).
+    ///
+    /// For long-lived consumers that subscribe and unsubscribe as they go (the trap of
+    /// `listen()` ending a task when its last channel is unsubscribed).
+    pub fn listen_forever(&self) -> impl Iterator<Item = Message<T>> + '_ {
+        std::iter::from_fn(move || self.next(Wait::Forever))
+    }
+
+    /// Starts a [`Worker`] thread that gives each delivery to its handler, like redis-py's
+    /// `run_in_thread()`; see [`worker`](PubSub::worker) to name it or catch handler panics.
+    ///
+    /// The worker skips confirmations and `Lagged` notices (the handle's stats count the
+    /// latter), and blocks on the queue between messages.
+    ///
+    /// # Errors
+    ///
+    /// [`WorkerError::NoHandler`] when a subscription has no handler, naming it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use fanout::{Broker, Message};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// let (tx, rx) = mpsc::channel();
+    /// let tx = std::sync::Mutex::new(tx);
+    /// sub.subscribe_with("jobs", move |m: Message<str>| {
+    ///     tx.lock().unwrap().send(m.payload().unwrap().to_string()).unwrap();
+    /// });
+    /// let worker = sub.run_in_thread().unwrap();
+    /// broker.publish("jobs", "build");
+    /// assert_eq!(rx.recv().unwrap(), "build");
+    /// worker.stop();
+    /// worker.join().unwrap();
+    /// ```
+    pub fn run_in_thread(&self) -> Result<Worker, WorkerError>
+    where
+        T: Send + Sync + 'static,
+    {
+        self.worker().spawn()
+    }
+
+    /// Starts setting up a [`Worker`]: a thread name, a panic handler.
+    pub fn worker(&self) -> WorkerBuilder<T>
+    where
+        T: Send + Sync + 'static,
+    {
+        WorkerBuilder::new(self.inbox.clone())
     }
 
     /// Whether the handle has at least one channel or pattern subscription.
@@ -355,7 +466,7 @@ impl<T: ?Sized> PubSub<T> {
     /// }
     /// ```
     pub fn receiver(&self) -> &Receiver<Message<T>> {
-        &self.receiver
+        &self.inbox.receiver
     }
 
     /// This handle's id, as [`PublishError::full`](crate::PublishError::full) reports it.
@@ -397,7 +508,7 @@ impl<T: ?Sized> PubSub<T> {
     pub fn stats(&self) -> PubSubStats {
         let (delivered, dropped, lagged) = self.subscriber.counters();
         PubSubStats {
-            queued: self.receiver.len(),
+            queued: self.inbox.receiver.len(),
             delivered,
             dropped,
             lagged,
@@ -413,44 +524,17 @@ impl<T: ?Sized> PubSub<T> {
         })
     }
 
-    /// Takes the next message, waiting as `wait` allows.
-    fn read(&self, wait: ReadWait) -> Option<Message<T>> {
-        let deadline = match wait {
-            ReadWait::Poll => None,
-            ReadWait::Until(deadline) => Some(deadline),
-            ReadWait::Forever => None,
-        };
-        let Some(bounded) = &self.subscriber.bounded else {
-            return match wait {
-                ReadWait::Poll => self.receiver.try_recv().ok(),
-                ReadWait::Until(deadline) => self.receiver.recv_deadline(deadline).ok(),
-                ReadWait::Forever => self.receiver.recv().ok(),
-            };
-        };
+    /// The next message for the caller: confirmations are skipped when ignored, and
+    /// deliveries with a handler go to it (in this thread, with no lock held) instead.
+    fn next(&self, wait: Wait) -> Option<Message<T>> {
         loop {
-            match self.subscriber.take(bounded) {
-                Ok(message) => return Some(message),
-                Err(TryRecvError::Disconnected) => return None,
-                Err(TryRecvError::Empty) => {}
+            let message = self.inbox.read(wait).ok()?;
+            if message.is_confirmation() && self.inbox.subscriber.ignore_confirmations {
+                continue;
             }
-            if let ReadWait::Poll = wait {
-                return None;
-            }
-            // Wait for an item without taking it (see `Bounded::take`). A waiting reader is
-            // room for a rendezvous queue (capacity 0).
-            bounded.reader_waiting(true);
-            let mut select = Select::new();
-            select.recv(&self.receiver);
-            let ready = match deadline {
-                Some(deadline) => select.ready_deadline(deadline).is_ok(),
-                None => {
-                    select.ready();
-                    true
-                }
-            };
-            bounded.reader_waiting(false);
-            if !ready {
-                return self.subscriber.take(bounded).ok();
+            match self.inbox.handler_for(&message) {
+                Some(handler) => handler(message),
+                None => return Some(message),
             }
         }
     }
@@ -527,6 +611,7 @@ impl<T: ?Sized> PubSub<T> {
             self.subscriber.send_control(&sender, message);
             return;
         };
+        state.handlers[kind as usize].remove(&shared);
         let message = confirmation(kind, false, shared.clone(), count);
         match kind {
             Kind::Channel => {
@@ -570,7 +655,7 @@ impl<T: ?Sized> fmt::Debug for PubSub<T> {
         f.debug_struct("PubSub")
             .field("id", &self.subscriber.id)
             .field("subscriptions", &self.subscriptions())
-            .field("queued", &self.receiver.len())
+            .field("queued", &self.inbox.receiver.len())
             .finish()
     }
 }

@@ -72,6 +72,8 @@ struct Stripe<T: ?Sized> {
 pub(crate) struct QueueConfig {
     pub(crate) capacity: Option<usize>,
     pub(crate) overflow: Overflow,
+    /// redis-py's `ignore_subscribe_messages`.
+    pub(crate) ignore_confirmations: bool,
 }
 
 /// How long a publisher may wait for a full `Block` queue.

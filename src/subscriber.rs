@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -29,6 +29,9 @@ impl fmt::Display for SubscriberId {
     }
 }
 
+/// A handler for the deliveries of one subscription.
+pub(crate) type Handler<T> = Arc<dyn Fn(Message<T>) + Send + Sync>;
+
 /// What one handle is subscribed to, in subscription order, and how it confirms.
 pub(crate) struct State<T: ?Sized> {
     /// Channel name to the sequence number of its subscription.
@@ -41,6 +44,8 @@ pub(crate) struct State<T: ?Sized> {
     /// The handle's own sender, for confirmations; `None` once it is closed or disconnected,
     /// so that the queue disconnects when the registry's senders are gone too.
     pub(crate) sender: Option<Sender<Message<T>>>,
+    /// Handlers of channel (`[0]`) and pattern (`[1]`) subscriptions, by name.
+    pub(crate) handlers: [HashMap<Arc<str>, Handler<T>>; 2],
 }
 
 impl<T: ?Sized> State<T> {
@@ -63,6 +68,10 @@ pub(crate) struct Subscriber<T: ?Sized> {
     status: AtomicU8,
     /// `None` for an unbounded queue.
     pub(crate) bounded: Option<Bounded<T>>,
+    /// Whether `state.handlers` may be non-empty: readers skip the lock while it is false.
+    pub(crate) has_handlers: AtomicBool,
+    /// redis-py's `ignore_subscribe_messages`: reads skip confirmations.
+    pub(crate) ignore_confirmations: bool,
     counters: Counters,
 }
 
@@ -80,6 +89,7 @@ impl<T: ?Sized> Subscriber<T> {
         id: SubscriberId,
         sender: Sender<Message<T>>,
         bounded: Option<Bounded<T>>,
+        ignore_confirmations: bool,
     ) -> Self {
         Subscriber {
             id,
@@ -88,10 +98,13 @@ impl<T: ?Sized> Subscriber<T> {
                 patterns: HashMap::new(),
                 next_seq: 0,
                 sender: Some(sender),
+                handlers: [HashMap::new(), HashMap::new()],
             }),
             subscriptions: AtomicUsize::new(0),
             status: AtomicU8::new(OPEN),
             bounded,
+            has_handlers: AtomicBool::new(false),
+            ignore_confirmations,
             counters: Counters {
                 delivered: AtomicU64::new(0),
                 dropped: AtomicU64::new(0),

@@ -1,0 +1,252 @@
+//! A thread that reads a handle and gives each delivery to its handler (redis-py's
+//! `run_in_thread`), without redis-py's traps: it never dies silently, `stop` works from
+//! anywhere (a handler included) and returns at once, and it blocks on the queue instead of
+//! polling.
+
+use std::any::Any;
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle, ThreadId};
+
+use crossbeam_channel::{Receiver, Select, Sender};
+use parking_lot::Mutex;
+
+use crate::error::{HandlerPanic, WorkerError};
+use crate::inbox::{Inbox, Nothing, Wait};
+
+/// What a panic handler is given: see [`WorkerBuilder::on_panic`].
+type PanicHandler = Arc<dyn Fn(HandlerPanic) + Send + Sync>;
+
+/// Stops a [`Worker`] from anywhere, a handler included; cheap to clone.
+///
+/// `stop` returns at once: the worker finishes the handler it is running (if any) and ends.
+#[derive(Clone)]
+pub struct StopHandle {
+    stopped: Arc<AtomicBool>,
+    /// Dropped by `stop`: that disconnects the worker's stop channel and wakes it.
+    wake: Arc<Mutex<Option<Sender<()>>>>,
+}
+
+impl StopHandle {
+    /// Asks the worker to stop; returns at once. Stopping twice is harmless.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        drop(self.wake.lock().take());
+    }
+
+    /// Whether `stop` was called.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+}
+
+impl fmt::Debug for StopHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StopHandle")
+            .field("stopped", &self.is_stopped())
+            .finish()
+    }
+}
+
+/// A thread running a handle's handlers, from [`PubSub::run_in_thread`](crate::PubSub::run_in_thread)
+/// or [`PubSub::worker`](crate::PubSub::worker).
+///
+/// It ends when stopped, when the handle is closed, dropped or disconnected (after handling
+/// what was queued), or when a handler panics and no panic handler was set. Dropping it stops
+/// it and waits for it (unless dropped by its own thread, from a handler: then it only stops).
+pub struct Worker {
+    stop: StopHandle,
+    thread: Option<JoinHandle<Result<(), WorkerError>>>,
+    thread_id: ThreadId,
+}
+
+impl Worker {
+    /// Asks the worker to stop and returns at once; works from inside a handler.
+    pub fn stop(&self) {
+        self.stop.stop();
+    }
+
+    /// A handle that stops this worker, for handlers and other threads.
+    pub fn stopper(&self) -> StopHandle {
+        self.stop.clone()
+    }
+
+    /// Whether the worker's thread has ended.
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().map_or(true, JoinHandle::is_finished)
+    }
+
+    /// Waits for the worker's thread to end.
+    ///
+    /// # Errors
+    ///
+    /// [`WorkerError::Panicked`] when a handler panicked and no panic handler was set (the
+    /// worker stopped there), with the channel and the panic's message.
+    pub fn join(mut self) -> Result<(), WorkerError> {
+        self.wait()
+    }
+
+    fn wait(&mut self) -> Result<(), WorkerError> {
+        match self.thread.take() {
+            None => Ok(()),
+            Some(thread) if thread::current().id() == self.thread_id => {
+                drop(thread); // from a handler: the thread cannot wait for itself
+                Ok(())
+            }
+            Some(thread) => thread.join().unwrap_or(Ok(())),
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.stop.stop();
+        let _ = self.wait();
+    }
+}
+
+impl fmt::Debug for Worker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Worker")
+            .field("stopped", &self.stop.is_stopped())
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+/// Sets up a [`Worker`]: its thread's name and what to do when a handler panics.
+pub struct WorkerBuilder<T: ?Sized> {
+    inbox: Inbox<T>,
+    name: Option<String>,
+    on_panic: Option<PanicHandler>,
+}
+
+impl<T: ?Sized + Send + Sync + 'static> WorkerBuilder<T> {
+    pub(crate) fn new(inbox: Inbox<T>) -> Self {
+        WorkerBuilder {
+            inbox,
+            name: None,
+            on_panic: None,
+        }
+    }
+
+    /// Names the worker's thread (shown by debuggers and panic messages).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Keeps the worker going when a handler panics: `handler` is given the channel and the
+    /// panic's message (redis-py's `exception_handler`). Without it, the worker stops at the
+    /// first panic and [`Worker::join`] reports it.
+    pub fn on_panic(mut self, handler: impl Fn(HandlerPanic) + Send + Sync + 'static) -> Self {
+        self.on_panic = Some(Arc::new(handler));
+        self
+    }
+
+    /// Starts the worker.
+    ///
+    /// # Errors
+    ///
+    /// [`WorkerError::NoHandler`] when a subscription has no handler (as redis-py refuses),
+    /// naming the first such subscription; [`WorkerError::Spawn`] when the thread could not
+    /// start.
+    pub fn spawn(self) -> Result<Worker, WorkerError> {
+        {
+            let state = self.inbox.subscriber.state.lock();
+            let channels = state.channels.keys().map(|name| (false, name));
+            let patterns = state.patterns.keys().map(|name| (true, name));
+            let mut missing: Vec<(bool, &Arc<str>)> = channels
+                .chain(patterns)
+                .filter(|&(pattern, name)| !state.handlers[usize::from(pattern)].contains_key(name))
+                .collect();
+            missing.sort();
+            if let Some((pattern, name)) = missing.first() {
+                return Err(WorkerError::NoHandler {
+                    pattern: *pattern,
+                    name: name.to_string(),
+                });
+            }
+        }
+        let (wake, woken) = crossbeam_channel::bounded::<()>(0);
+        let stop = StopHandle {
+            stopped: Arc::new(AtomicBool::new(false)),
+            wake: Arc::new(Mutex::new(Some(wake))),
+        };
+        let (inbox, on_panic, stopped) = (self.inbox, self.on_panic, stop.clone());
+        let mut builder = thread::Builder::new();
+        if let Some(name) = self.name {
+            builder = builder.name(name);
+        }
+        let thread = builder
+            .spawn(move || run(&inbox, &woken, &stopped, on_panic.as_ref()))
+            .map_err(WorkerError::Spawn)?;
+        Ok(Worker {
+            stop,
+            thread_id: thread.thread().id(),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl<T: ?Sized> fmt::Debug for WorkerBuilder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerBuilder")
+            .field("name", &self.name)
+            .field("on_panic", &self.on_panic.is_some())
+            .finish()
+    }
+}
+
+/// The worker's loop: wait for the queue or the stop signal, handle what arrives.
+fn run<T: ?Sized>(
+    inbox: &Inbox<T>,
+    woken: &Receiver<()>,
+    stop: &StopHandle,
+    on_panic: Option<&PanicHandler>,
+) -> Result<(), WorkerError> {
+    loop {
+        if stop.is_stopped() {
+            return Ok(());
+        }
+        let message = match inbox.read(Wait::Poll) {
+            Ok(message) => message,
+            Err(Nothing::Ended) => return Ok(()),
+            Err(Nothing::Empty) => {
+                // Block until the queue or the stop channel is ready: no polling, no sleep.
+                let mut select = Select::new();
+                select.recv(&inbox.receiver);
+                select.recv(woken);
+                select.ready();
+                continue;
+            }
+        };
+        // Confirmations, notices and deliveries without a handler are not the worker's.
+        let Some(handler) = inbox.handler_for(&message) else {
+            continue;
+        };
+        let channel = message.channel().unwrap_or_default().to_string();
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| handler(message))) {
+            let panic = HandlerPanic {
+                channel,
+                message: panic_message(&*panic),
+            };
+            match on_panic {
+                Some(on_panic) => on_panic(panic),
+                None => return Err(WorkerError::Panicked(panic)),
+            }
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_string()
+    }
+}

@@ -1,0 +1,346 @@
+//! Handlers, the worker thread, ignored confirmations and `listen_forever`: each redis-py trap
+//! named in the issue, shown not to happen here.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::drain;
+use fanout::{Broker, HandlerPanic, Message, PubSub, StopHandle, WorkerError};
+
+/// Fails (instead of hanging) when `rx` gets nothing within 10 s.
+fn within_10s<R>(rx: &mpsc::Receiver<R>) -> R {
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("nothing within 10 s")
+}
+
+fn payload_text(m: &Message<str>) -> String {
+    m.payload().map(|p| p.to_string()).unwrap_or_default()
+}
+
+#[test]
+fn handled_deliveries_are_not_yielded_and_others_are() {
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    let handled = Arc::new(Mutex::new(Vec::new()));
+    let log = handled.clone();
+    sub.subscribe_with("orders", move |m| {
+        log.lock().unwrap().push(payload_text(&m))
+    });
+    let log = handled.clone();
+    sub.psubscribe_with("ord*", move |m| {
+        log.lock().unwrap().push(format!("p:{}", payload_text(&m)))
+    });
+    sub.subscribe(["plain"]);
+    broker.publish("orders", "1");
+    broker.publish("plain", "2");
+    let yielded: Vec<_> = drain(&sub)
+        .iter()
+        .map(|m| (m.kind(), payload_text(m)))
+        .collect();
+    assert_eq!(
+        yielded,
+        [
+            ("subscribe", String::new()),
+            ("psubscribe", String::new()),
+            ("subscribe", String::new()),
+            ("message", "2".into())
+        ]
+    );
+    assert_eq!(*handled.lock().unwrap(), ["1", "p:1"]);
+    // Unsubscribing removes the handler: later deliveries are yielded again.
+    sub.unsubscribe(["orders"]);
+    sub.subscribe(["orders"]);
+    broker.publish("orders", "3");
+    let kinds: Vec<_> = drain(&sub).iter().map(|m| m.kind()).collect();
+    assert_eq!(kinds, ["unsubscribe", "subscribe", "message"]);
+}
+
+#[test]
+fn ignore_subscribe_messages_hides_confirmations_only() {
+    let broker = Broker::<str>::new();
+    let sub = broker
+        .pubsub_builder()
+        .ignore_subscribe_messages(true)
+        .build();
+    sub.subscribe(["a"]);
+    sub.psubscribe(["a*"]);
+    broker.publish("a", "x");
+    sub.unsubscribe_all();
+    sub.punsubscribe_all();
+    let kinds: Vec<_> = sub.listen().map(|m| m.kind()).collect();
+    assert_eq!(kinds, ["message", "pmessage"]);
+}
+
+#[test]
+fn worker_refuses_a_subscription_without_a_handler_and_names_it() {
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    sub.subscribe_with("fine", |_| {});
+    sub.subscribe(["orphan"]);
+    let err = sub.run_in_thread().unwrap_err();
+    assert!(matches!(&err, WorkerError::NoHandler { pattern: false, name } if name == "orphan"));
+    assert_eq!(
+        err.to_string(),
+        "channel \"orphan\" has no handler registered"
+    );
+    sub.unsubscribe(["orphan"]);
+    sub.psubscribe(["p*"]);
+    assert_eq!(
+        sub.run_in_thread().unwrap_err().to_string(),
+        "pattern \"p*\" has no handler registered"
+    );
+}
+
+/// redis-py #816, #717: a worker that dies silently on one exception.
+#[test]
+fn a_panicking_handler_is_reported_and_the_worker_goes_on() {
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    sub.subscribe_with("jobs", move |m| {
+        let text = payload_text(&m);
+        if text == "boom" {
+            panic!("bad job {text}");
+        }
+        tx.lock().unwrap().send(text).unwrap();
+    });
+    let (ptx, prx) = mpsc::channel();
+    let ptx = Mutex::new(ptx);
+    let worker = sub
+        .worker()
+        .name("jobs-worker")
+        .on_panic(move |p: HandlerPanic| ptx.lock().unwrap().send(p).unwrap())
+        .spawn()
+        .unwrap();
+    broker.publish("jobs", "boom");
+    broker.publish("jobs", "after");
+    let panic = within_10s(&prx);
+    assert_eq!(
+        panic,
+        HandlerPanic {
+            channel: "jobs".into(),
+            message: "bad job boom".into()
+        }
+    );
+    assert_eq!(within_10s(&rx), "after", "the worker kept going");
+    worker.stop();
+    worker.join().unwrap();
+}
+
+#[test]
+fn without_a_panic_handler_the_worker_stops_and_join_says_why() {
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    sub.subscribe_with("jobs", |_| panic!("no good"));
+    let worker = sub.run_in_thread().unwrap();
+    broker.publish("jobs", "x");
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || tx.send(worker.join()).unwrap());
+    match within_10s(&rx) {
+        Err(WorkerError::Panicked(p)) => assert_eq!(
+            (p.channel.as_str(), p.message.as_str()),
+            ("jobs", "no good")
+        ),
+        other => panic!("expected a reported panic, got {other:?}"),
+    }
+}
+
+/// redis-py #1194, #3464: `stop()` ignored, or impossible from a handler.
+#[test]
+fn stop_works_from_inside_a_handler_and_from_outside_at_once() {
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    let stopper: Arc<OnceLock<StopHandle>> = Arc::new(OnceLock::new());
+    let seen = Arc::new(AtomicUsize::new(0));
+    let (s, n) = (stopper.clone(), seen.clone());
+    sub.subscribe_with("ctl", move |m| {
+        n.fetch_add(1, Ordering::SeqCst);
+        if payload_text(&m) == "stop" {
+            s.get().unwrap().stop();
+        }
+    });
+    let worker = sub.run_in_thread().unwrap();
+    stopper.set(worker.stopper()).unwrap();
+    broker.publish("ctl", "stop");
+    broker.publish("ctl", "never handled");
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || tx.send(worker.join()).unwrap());
+    within_10s(&rx).unwrap();
+    assert_eq!(seen.load(Ordering::SeqCst), 1);
+
+    // An idle worker, blocked on its queue, stops when asked from another thread.
+    let idle = broker.pubsub();
+    idle.subscribe_with("quiet", |_| {});
+    let worker = idle.run_in_thread().unwrap();
+    thread::sleep(Duration::from_millis(20));
+    let started = Instant::now();
+    worker.stop();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "stop returns at once"
+    );
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || tx.send(worker.join()).unwrap());
+    within_10s(&rx).unwrap();
+}
+
+/// redis-py #3640: a deadlock when a handler subscribes.
+#[test]
+fn a_handler_may_subscribe_unsubscribe_and_publish() {
+    let broker = Broker::<str>::new();
+    let sub = Arc::new(broker.pubsub());
+    let me: Arc<OnceLock<Arc<PubSub<str>>>> = Arc::new(OnceLock::new());
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let (m, b) = (me.clone(), broker.clone());
+    sub.subscribe_with("control", move |msg| {
+        let sub = m.get().unwrap();
+        let tx = tx.lock().unwrap().clone();
+        match payload_text(&msg).as_str() {
+            "add" => sub.subscribe_with("extra", move |m| tx.send(payload_text(&m)).unwrap()),
+            "drop" => sub.unsubscribe(["extra"]),
+            _ => {
+                b.publish("extra", "from a handler");
+            }
+        }
+    });
+    me.set(sub.clone()).unwrap();
+    let worker = sub.run_in_thread().unwrap();
+    broker.publish("control", "add");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while broker.numsub("extra") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the handler's subscribe did not happen"
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+    broker.publish("control", "publish");
+    assert_eq!(within_10s(&rx), "from a handler");
+    broker.publish("control", "drop");
+    while broker.numsub("extra") == 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the handler's unsubscribe did not happen"
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+    drop(worker);
+    sub.close(); // the handler holds the handle: close breaks the cycle's work
+}
+
+/// redis-py #3208: a polling loop that burns a core while idle.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_idle_worker_uses_no_cpu() {
+    /// The CPU time (user + system, in clock ticks of usually 10 ms) of this process's thread
+    /// named `name`: the worker's own, whatever other tests run meanwhile.
+    fn thread_ticks(name: &str) -> u64 {
+        for task in std::fs::read_dir("/proc/self/task").unwrap() {
+            let path = task.unwrap().path();
+            let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+            if comm.trim() == name {
+                let stat = std::fs::read_to_string(path.join("stat")).unwrap();
+                let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+                return fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+            }
+        }
+        panic!("no thread named {name}");
+    }
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    sub.subscribe_with("quiet", |_| {});
+    let worker = sub.worker().name("idle-worker").spawn().unwrap();
+    thread::sleep(Duration::from_millis(50));
+    let before = thread_ticks("idle-worker");
+    thread::sleep(Duration::from_millis(500));
+    let used = thread_ticks("idle-worker") - before;
+    // A polling loop would use all 50 ticks; a blocked thread uses none.
+    assert!(used <= 1, "{used} ticks of CPU in 500 ms of idling");
+    drop(worker);
+}
+
+#[test]
+fn dropping_a_worker_stops_it_even_from_its_own_handler() {
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    let slot: Arc<Mutex<Option<fanout::Worker>>> = Arc::new(Mutex::new(None));
+    let (s, (tx, rx)) = (slot.clone(), mpsc::channel());
+    let tx = Mutex::new(tx);
+    sub.subscribe_with("bye", move |_| {
+        drop(s.lock().unwrap().take()); // the worker drops itself: no self-join deadlock
+        tx.lock().unwrap().send(()).unwrap();
+    });
+    *slot.lock().unwrap() = Some(sub.run_in_thread().unwrap());
+    broker.publish("bye", "now");
+    within_10s(&rx);
+    // And a worker dropped from outside stops and is joined.
+    let other = broker.pubsub();
+    other.subscribe_with("x", |_| {});
+    drop(other.run_in_thread().unwrap());
+}
+
+#[test]
+fn closing_the_handle_ends_its_worker_after_the_queue() {
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    sub.subscribe_with("a", move |_| {
+        c.fetch_add(1, Ordering::SeqCst);
+    });
+    for _ in 0..100 {
+        broker.publish("a", "x");
+    }
+    let worker = sub.run_in_thread().unwrap();
+    sub.close();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || tx.send(worker.join()).unwrap());
+    within_10s(&rx).unwrap();
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        100,
+        "what was queued was handled"
+    );
+}
+
+/// encode/broadcaster#133: `listen()` ends (and kills a long-lived task) when the last
+/// channel is unsubscribed. `listen_forever` waits for the next subscription instead.
+#[test]
+fn listen_forever_outlives_its_last_subscription_and_ends_on_close() {
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    thread::scope(|s| {
+        let reader = s.spawn(|| {
+            sub.listen_forever()
+                .map(|m| (m.kind(), payload_text(&m)))
+                .collect::<Vec<_>>()
+        });
+        sub.subscribe(["first"]);
+        broker.publish("first", "1");
+        sub.unsubscribe(["first"]);
+        thread::sleep(Duration::from_millis(20));
+        sub.subscribe(["second"]);
+        broker.publish("second", "2");
+        sub.close();
+        let got = reader.join().unwrap();
+        let kinds: Vec<_> = got.iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            kinds,
+            [
+                "subscribe",
+                "message",
+                "unsubscribe",
+                "subscribe",
+                "message"
+            ]
+        );
+        assert_eq!(got[4].1, "2");
+    });
+}
