@@ -113,6 +113,35 @@
 //! [`PubSub::listen`] also ends by itself once the handle has no subscriptions left and its
 //! queue is empty. Dropping every [`Broker`] clone keeps live handles working.
 //!
+//! # Handlers and workers
+//!
+//! [`PubSub::subscribe_with`] and [`PubSub::psubscribe_with`] register a handler that gets
+//! the subscription's deliveries instead of the reader, as redis-py's `subscribe(ch=handler)`.
+//! Whichever thread reads the handle calls it, with no lock held, so a handler may subscribe,
+//! unsubscribe, publish, or stop a worker. [`PubSub::run_in_thread`] (or [`PubSub::worker`])
+//! starts a [`Worker`] thread that blocks on the queue and hands each delivery to its handler;
+//! a handler panic goes to the panic handler and the worker goes on, or, without one, stops
+//! the worker and [`Worker::join`] reports it. [`PubSub::listen_forever`] is a `listen()` that
+//! outlives the handle's last subscription and ends only when the handle is closed.
+//!
+//! ```
+//! use std::sync::mpsc;
+//! use std::sync::Mutex;
+//! use fanout::{Broker, Message};
+//!
+//! let broker = Broker::<str>::new();
+//! let sub = broker.pubsub();
+//! let (tx, rx) = mpsc::channel();
+//! let tx = Mutex::new(tx);
+//! sub.subscribe_with("orders", move |m: Message<str>| {
+//!     tx.lock().unwrap().send(m.payload().unwrap().len()).unwrap();
+//! });
+//! let worker = sub.run_in_thread().unwrap();
+//! broker.publish("orders", "four");
+//! assert_eq!(rx.recv().unwrap(), 4);
+//! drop(worker); // stops it and waits for it
+//! ```
+//!
 //! # Guarantees
 //!
 //! - **Order**: each handle sees one publisher's messages in publish order, whatever the
@@ -152,6 +181,8 @@
 //! - Glob range ends compare as unsigned bytes (Redis compares C `char`, signed on x86).
 //! - Channels and patterns are `&str`, so they are valid UTF-8; payloads are any `T`.
 //! - [`Broker::channels`] is sorted.
+//! - [`PubSub::get_message`] skips messages that went to a handler (or were ignored) and keeps
+//!   waiting, within its timeout, for one to return; redis-py returns `None` for them.
 //! - Redis bounds a subscriber's output buffer in bytes and disconnects it; here the bound is
 //!   a number of deliveries and disconnecting is one policy of four
 //!   ([`Message::Lagged`] is not a Redis message).

@@ -140,7 +140,8 @@ impl<T: ?Sized + Send + Sync + 'static> WorkerBuilder<T> {
 
     /// Keeps the worker going when a handler panics: `handler` is given the channel and the
     /// panic's message (redis-py's `exception_handler`). Without it, the worker stops at the
-    /// first panic and [`Worker::join`] reports it.
+    /// first panic and [`Worker::join`] reports it. Rust's panic hook still prints the panic
+    /// as usual (`std::panic::set_hook` changes that, for the whole program).
     pub fn on_panic(mut self, handler: impl Fn(HandlerPanic) + Send + Sync + 'static) -> Self {
         self.on_panic = Some(Arc::new(handler));
         self

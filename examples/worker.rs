@@ -1,0 +1,52 @@
+//! Handlers and a worker thread, as redis-py's `run_in_thread`, without its traps: a handler
+//! that panics is reported and the worker goes on, and a handler stops the worker.
+//!
+//! Run: `cargo run --example worker`.
+
+use std::sync::{Arc, OnceLock};
+
+use fanout::{Broker, HandlerPanic, Message, StopHandle};
+
+fn main() {
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    let stopper: Arc<OnceLock<StopHandle>> = Arc::new(OnceLock::new());
+
+    sub.subscribe_with("orders", |m: Message<str>| {
+        let order = m.payload().expect("a delivery");
+        if order.contains("bad") {
+            panic!("cannot parse order {order:?}");
+        }
+        println!("handled order {order}");
+    });
+    sub.psubscribe_with("audit.*", |m: Message<str>| {
+        println!("audit on {}: {}", m.channel().unwrap_or_default(), m.payload().unwrap());
+    });
+    let stop = stopper.clone();
+    sub.subscribe_with("control", move |m: Message<str>| {
+        if &**m.payload().unwrap() == "shutdown" {
+            println!("shutdown requested: stopping the worker from its own handler");
+            stop.get().expect("set before publishing").stop();
+        }
+    });
+
+    let worker = sub
+        .worker()
+        .name("orders-worker")
+        .on_panic(|p: HandlerPanic| println!("reported, and the worker goes on: {p}"))
+        .spawn()
+        .expect("every subscription has a handler");
+    stopper.set(worker.stopper()).expect("set once");
+
+    for (channel, payload) in [
+        ("orders", "#1 two apples"),
+        ("audit.login", "ada logged in"),
+        ("orders", "#2 bad input"),
+        ("orders", "#3 one pear"),
+        ("control", "shutdown"),
+    ] {
+        broker.publish(channel, payload);
+    }
+    worker.join().expect("the worker ended cleanly");
+    println!("worker stopped; {} deliveries", sub.stats().delivered);
+}
