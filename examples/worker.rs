@@ -20,7 +20,11 @@ fn main() {
         println!("handled order {order}");
     });
     sub.psubscribe_with("audit.*", |m: Message<str>| {
-        println!("audit on {}: {}", m.channel().unwrap_or_default(), m.payload().unwrap());
+        println!(
+            "audit on {}: {}",
+            m.channel().unwrap_or_default(),
+            m.payload().unwrap()
+        );
     });
     let stop = stopper.clone();
     sub.subscribe_with("control", move |m: Message<str>| {

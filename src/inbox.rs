@@ -95,6 +95,21 @@ impl<T: ?Sized> Inbox<T> {
         }
     }
 
+    /// What a reader does with a message it took: `None` when a confirmation is ignored, or
+    /// when the message went to its handler (called here, with no lock held).
+    pub(crate) fn for_reader(&self, message: Message<T>) -> Option<Message<T>> {
+        if message.is_confirmation() && self.subscriber.ignore_confirmations {
+            return None;
+        }
+        match self.handler_for(&message) {
+            Some(handler) => {
+                handler(message);
+                None
+            }
+            None => Some(message),
+        }
+    }
+
     /// The handler registered for the subscription a delivery came through, if any.
     pub(crate) fn handler_for(&self, message: &Message<T>) -> Option<Handler<T>> {
         if !self.subscriber.has_handlers.load(Ordering::Acquire) {

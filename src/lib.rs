@@ -166,10 +166,15 @@
 //! channel's shared name, pushed into the handle's `crossbeam-channel` queue; nothing is
 //! copied or formatted. A bounded queue adds one uncontended mutex per delivery for its
 //! count. Statistics are relaxed atomic adds: the broker's per stripe, a handle's its own.
+//! The `async` feature adds one fence and one atomic load per delivery (to wake a stream).
 //!
 //! # Cargo features
 //!
-//! None yet; the default build depends on `parking_lot` and `crossbeam-channel` only.
+//! - `async` (off by default): `PubSub::stream()` returns a `MessageStream`, a
+//!   `futures_core::Stream` of the handle's messages, woken by publishers, for any executor.
+//!
+//! The default build depends on `parking_lot`, `crossbeam-channel`, `hashbrown` and
+//! `foldhash` only.
 //!
 //! # Divergences from Redis
 //!
@@ -203,7 +208,10 @@ mod policy;
 mod pubsub;
 mod registry;
 mod stats;
+#[cfg(feature = "async")]
+mod stream;
 mod subscriber;
+mod wake;
 mod worker;
 
 pub use broker::Broker;
@@ -214,5 +222,7 @@ pub use pattern::{glob_match, MAX_STAR_NESTING};
 pub use policy::Overflow;
 pub use pubsub::PubSub;
 pub use stats::{BrokerStats, Disconnected, PubSubStats};
+#[cfg(feature = "async")]
+pub use stream::MessageStream;
 pub use subscriber::SubscriberId;
 pub use worker::{StopHandle, Worker, WorkerBuilder};

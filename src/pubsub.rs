@@ -387,6 +387,33 @@ impl<T: ?Sized> PubSub<T> {
         std::iter::from_fn(move || self.next(Wait::Forever))
     }
 
+    /// This handle's messages as an async [`Stream`](futures_core::Stream) (feature `async`),
+    /// for any executor: woken exactly when a message arrives, never blocking the thread.
+    /// Handlers and `ignore_subscribe_messages` apply as for `get_message`. The stream holds
+    /// no borrow of the handle; it ends once the handle is closed or dropped and everything
+    /// queued was read (it does not end when the last subscription goes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub_builder().ignore_subscribe_messages(true).build();
+    /// sub.subscribe(["ticks"]);
+    /// let mut stream = sub.stream();
+    /// broker.publish("ticks", "1");
+    /// let first = futures::executor::block_on(stream.next()).unwrap();
+    /// assert_eq!(first.payload().map(|p| &**p), Some("1"));
+    /// drop(sub); // ends the stream
+    /// assert!(futures::executor::block_on(stream.next()).is_none());
+    /// ```
+    #[cfg(feature = "async")]
+    pub fn stream(&self) -> crate::MessageStream<T> {
+        crate::MessageStream::new(self.inbox.clone())
+    }
+
     /// Starts a [`Worker`] thread that gives each delivery to its handler, like redis-py's
     /// `run_in_thread()`; see [`worker`](PubSub::worker) to name it or catch handler panics.
     ///
@@ -529,12 +556,8 @@ impl<T: ?Sized> PubSub<T> {
     fn next(&self, wait: Wait) -> Option<Message<T>> {
         loop {
             let message = self.inbox.read(wait).ok()?;
-            if message.is_confirmation() && self.inbox.subscriber.ignore_confirmations {
-                continue;
-            }
-            match self.inbox.handler_for(&message) {
-                Some(handler) => handler(message),
-                None => return Some(message),
+            if let Some(message) = self.inbox.for_reader(message) {
+                return Some(message);
             }
         }
     }

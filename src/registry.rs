@@ -403,7 +403,7 @@ impl<T: ?Sized> Registry<T> {
                         .get(hash, name)
                         .is_some_and(|c| c.value.iter().any(is_it))
                     {
-                        return;
+                        break;
                     }
                     subscriber.offer_after_wait(
                         &sender,
@@ -419,7 +419,7 @@ impl<T: ?Sized> Registry<T> {
                         .get(pattern)
                         .is_some_and(|p| p.value.iter().any(is_it));
                     if !found {
-                        return;
+                        break;
                     }
                     subscriber.offer_after_wait(
                         &sender,
@@ -439,7 +439,12 @@ impl<T: ?Sized> Registry<T> {
                     continue;
                 }
             }
-            return;
+            break;
+        }
+        // This sender may have been the queue's last: an async reader then sees the end.
+        drop(sender);
+        if !subscriber.is_open() {
+            subscriber.reader_wake.wake();
         }
     }
 
@@ -478,6 +483,7 @@ impl<T: ?Sized> Registry<T> {
         state.sender = None;
         subscriber.subscriptions.store(0, Ordering::Release);
         subscriber.wake_publishers();
+        subscriber.reader_wake.wake(); // its queue may have ended
     }
 
     /// Closes the broker: later publishes deliver nothing, later subscriptions are refused,

@@ -17,6 +17,7 @@ use parking_lot::Mutex;
 use crate::message::Message;
 use crate::policy::{Bounded, Offer, Tally};
 use crate::stats::Disconnected;
+use crate::wake::ReaderWake;
 
 /// Identifies one [`PubSub`](crate::PubSub) handle of a broker, for reports such as
 /// [`PublishError::full`](crate::PublishError::full). Shown as `#n`.
@@ -72,6 +73,8 @@ pub(crate) struct Subscriber<T: ?Sized> {
     pub(crate) has_handlers: AtomicBool,
     /// redis-py's `ignore_subscribe_messages`: reads skip confirmations.
     pub(crate) ignore_confirmations: bool,
+    /// The async reader to wake when something is queued (feature `async`).
+    pub(crate) reader_wake: ReaderWake,
     counters: Counters,
 }
 
@@ -105,6 +108,7 @@ impl<T: ?Sized> Subscriber<T> {
             bounded,
             has_handlers: AtomicBool::new(false),
             ignore_confirmations,
+            reader_wake: ReaderWake::default(),
             counters: Counters {
                 delivered: AtomicU64::new(0),
                 dropped: AtomicU64::new(0),
@@ -151,6 +155,7 @@ impl<T: ?Sized> Subscriber<T> {
                 self.count(&tally);
             }
         }
+        self.reader_wake.wake();
     }
 
     /// Offers one delivery; `tally` collects the broker-wide counts.
@@ -179,6 +184,7 @@ impl<T: ?Sized> Subscriber<T> {
         };
         if let Offer::Delivered = offer {
             self.counters.delivered.fetch_add(1, Ordering::Relaxed);
+            self.reader_wake.wake();
         }
         offer
     }
@@ -202,6 +208,7 @@ impl<T: ?Sized> Subscriber<T> {
         tally.add(&mine);
         if let Ok(Offer::Delivered) = result {
             self.counters.delivered.fetch_add(1, Ordering::Relaxed);
+            self.reader_wake.wake();
         }
         result
     }

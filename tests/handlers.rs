@@ -247,7 +247,12 @@ fn an_idle_worker_uses_no_cpu() {
             let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
             if comm.trim() == name {
                 let stat = std::fs::read_to_string(path.join("stat")).unwrap();
-                let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+                let fields: Vec<&str> = stat
+                    .rsplit(')')
+                    .next()
+                    .unwrap()
+                    .split_whitespace()
+                    .collect();
                 return fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
             }
         }

@@ -1,0 +1,152 @@
+//! `PubSub::stream()` (feature `async`): works on any executor, wakes exactly when a message
+//! arrives, supports handlers, and ends when the handle is closed.
+#![cfg(feature = "async")]
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use fanout::{Broker, Message, Overflow};
+use futures::StreamExt;
+use futures_core::Stream;
+
+/// A waker that counts how often it is woken.
+struct Counter(AtomicUsize);
+
+impl Wake for Counter {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn poll_once<S: Stream + Unpin>(stream: &mut S, waker: &Waker) -> Poll<Option<S::Item>> {
+    Pin::new(stream).poll_next(&mut Context::from_waker(waker))
+}
+
+#[test]
+fn an_idle_stream_is_woken_once_per_arrival_and_never_while_idle() {
+    let broker = Broker::<str>::new();
+    let sub = broker
+        .pubsub_builder()
+        .ignore_subscribe_messages(true)
+        .build();
+    sub.subscribe(["a"]);
+    let mut stream = sub.stream();
+    let counter = Arc::new(Counter(AtomicUsize::new(0)));
+    let waker = Waker::from(counter.clone());
+    assert!(poll_once(&mut stream, &waker).is_pending());
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        counter.0.load(Ordering::SeqCst),
+        0,
+        "nothing arrived, nothing woke it"
+    );
+    broker.publish("a", "x");
+    assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+    match poll_once(&mut stream, &waker) {
+        Poll::Ready(Some(m)) => assert_eq!(m.payload().map(|p| &**p), Some("x")),
+        other => panic!(
+            "expected the message, got {:?}",
+            other.map(|o| o.map(|m| m.kind()))
+        ),
+    }
+    assert!(poll_once(&mut stream, &waker).is_pending());
+    broker.publish("a", "y");
+    broker.publish("a", "z");
+    assert_eq!(
+        counter.0.load(Ordering::SeqCst),
+        2,
+        "one wake for the first arrival after a poll"
+    );
+}
+
+#[test]
+fn block_on_reads_what_another_thread_publishes_and_the_end() {
+    let broker = Broker::<u64>::new();
+    let sub = broker
+        .pubsub_builder()
+        .capacity(4)
+        .overflow(Overflow::Block)
+        .build();
+    sub.subscribe(["n"]);
+    let stream = sub.stream();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..1000 {
+                broker.publish("n", i);
+            }
+            sub.close();
+        });
+        let got: Vec<u64> = futures::executor::block_on(
+            stream
+                .filter_map(|m| async move { m.payload().map(|p| **p) })
+                .collect(),
+        );
+        assert_eq!(got, (0..1000).collect::<Vec<_>>());
+    });
+}
+
+#[test]
+fn handlers_take_their_deliveries_in_a_stream_too() {
+    let broker = Broker::<str>::new();
+    let sub = broker
+        .pubsub_builder()
+        .ignore_subscribe_messages(true)
+        .build();
+    let handled = Arc::new(Mutex::new(Vec::new()));
+    let log = handled.clone();
+    sub.subscribe_with("h", move |m: Message<str>| {
+        log.lock().unwrap().push(m.payload().unwrap().to_string())
+    });
+    sub.subscribe(["plain"]);
+    broker.publish("h", "1");
+    broker.publish("plain", "2");
+    let mut stream = sub.stream();
+    let first = futures::executor::block_on(stream.next()).unwrap();
+    assert_eq!(first.payload().map(|p| &**p), Some("2"));
+    assert_eq!(*handled.lock().unwrap(), ["1"]);
+}
+
+#[test]
+fn a_tokio_task_consumes_while_threads_publish() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap();
+    let broker = Broker::<u64>::new();
+    let sub = broker
+        .pubsub_builder()
+        .ignore_subscribe_messages(true)
+        .build();
+    sub.subscribe(["t"]);
+    let mut stream = sub.stream();
+    let task = runtime.spawn(async move {
+        let mut sum = 0;
+        while let Some(m) = stream.next().await {
+            sum += **m.payload().unwrap();
+        }
+        sum
+    });
+    let publishers: Vec<_> = (0..2)
+        .map(|_| {
+            let broker = broker.clone();
+            std::thread::spawn(move || {
+                for i in 1..=500u64 {
+                    broker.publish("t", i);
+                }
+            })
+        })
+        .collect();
+    for p in publishers {
+        p.join().unwrap();
+    }
+    drop(sub); // ends the stream after what it queued
+    let sum = runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(10), task).await })
+        .unwrap()
+        .unwrap();
+    assert_eq!(sum, 2 * 500 * 501 / 2);
+}
