@@ -122,6 +122,38 @@ impl<T: ?Sized> Broker<T> {
         self.publish_waiting(channel, payload.into(), Wait::Never)
     }
 
+    /// Publishes like [`publish`](Broker::publish) from async code (feature `async`): a full
+    /// `Overflow::Block` queue is waited for without blocking the thread, the task being woken
+    /// when the handle's reader takes a delivery (through `get_message`, `listen`, a worker or
+    /// a stream) or the subscription changes. Other policies never wait, so `publish` is
+    /// already fine in async code when no handle uses `Block`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Broker, Overflow};
+    ///
+    /// let broker = Broker::<str>::builder().capacity(1).overflow(Overflow::Block).build();
+    /// let sub = broker.pubsub_builder().ignore_subscribe_messages(true).build();
+    /// sub.subscribe(["jobs"]);
+    /// futures::executor::block_on(async {
+    ///     assert_eq!(broker.publish_async("jobs", "1").await, 1);
+    /// });
+    /// std::thread::scope(|s| {
+    ///     // The queue is full: this task waits until the reader takes "1".
+    ///     let waiting = s.spawn(|| futures::executor::block_on(broker.publish_async("jobs", "2")));
+    ///     assert_eq!(sub.get_message(std::time::Duration::from_secs(10)).unwrap().payload().map(|p| &**p), Some("1"));
+    ///     assert_eq!(waiting.join().unwrap(), 1);
+    /// });
+    /// ```
+    #[cfg(feature = "async")]
+    pub async fn publish_async(&self, channel: &str, payload: impl Into<Arc<T>>) -> usize {
+        self.registry
+            .publish_async(channel, payload.into())
+            .await
+            .delivered
+    }
+
     /// Publishes like [`publish`](Broker::publish), waiting at most `timeout` in all for full
     /// `Block` queues.
     ///

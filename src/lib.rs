@@ -171,7 +171,8 @@
 //! # Cargo features
 //!
 //! - `async` (off by default): `PubSub::stream()` returns a `MessageStream`, a
-//!   `futures_core::Stream` of the handle's messages, woken by publishers, for any executor.
+//!   `futures_core::Stream` of the handle's messages, woken by publishers, for any executor;
+//!   `Broker::publish_async` waits for a full `Block` queue without blocking the thread.
 //!
 //! The default build depends on `parking_lot`, `crossbeam-channel`, `hashbrown` and
 //! `foldhash` only.

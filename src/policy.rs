@@ -91,6 +91,8 @@ struct QueueState {
     missed: u64,
     /// Readers blocked in `get_message`/`listen`: room for a rendezvous (capacity 0).
     waiting_readers: usize,
+    /// Async publishers waiting for room (`Broker::publish_async`), woken with the others.
+    room_wakers: Vec<std::task::Waker>,
 }
 
 /// What a send changed, for the counters of the handle and the broker.
@@ -120,6 +122,7 @@ impl<T: ?Sized> Bounded<T> {
                 marks: VecDeque::new(),
                 missed: 0,
                 waiting_readers: 0,
+                room_wakers: Vec::new(),
             }),
             room: Condvar::new(),
             blocked: AtomicUsize::new(0),
@@ -218,9 +221,38 @@ impl<T: ?Sized> Bounded<T> {
     pub(crate) fn wake_publishers(&self) {
         if self.blocked.load(Ordering::SeqCst) > 0 {
             // Taking the lock orders this after a waiter's check, so the signal is not lost.
-            drop(self.queue.lock());
+            let wakers = std::mem::take(&mut self.queue.lock().room_wakers);
             self.room.notify_all();
+            if !wakers.is_empty() {
+                self.blocked.fetch_sub(wakers.len(), Ordering::SeqCst);
+                wakers.into_iter().for_each(std::task::Waker::wake);
+            }
         }
+    }
+
+    /// For an async publisher: queues the message if there is room (`Ok(true)`), or keeps
+    /// `waker` to wake when room may appear and gives the message back. The check and the
+    /// registration happen under the queue lock, so a reader's wake-up cannot slip between.
+    #[cfg(feature = "async")]
+    pub(crate) fn offer_or_register(
+        &self,
+        sender: &Sender<Message<T>>,
+        message: Message<T>,
+        tally: &mut Tally,
+        waker: &std::task::Waker,
+    ) -> Result<bool, Message<T>> {
+        let mut q = self.queue.lock();
+        if self.has_room(&mut q) {
+            self.flush_missed(&mut q, sender, tally);
+            push(&mut q, sender, message, false);
+            return Ok(true);
+        }
+        if !q.room_wakers.iter().any(|w| w.will_wake(waker)) {
+            q.room_wakers.push(waker.clone());
+            // Counted with the blocked threads, so readers signal; taken back when woken.
+            self.blocked.fetch_add(1, Ordering::SeqCst);
+        }
+        Err(message)
     }
 
     /// Takes the next item for a reader, under the queue lock: a `DropOldest` eviction

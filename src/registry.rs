@@ -127,15 +127,19 @@ struct Deferred<T: ?Sized> {
 }
 
 /// The work of one publish, gathered while registry locks are held and finished after.
-struct Round<T: ?Sized> {
+struct Round<'a, T: ?Sized> {
     may_wait: bool,
     published: Published,
     tally: Tally,
     deferred: Vec<Deferred<T>>,
     disconnect: Vec<Arc<Subscriber<T>>>,
+    /// The channel's stripe, whose counters the round adds to.
+    stripe: &'a Stripe<T>,
+    /// Deliveries counted under the stripe's lock; the rest are added at the end.
+    channel_delivered: usize,
 }
 
-impl<T: ?Sized> Round<T> {
+impl<T: ?Sized> Round<'_, T> {
     fn offer(&mut self, entry: &Entry<T>, target: impl FnOnce() -> Target, message: Message<T>) {
         // Once a handle waits in this publish, its later deliveries wait behind it, so the
         // channel's message still comes before the patterns' ones.
@@ -308,16 +312,97 @@ impl<T: ?Sized> Registry<T> {
     /// to each of its subscribers; full `Block` queues are waited for as `wait` allows, with
     /// no registry lock held.
     pub(crate) fn publish(&self, channel: &str, payload: Arc<T>, wait: Wait) -> Published {
-        if self.is_closed() {
+        let Some(mut round) = self.offer_all(channel, payload, !matches!(wait, Wait::Never)) else {
             return Published::default();
+        };
+        for deferred in std::mem::take(&mut round.deferred) {
+            self.deliver_after_wait(deferred, wait, &mut round);
+        }
+        self.finish(round)
+    }
+
+    /// `publish` for async callers: full `Block` queues are waited for without blocking the
+    /// thread (the task is woken when room may have appeared or the subscription changed).
+    #[cfg(feature = "async")]
+    pub(crate) async fn publish_async(&self, channel: &str, payload: Arc<T>) -> Published {
+        let Some(mut round) = self.offer_all(channel, payload, true) else {
+            return Published::default();
+        };
+        for deferred in std::mem::take(&mut round.deferred) {
+            let Deferred {
+                subscriber,
+                sender,
+                seq,
+                target,
+                message,
+            } = deferred;
+            let mut message = Some(message);
+            let delivered = std::future::poll_fn(|cx| {
+                let Some(pending) = message.take() else {
+                    return std::task::Poll::Ready(false);
+                };
+                let is_it = |e: &Entry<T>| Arc::ptr_eq(&e.subscriber, &subscriber) && e.seq == seq;
+                let waker = cx.waker();
+                // Check the subscription and offer under its registry lock, as `publish` does.
+                let result = match &target {
+                    Target::Channel(name) => {
+                        let (hash, stripe) = self.stripe(name);
+                        let map = stripe.map.lock();
+                        if !map
+                            .get(hash, name)
+                            .is_some_and(|c| c.value.iter().any(is_it))
+                        {
+                            return std::task::Poll::Ready(false);
+                        }
+                        subscriber.offer_or_register(&sender, pending, &mut round.tally, waker)
+                    }
+                    Target::Pattern(pattern) => {
+                        let table = self.patterns.read();
+                        if !table
+                            .get(pattern)
+                            .is_some_and(|p| p.value.iter().any(is_it))
+                        {
+                            return std::task::Poll::Ready(false);
+                        }
+                        subscriber.offer_or_register(&sender, pending, &mut round.tally, waker)
+                    }
+                };
+                match result {
+                    Ok(delivered) => std::task::Poll::Ready(delivered),
+                    Err(again) => {
+                        message = Some(again);
+                        std::task::Poll::Pending
+                    }
+                }
+            })
+            .await;
+            if delivered {
+                round.published.delivered += 1;
+            }
+            drop(sender);
+            if !subscriber.is_open() {
+                subscriber.reader_wake.wake();
+            }
+        }
+        self.finish(round)
+    }
+
+    /// Offers `payload` to every subscription that matches `channel`, channel subscribers
+    /// first, without waiting: full `Block` queues are left in the round's `deferred`.
+    /// `None` when the broker is closed.
+    fn offer_all(&self, channel: &str, payload: Arc<T>, may_wait: bool) -> Option<Round<'_, T>> {
+        if self.is_closed() {
+            return None;
         }
         let (hash, stripe) = self.stripe(channel);
         let mut round = Round {
-            may_wait: !matches!(wait, Wait::Never),
+            may_wait,
             published: Published::default(),
             tally: Tally::default(),
             deferred: Vec::new(),
             disconnect: Vec::new(),
+            stripe,
+            channel_delivered: 0,
         };
         let mut name: Option<Arc<str>> = None;
         // Read before the channel's lock: a `psubscribe` that returned before this call began
@@ -341,7 +426,7 @@ impl<T: ?Sized> Registry<T> {
             add_under_lock(&stripe.published, 1);
             add_under_lock(&stripe.delivered, round.published.delivered as u64);
         }
-        let channel_delivered = round.published.delivered;
+        round.channel_delivered = round.published.delivered;
         if patterns {
             let table = self.patterns.read();
             table.for_each_match(hash, channel, |pattern| {
@@ -356,19 +441,19 @@ impl<T: ?Sized> Registry<T> {
                 }
             });
         }
-        if !round.deferred.is_empty() {
-            for deferred in std::mem::take(&mut round.deferred) {
-                self.deliver_after_wait(deferred, wait, &mut round);
-            }
+        Some(round)
+    }
+
+    /// Disconnects the handles the round found full under `Disconnect` (no lock is held
+    /// now), and counts what the round did.
+    fn finish(&self, mut round: Round<'_, T>) -> Published {
+        for subscriber in std::mem::take(&mut round.disconnect) {
+            self.detach(&subscriber, Disconnected::Overflow);
         }
-        if !round.disconnect.is_empty() {
-            for subscriber in std::mem::take(&mut round.disconnect) {
-                self.detach(&subscriber, Disconnected::Overflow);
-            }
-        }
-        let late = round.published.delivered - channel_delivered;
+        let late = round.published.delivered - round.channel_delivered;
         if late > 0 {
-            stripe
+            round
+                .stripe
                 .delivered_late
                 .fetch_add(late as u64, Ordering::Relaxed);
         }
@@ -381,7 +466,7 @@ impl<T: ?Sized> Registry<T> {
 
     /// Retries a delivery to a full `Block` queue until it is queued, refused at the
     /// deadline, or the subscription it was meant for is gone.
-    fn deliver_after_wait(&self, deferred: Deferred<T>, wait: Wait, round: &mut Round<T>) {
+    fn deliver_after_wait(&self, deferred: Deferred<T>, wait: Wait, round: &mut Round<'_, T>) {
         let deadline = match wait {
             Wait::Until(deadline) => Some(deadline),
             Wait::Forever | Wait::Never => None,

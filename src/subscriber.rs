@@ -213,6 +213,31 @@ impl<T: ?Sized> Subscriber<T> {
         result
     }
 
+    /// For an async publisher after a `Full`: queues the message if there is room now
+    /// (`Ok(true)`; `Ok(false)` if the handle stopped meanwhile), or registers `waker` to be
+    /// woken when room may appear and gives the message back.
+    #[cfg(feature = "async")]
+    pub(crate) fn offer_or_register(
+        &self,
+        sender: &Sender<Message<T>>,
+        message: Message<T>,
+        tally: &mut Tally,
+        waker: &std::task::Waker,
+    ) -> Result<bool, Message<T>> {
+        let Some(bounded) = self.bounded.as_ref().filter(|_| self.is_open()) else {
+            return Ok(false);
+        };
+        let mut mine = Tally::default();
+        let result = bounded.offer_or_register(sender, message, &mut mine, waker);
+        self.count(&mine);
+        tally.add(&mine);
+        if let Ok(true) = result {
+            self.counters.delivered.fetch_add(1, Ordering::Relaxed);
+            self.reader_wake.wake();
+        }
+        result
+    }
+
     /// Wakes publishers waiting for this handle's room, to re-check.
     pub(crate) fn wake_publishers(&self) {
         if let Some(bounded) = &self.bounded {

@@ -150,3 +150,61 @@ fn a_tokio_task_consumes_while_threads_publish() {
         .unwrap();
     assert_eq!(sum, 2 * 500 * 501 / 2);
 }
+
+/// Under `Block`, `publish_async` waits for room without blocking its thread: here the
+/// publisher and the reader are tasks on one thread, which only works if the wait yields.
+#[test]
+fn publish_async_waits_for_room_without_blocking_the_thread() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let broker = Broker::<u64>::builder()
+        .capacity(1)
+        .overflow(Overflow::Block)
+        .build();
+    let sub = broker
+        .pubsub_builder()
+        .ignore_subscribe_messages(true)
+        .build();
+    sub.subscribe(["q"]);
+    let mut stream = sub.stream();
+    let publisher = broker.clone();
+    let got = runtime.block_on(async move {
+        let publish = tokio::spawn(async move {
+            let mut delivered = 0;
+            for i in 0..100u64 {
+                delivered += publisher.publish_async("q", i).await;
+            }
+            delivered
+        });
+        let mut got = Vec::new();
+        while got.len() < 100 {
+            let m = tokio::time::timeout(Duration::from_secs(10), stream.next())
+                .await
+                .expect("stalled")
+                .unwrap();
+            got.push(**m.payload().unwrap());
+        }
+        assert_eq!(publish.await.unwrap(), 100);
+        got
+    });
+    assert_eq!(got, (0..100).collect::<Vec<_>>());
+}
+
+#[test]
+fn publish_async_is_released_by_unsubscribe() {
+    let broker = Broker::<u64>::builder()
+        .capacity(1)
+        .overflow(Overflow::Block)
+        .build();
+    let sub = broker.pubsub();
+    sub.subscribe(["q"]);
+    futures::executor::block_on(broker.publish_async("q", 0));
+    std::thread::scope(|s| {
+        let waiting = s.spawn(|| futures::executor::block_on(broker.publish_async("q", 1)));
+        std::thread::sleep(Duration::from_millis(30));
+        sub.unsubscribe(["q"]);
+        assert_eq!(waiting.join().unwrap(), 0);
+    });
+}
