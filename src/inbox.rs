@@ -51,21 +51,21 @@ impl<T: ?Sized> Inbox<T> {
             return match wait {
                 Wait::Poll => self.receiver.try_recv().map_err(|e| match e {
                     TryRecvError::Empty => Nothing::Empty,
-                    TryRecvError::Disconnected => Nothing::Ended,
+                    TryRecvError::Disconnected => self.ended(),
                 }),
                 Wait::Until(deadline) => {
                     self.receiver.recv_deadline(deadline).map_err(|e| match e {
                         RecvTimeoutError::Timeout => Nothing::Empty,
-                        RecvTimeoutError::Disconnected => Nothing::Ended,
+                        RecvTimeoutError::Disconnected => self.ended(),
                     })
                 }
-                Wait::Forever => self.receiver.recv().map_err(|_| Nothing::Ended),
+                Wait::Forever => self.receiver.recv().map_err(|_| self.ended()),
             };
         };
         loop {
             match self.subscriber.take(bounded) {
                 Ok(message) => return Ok(message),
-                Err(TryRecvError::Disconnected) => return Err(Nothing::Ended),
+                Err(TryRecvError::Disconnected) => return Err(self.ended()),
                 Err(TryRecvError::Empty) => {}
             }
             let deadline = match wait {
@@ -89,10 +89,20 @@ impl<T: ?Sized> Inbox<T> {
             if !ready {
                 return self.subscriber.take(bounded).map_err(|e| match e {
                     TryRecvError::Empty => Nothing::Empty,
-                    TryRecvError::Disconnected => Nothing::Ended,
+                    TryRecvError::Disconnected => self.ended(),
                 });
             }
         }
+    }
+
+    /// The queue has ended and nothing is left to hand to a handler: let the handlers go, so
+    /// one that holds its own handle (a cycle) does not keep it alive.
+    fn ended(&self) -> Nothing {
+        if self.subscriber.has_handlers.swap(false, Ordering::AcqRel) {
+            let handlers = std::mem::take(&mut self.subscriber.state.lock().handlers);
+            drop(handlers); // outside the lock: dropping a handler may drop a handle
+        }
+        Nothing::Ended
     }
 
     /// What a reader does with a message it took: `None` when a confirmation is ignored, or

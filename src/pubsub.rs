@@ -236,6 +236,8 @@ impl<T: ?Sized> PubSub<T> {
     ///
     /// Subscribing again replaces the handler; unsubscribing removes it (deliveries still
     /// queued for the channel are then yielded, not lost). Confirmations are yielded as usual.
+    /// A handler may hold this handle (to subscribe from inside it); the handlers are let go
+    /// once a reader sees the handle's queue end after `close`, which breaks that cycle.
     ///
     /// # Examples
     ///

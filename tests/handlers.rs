@@ -349,3 +349,24 @@ fn listen_forever_outlives_its_last_subscription_and_ends_on_close() {
         assert_eq!(got[4].1, "2");
     });
 }
+
+#[test]
+fn a_handler_holding_its_own_handle_is_let_go_once_the_queue_ends() {
+    let broker = Broker::<str>::new();
+    let sub = Arc::new(broker.pubsub());
+    let me = Arc::clone(&sub);
+    sub.subscribe_with("loop", move |_| me.subscribe(["more"]));
+    let weak = Arc::downgrade(&sub);
+    broker.publish("loop", "x");
+    sub.close();
+    assert_eq!(
+        sub.listen_forever().count(),
+        1,
+        "the confirmation; the message went to the handler"
+    );
+    drop(sub);
+    assert!(
+        weak.upgrade().is_none(),
+        "the handler's reference was let go: no cycle"
+    );
+}
