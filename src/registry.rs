@@ -117,6 +117,13 @@ enum Target {
     Pattern(Arc<str>),
 }
 
+/// A registry lock held while a waiting publisher queues (see `hold_subscription`).
+#[allow(dead_code)] // the guards are held for their lock, never read, and released on drop
+enum Held<'a, T: ?Sized> {
+    Channel(parking_lot::MutexGuard<'a, ChannelTable<Vec<Entry<T>>>>),
+    Pattern(parking_lot::RwLockReadGuard<'a, PatternTable<Vec<Entry<T>>>>),
+}
+
 /// A delivery that found a `Block` queue full, to retry without any registry lock held.
 struct Deferred<T: ?Sized> {
     subscriber: Arc<Subscriber<T>>,
@@ -341,32 +348,12 @@ impl<T: ?Sized> Registry<T> {
                 let Some(pending) = message.take() else {
                     return std::task::Poll::Ready(false);
                 };
-                let is_it = |e: &Entry<T>| Arc::ptr_eq(&e.subscriber, &subscriber) && e.seq == seq;
-                let waker = cx.waker();
                 // Check the subscription and offer under its registry lock, as `publish` does.
-                let result = match &target {
-                    Target::Channel(name) => {
-                        let (hash, stripe) = self.stripe(name);
-                        let map = stripe.map.lock();
-                        if !map
-                            .get(hash, name)
-                            .is_some_and(|c| c.value.iter().any(is_it))
-                        {
-                            return std::task::Poll::Ready(false);
-                        }
-                        subscriber.offer_or_register(&sender, pending, &mut round.tally, waker)
-                    }
-                    Target::Pattern(pattern) => {
-                        let table = self.patterns.read();
-                        if !table
-                            .get(pattern)
-                            .is_some_and(|p| p.value.iter().any(is_it))
-                        {
-                            return std::task::Poll::Ready(false);
-                        }
-                        subscriber.offer_or_register(&sender, pending, &mut round.tally, waker)
-                    }
+                let Some(_held) = self.hold_subscription(&target, &subscriber, seq) else {
+                    return std::task::Poll::Ready(false);
                 };
+                let result =
+                    subscriber.offer_or_register(&sender, pending, &mut round.tally, cx.waker());
                 match result {
                     Ok(delivered) => std::task::Poll::Ready(delivered),
                     Err(again) => {
@@ -464,6 +451,35 @@ impl<T: ?Sized> Registry<T> {
         round.published
     }
 
+    /// The registry lock over `target`, held, if `subscriber`'s subscription with sequence
+    /// number `seq` still stands there: a waiting publisher checks and queues under it, as
+    /// `publish` does, so an unsubscription in between is a clean cut.
+    fn hold_subscription(
+        &self,
+        target: &Target,
+        subscriber: &Arc<Subscriber<T>>,
+        seq: u64,
+    ) -> Option<Held<'_, T>> {
+        let is_it = |e: &Entry<T>| Arc::ptr_eq(&e.subscriber, subscriber) && e.seq == seq;
+        match target {
+            Target::Channel(name) => {
+                let (hash, stripe) = self.stripe(name);
+                let map = stripe.map.lock();
+                let stands = map
+                    .get(hash, name)
+                    .is_some_and(|c| c.value.iter().any(is_it));
+                stands.then_some(Held::Channel(map))
+            }
+            Target::Pattern(pattern) => {
+                let table = self.patterns.read();
+                let stands = table
+                    .get(pattern)
+                    .is_some_and(|p| p.value.iter().any(is_it));
+                stands.then_some(Held::Pattern(table))
+            }
+        }
+    }
+
     /// Retries a delivery to a full `Block` queue until it is queued, refused at the
     /// deadline, or the subscription it was meant for is gone.
     fn deliver_after_wait(&self, deferred: Deferred<T>, wait: Wait, round: &mut Round<'_, T>) {
@@ -478,43 +494,13 @@ impl<T: ?Sized> Registry<T> {
             target,
             mut message,
         } = deferred;
-        let is_it = |e: &Entry<T>| Arc::ptr_eq(&e.subscriber, &subscriber) && e.seq == seq;
         loop {
-            let result = match &target {
-                Target::Channel(name) => {
-                    let (hash, stripe) = self.stripe(name);
-                    let map = stripe.map.lock();
-                    if !map
-                        .get(hash, name)
-                        .is_some_and(|c| c.value.iter().any(is_it))
-                    {
-                        break;
-                    }
-                    subscriber.offer_after_wait(
-                        &sender,
-                        message,
-                        deadline,
-                        &mut round.tally,
-                        || drop(map),
-                    )
-                }
-                Target::Pattern(pattern) => {
-                    let table = self.patterns.read();
-                    let found = table
-                        .get(pattern)
-                        .is_some_and(|p| p.value.iter().any(is_it));
-                    if !found {
-                        break;
-                    }
-                    subscriber.offer_after_wait(
-                        &sender,
-                        message,
-                        deadline,
-                        &mut round.tally,
-                        || drop(table),
-                    )
-                }
+            let Some(held) = self.hold_subscription(&target, &subscriber, seq) else {
+                break;
             };
+            let result =
+                subscriber
+                    .offer_after_wait(&sender, message, deadline, &mut round.tally, || drop(held));
             match result {
                 Ok(Offer::Delivered) => round.published.delivered += 1,
                 Ok(Offer::Dropped) => round.published.full.push(subscriber.id),
