@@ -175,16 +175,11 @@ impl<T: ?Sized> Subscriber<T> {
                 Err(_) => Offer::Gone,
             },
             Some(bounded) => {
-                let mut mine = Tally::default();
-                let offer = bounded.offer(sender, message, may_wait, &mut mine);
-                self.count(&mine);
-                tally.add(&mine);
-                offer
+                self.tallied(tally, |mine| bounded.offer(sender, message, may_wait, mine))
             }
         };
         if let Offer::Delivered = offer {
-            self.counters.delivered.fetch_add(1, Ordering::Relaxed);
-            self.reader_wake.wake();
+            self.queued_one();
         }
         offer
     }
@@ -202,13 +197,11 @@ impl<T: ?Sized> Subscriber<T> {
         let Some(bounded) = self.bounded.as_ref().filter(|_| self.is_open()) else {
             return Ok(Offer::Gone);
         };
-        let mut mine = Tally::default();
-        let result = bounded.offer_after_wait(sender, message, deadline, &mut mine, unlock);
-        self.count(&mine);
-        tally.add(&mine);
+        let result = self.tallied(tally, |mine| {
+            bounded.offer_after_wait(sender, message, deadline, mine, unlock)
+        });
         if let Ok(Offer::Delivered) = result {
-            self.counters.delivered.fetch_add(1, Ordering::Relaxed);
-            self.reader_wake.wake();
+            self.queued_one();
         }
         result
     }
@@ -227,13 +220,11 @@ impl<T: ?Sized> Subscriber<T> {
         let Some(bounded) = self.bounded.as_ref().filter(|_| self.is_open()) else {
             return Ok(false);
         };
-        let mut mine = Tally::default();
-        let result = bounded.offer_or_register(sender, message, &mut mine, waker);
-        self.count(&mine);
-        tally.add(&mine);
+        let result = self.tallied(tally, |mine| {
+            bounded.offer_or_register(sender, message, mine, waker)
+        });
         if let Ok(true) = result {
-            self.counters.delivered.fetch_add(1, Ordering::Relaxed);
-            self.reader_wake.wake();
+            self.queued_one();
         }
         result
     }
@@ -262,6 +253,22 @@ impl<T: ?Sized> Subscriber<T> {
             self.counters.dropped.load(Ordering::Relaxed),
             self.counters.lagged.load(Ordering::Relaxed),
         )
+    }
+
+    /// Runs `f` on the bounded queue with a tally of its own, then adds that tally to this
+    /// handle's counters and to the caller's (the broker's).
+    fn tallied<R>(&self, tally: &mut Tally, f: impl FnOnce(&mut Tally) -> R) -> R {
+        let mut mine = Tally::default();
+        let result = f(&mut mine);
+        self.count(&mine);
+        tally.add(&mine);
+        result
+    }
+
+    /// A delivery was queued: count it, and wake an async reader.
+    fn queued_one(&self) {
+        self.counters.delivered.fetch_add(1, Ordering::Relaxed);
+        self.reader_wake.wake();
     }
 
     fn count(&self, tally: &Tally) {
