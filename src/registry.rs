@@ -498,9 +498,14 @@ impl<T: ?Sized> Registry<T> {
             let Some(held) = self.hold_subscription(&target, &subscriber, seq) else {
                 break;
             };
+            // Released early only to wait; after a delivery it is held until the handle's
+            // counters are updated, so an unsubscribe that returns sees them complete.
+            let mut held = Some(held);
             let result =
-                subscriber
-                    .offer_after_wait(&sender, message, deadline, &mut round.tally, || drop(held));
+                subscriber.offer_after_wait(&sender, message, deadline, &mut round.tally, || {
+                    drop(held.take())
+                });
+            drop(held);
             match result {
                 Ok(Offer::Delivered) => round.published.delivered += 1,
                 Ok(Offer::Dropped) => round.published.full.push(subscriber.id),
