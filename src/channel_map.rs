@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use hashbrown::HashTable;
 
+use crate::registry::is_sparse;
+
 /// A channel's name, its hash, and what the registry keeps for it.
 pub(crate) struct Channel<V> {
     pub(crate) name: Arc<str>,
@@ -60,7 +62,7 @@ impl<V> ChannelTable<V> {
             entry.remove();
         }
         let (len, capacity) = (self.table.len(), self.table.capacity());
-        if capacity > 8 && len * 4 < capacity {
+        if is_sparse(len, capacity) {
             self.table.shrink_to(len * 2, |c| c.hash);
         }
     }

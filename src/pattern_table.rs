@@ -20,6 +20,7 @@ use parking_lot::{Mutex, MutexGuard};
 
 use crate::channel_map::ChannelTable;
 use crate::pattern::glob_match;
+use crate::registry::is_sparse;
 
 /// Cache stripes; a power of two so a hash picks one with a mask.
 const CACHE_STRIPES: usize = 64;
@@ -96,7 +97,7 @@ impl<V> PatternTable<V> {
                 *index -= 1;
             }
         }
-        if self.entries.capacity() > 8 && self.entries.len() * 4 < self.entries.capacity() {
+        if is_sparse(self.entries.len(), self.entries.capacity()) {
             self.entries.shrink_to(self.entries.len() * 2);
             self.index.shrink_to(self.entries.len() * 2);
         }

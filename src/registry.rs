@@ -682,7 +682,12 @@ fn join<T: ?Sized>(
 /// Gives memory back once a map holds far fewer entries than it has room for, so a burst of
 /// short-lived subscriptions does not pin its peak size. Amortised: it halves at most.
 pub(crate) fn shrink_if_sparse<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>) {
-    if map.capacity() > 8 && map.len() * 4 < map.capacity() {
+    if is_sparse(map.len(), map.capacity()) {
         map.shrink_to(map.len() * 2);
     }
+}
+
+/// The one rule for giving memory back: more than 8 slots, under a quarter of them used.
+pub(crate) fn is_sparse(len: usize, capacity: usize) -> bool {
+    capacity > 8 && len * 4 < capacity
 }
