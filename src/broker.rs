@@ -86,8 +86,12 @@ impl<T: ?Sized> Broker<T> {
     /// assert!(Arc::ptr_eq(received.payload().unwrap(), &payload));
     /// ```
     pub fn publish(&self, channel: &str, payload: impl Into<Arc<T>>) -> usize {
+        let payload = payload.into();
+        if let Some(bridge) = self.registry.bridge() {
+            return bridge.publish(channel, payload, Wait::Forever).delivered;
+        }
         self.registry
-            .publish(channel, payload.into(), Wait::Forever)
+            .publish(channel, payload, Wait::Forever)
             .delivered
     }
 
@@ -148,8 +152,12 @@ impl<T: ?Sized> Broker<T> {
     /// ```
     #[cfg(feature = "async")]
     pub async fn publish_async(&self, channel: &str, payload: impl Into<Arc<T>>) -> usize {
+        let payload = payload.into();
+        if let Some(bridge) = self.registry.bridge() {
+            return bridge.publish_async(channel, payload).await.delivered;
+        }
         self.registry
-            .publish_async(channel, payload.into())
+            .publish_async(channel, payload)
             .await
             .delivered
     }
@@ -179,15 +187,19 @@ impl<T: ?Sized> Broker<T> {
         payload: Arc<T>,
         wait: Wait,
     ) -> Result<usize, PublishError<T>> {
-        let mut published = self.registry.publish(channel, payload.clone(), wait);
+        let mut published = match self.registry.bridge() {
+            Some(bridge) => bridge.publish(channel, payload.clone(), wait),
+            None => self.registry.publish(channel, payload.clone(), wait),
+        };
         published.full.sort_unstable();
         published.full.dedup();
-        if published.full.is_empty() {
+        if published.full.is_empty() && !published.backlog_full {
             Ok(published.delivered)
         } else {
             Err(PublishError {
                 delivered: published.delivered,
                 full: published.full,
+                backlog_full: published.backlog_full,
                 payload,
             })
         }
@@ -201,6 +213,12 @@ impl<T: ?Sized> Broker<T> {
     /// Starts a handle with its own queue bound and policy; see [`PubSubBuilder`].
     pub fn pubsub_builder(&self) -> PubSubBuilder<'_, T> {
         PubSubBuilder::new(self, self.registry.defaults)
+    }
+
+    /// The shared state, for the Redis bridge.
+    #[cfg(feature = "redis")]
+    pub(crate) fn registry(&self) -> &Arc<Registry<T>> {
+        &self.registry
     }
 
     pub(crate) fn pubsub_with(&self, config: QueueConfig) -> PubSub<T> {

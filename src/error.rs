@@ -14,6 +14,7 @@ use crate::subscriber::SubscriberId;
 pub struct PublishError<T: ?Sized> {
     pub(crate) delivered: usize,
     pub(crate) full: Vec<SubscriberId>,
+    pub(crate) backlog_full: bool,
     pub(crate) payload: Arc<T>,
 }
 
@@ -29,6 +30,12 @@ impl<T: ?Sized> PublishError<T> {
         &self.full
     }
 
+    /// Whether the broker's Redis [`Bridge`](crate::Bridge) (feature `redis`) had no room in
+    /// its backlog of publishes waiting for Redis, so the message did not go out.
+    pub fn backlog_full(&self) -> bool {
+        self.backlog_full
+    }
+
     /// The payload, given back.
     pub fn into_inner(self) -> Arc<T> {
         self.payload
@@ -41,6 +48,7 @@ impl<T: ?Sized> fmt::Debug for PublishError<T> {
         f.debug_struct("PublishError")
             .field("delivered", &self.delivered)
             .field("full", &self.full)
+            .field("backlog_full", &self.backlog_full)
             .finish_non_exhaustive()
     }
 }
@@ -52,7 +60,11 @@ impl<T: ?Sized> fmt::Display for PublishError<T> {
             "{} subscriber queue(s) full (delivered to {})",
             self.full.len(),
             self.delivered
-        )
+        )?;
+        if self.backlog_full {
+            f.write_str("; the Redis bridge's backlog was full")?;
+        }
+        Ok(())
     }
 }
 

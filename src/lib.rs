@@ -197,6 +197,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "redis")]
+pub mod bridge;
 mod broker;
 mod builder;
 mod channel_map;
@@ -215,6 +217,8 @@ mod subscriber;
 mod wake;
 mod worker;
 
+#[cfg(feature = "redis")]
+pub use bridge::{Bridge, BridgeBuilder, BridgeError, BridgeStats, Codec, Route};
 pub use broker::Broker;
 pub use builder::{BrokerBuilder, PubSubBuilder};
 pub use error::{HandlerPanic, PublishError, WorkerError};

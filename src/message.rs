@@ -1,6 +1,7 @@
 //! What a subscriber reads from its queue: confirmations and deliveries.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 /// One item in a subscriber's queue, mirroring the message dicts redis-py yields.
 ///
@@ -91,6 +92,16 @@ pub enum Message<T: ?Sized> {
         /// How many deliveries were dropped in this gap.
         missed: u64,
     },
+    /// The broker's Redis [`Bridge`](crate::Bridge) (feature `redis`) lost its connection and
+    /// is back: whatever was published elsewhere while it was down (how much is unknown) did
+    /// not reach this handle. It sits where the gap is, before the first delivery after it.
+    ///
+    /// Not a Redis message: redis-py reconnects in silence. Like `Lagged`, it is never dropped
+    /// and does not count against capacity.
+    Gap {
+        /// How long the bridge was without its subscription connection.
+        down_for: Duration,
+    },
     /// A payload published to a channel that matches a pattern this handle subscribed to.
     PMessage {
         /// The subscribed pattern that matched.
@@ -105,7 +116,7 @@ pub enum Message<T: ?Sized> {
 impl<T: ?Sized> Message<T> {
     /// The Redis type string: `"subscribe"`, `"unsubscribe"`, `"psubscribe"`,
     /// `"punsubscribe"`, `"message"` or `"pmessage"`; `"lagged"` for a [`Message::Lagged`]
-    /// notice, which Redis does not have.
+    /// notice and `"gap"` for a [`Message::Gap`] notice, which Redis does not have.
     pub fn kind(&self) -> &'static str {
         match self {
             Message::Subscribe { .. } => "subscribe",
@@ -115,6 +126,7 @@ impl<T: ?Sized> Message<T> {
             Message::Message { .. } => "message",
             Message::PMessage { .. } => "pmessage",
             Message::Lagged { .. } => "lagged",
+            Message::Gap { .. } => "gap",
         }
     }
 
@@ -127,9 +139,10 @@ impl<T: ?Sized> Message<T> {
             | Message::Unsubscribe { channel, .. }
             | Message::Message { channel, .. }
             | Message::PMessage { channel, .. } => Some(channel),
-            Message::PSubscribe { .. } | Message::PUnsubscribe { .. } | Message::Lagged { .. } => {
-                None
-            }
+            Message::PSubscribe { .. }
+            | Message::PUnsubscribe { .. }
+            | Message::Lagged { .. }
+            | Message::Gap { .. } => None,
         }
     }
 
@@ -207,6 +220,9 @@ impl<T: ?Sized> Clone for Message<T> {
                 payload: payload.clone(),
             },
             Message::Lagged { missed } => Message::Lagged { missed: *missed },
+            Message::Gap { down_for } => Message::Gap {
+                down_for: *down_for,
+            },
         }
     }
 }

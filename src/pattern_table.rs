@@ -57,6 +57,11 @@ impl<V> PatternTable<V> {
         self.entries.len()
     }
 
+    /// Every pattern, in the order it first appeared.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Pattern<V>> {
+        self.entries.iter()
+    }
+
     pub(crate) fn get(&self, pattern: &str) -> Option<&Pattern<V>> {
         self.index.get(pattern).map(|&i| &self.entries[i])
     }

@@ -9,7 +9,11 @@
 //!    entirely while no pattern exists).
 //! 3. A bounded handle's queue lock (`policy.rs`).
 //!
-//! Locks are only ever taken in that order, and no path holds two registry locks at once. A
+//! Locks are only ever taken in that order, and no path holds two registry locks at once.
+//! A [`Watcher`] (feature `redis`: the bridge's mirror of subscriptions) is called under a
+//! registry lock of level 2 and may take only locks of its own that nothing else is taken
+//! under (leaves); the `watcher` and `bridge` slots are read-write locks taken on their own or
+//! as such leaves. A
 //! publisher starts at 2 and holds no handle's `state`; when it must disconnect a handle, it
 //! first lets go of every lock. A publisher that waits for room (`Overflow::Block`) holds
 //! nothing but the queue lock, which its condition variable releases while it sleeps.
@@ -90,6 +94,57 @@ pub(crate) struct Published {
     pub(crate) delivered: usize,
     /// Handles that did not get the message because their queue was full.
     pub(crate) full: Vec<SubscriberId>,
+    /// A bridge's backlog was full and did not take the message.
+    pub(crate) backlog_full: bool,
+}
+
+/// A name whose first subscriber came or whose last went: what a bridge mirrors to Redis.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Change {
+    /// A channel or pattern got its first subscriber.
+    Added(Topic),
+    /// A channel or pattern lost its last subscriber.
+    Removed(Topic),
+}
+
+/// A channel or a pattern, by name.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Topic {
+    Channel(Arc<str>),
+    Pattern(Arc<str>),
+}
+
+/// Told of every [`Change`], under the registry lock that made it, so changes to one name
+/// arrive in the order they happened. Must not block, nor take any lock but its own.
+pub(crate) type Watcher = Arc<dyn Fn(Change) + Send + Sync>;
+
+/// Which subscriptions one delivery is for.
+#[derive(Clone, Copy)]
+pub(crate) enum Scope<'a> {
+    /// The channel's subscribers, then every matching pattern's: a local publish.
+    All,
+    /// Only the channel's own subscribers (a Redis `message`).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    Channel,
+    /// Only this pattern's subscribers (a Redis `pmessage`).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    Pattern(&'a str),
+}
+
+/// Where publishes go instead of straight to local queues: a Redis bridge (feature `redis`).
+pub(crate) trait Outbound<T: ?Sized>: Send + Sync {
+    /// Publishes `payload` on `channel` through the bridge, waiting for room as `wait` allows.
+    fn publish(&self, channel: &str, payload: Arc<T>, wait: Wait) -> Published;
+
+    /// `publish` for async callers: waits for room without blocking the thread.
+    #[cfg(feature = "async")]
+    fn publish_async<'a>(
+        &'a self,
+        channel: &'a str,
+        payload: Arc<T>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Published> + Send + 'a>>;
 }
 
 /// All subscriptions of one broker.
@@ -109,6 +164,11 @@ pub(crate) struct Registry<T: ?Sized> {
     subscribers: AtomicUsize,
     next_id: AtomicU64,
     pub(crate) defaults: QueueConfig,
+    /// Told of names coming and going (see [`Watcher`]); `None` unless a bridge is attached.
+    watcher: RwLock<Option<Watcher>>,
+    /// Set while a bridge is attached, so a publish checks `bridge` only then.
+    bridged: AtomicBool,
+    bridge: RwLock<Option<Arc<dyn Outbound<T>>>>,
 }
 
 /// Where a waiting publisher finds the subscription again.
@@ -199,6 +259,9 @@ impl<T: ?Sized> Registry<T> {
             subscribers: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
             defaults,
+            watcher: RwLock::new(None),
+            bridged: AtomicBool::new(false),
+            bridge: RwLock::new(None),
         }
     }
 
@@ -240,7 +303,11 @@ impl<T: ?Sized> Registry<T> {
         }
         let entry = map.get_or_insert(hash, channel);
         let name = entry.name.clone();
+        let first = entry.value.is_empty();
         join(&mut entry.value, &name, subscriber, sender, seq, confirm);
+        if first {
+            self.tell(|| Change::Added(Topic::Channel(name.clone())));
+        }
         Some(name)
     }
 
@@ -259,7 +326,9 @@ impl<T: ?Sized> Registry<T> {
                 .value
                 .retain(|e| !Arc::ptr_eq(&e.subscriber, subscriber));
             if entry.value.is_empty() {
+                let name = entry.name.clone();
                 map.remove(hash, channel);
+                self.tell(|| Change::Removed(Topic::Channel(name)));
             }
         }
         if let Some((sender, message)) = confirmation {
@@ -285,8 +354,12 @@ impl<T: ?Sized> Registry<T> {
         }
         let entry = table.get_or_insert(pattern);
         let name = entry.pattern.clone();
+        let first = entry.value.is_empty();
         join(&mut entry.value, &name, subscriber, sender, seq, confirm);
         self.pattern_count.store(table.len(), Ordering::Release);
+        if first {
+            self.tell(|| Change::Added(Topic::Pattern(name.clone())));
+        }
         Some(name)
     }
 
@@ -304,8 +377,10 @@ impl<T: ?Sized> Registry<T> {
                 .value
                 .retain(|e| !Arc::ptr_eq(&e.subscriber, subscriber));
             if entry.value.is_empty() {
+                let name = entry.pattern.clone();
                 table.remove(pattern);
                 self.pattern_count.store(table.len(), Ordering::Release);
+                self.tell(|| Change::Removed(Topic::Pattern(name)));
             }
         }
         if let Some((sender, message)) = confirmation {
@@ -319,7 +394,19 @@ impl<T: ?Sized> Registry<T> {
     /// to each of its subscribers; full `Block` queues are waited for as `wait` allows, with
     /// no registry lock held.
     pub(crate) fn publish(&self, channel: &str, payload: Arc<T>, wait: Wait) -> Published {
-        let Some(mut round) = self.offer_all(channel, payload, !matches!(wait, Wait::Never)) else {
+        self.publish_to(channel, payload, Scope::All, wait)
+    }
+
+    /// `publish`, to the subscriptions `scope` names only.
+    pub(crate) fn publish_to(
+        &self,
+        channel: &str,
+        payload: Arc<T>,
+        scope: Scope<'_>,
+        wait: Wait,
+    ) -> Published {
+        let may_wait = !matches!(wait, Wait::Never);
+        let Some(mut round) = self.offer_all(channel, payload, scope, may_wait) else {
             return Published::default();
         };
         for deferred in std::mem::take(&mut round.deferred) {
@@ -332,7 +419,7 @@ impl<T: ?Sized> Registry<T> {
     /// thread (the task is woken when room may have appeared or the subscription changed).
     #[cfg(feature = "async")]
     pub(crate) async fn publish_async(&self, channel: &str, payload: Arc<T>) -> Published {
-        let Some(mut round) = self.offer_all(channel, payload, true) else {
+        let Some(mut round) = self.offer_all(channel, payload, Scope::All, true) else {
             return Published::default();
         };
         for deferred in std::mem::take(&mut round.deferred) {
@@ -377,7 +464,13 @@ impl<T: ?Sized> Registry<T> {
     /// Offers `payload` to every subscription that matches `channel`, channel subscribers
     /// first, without waiting: full `Block` queues are left in the round's `deferred`.
     /// `None` when the broker is closed.
-    fn offer_all(&self, channel: &str, payload: Arc<T>, may_wait: bool) -> Option<Round<'_, T>> {
+    fn offer_all(
+        &self,
+        channel: &str,
+        payload: Arc<T>,
+        scope: Scope<'_>,
+        may_wait: bool,
+    ) -> Option<Round<'_, T>> {
         if self.is_closed() {
             return None;
         }
@@ -394,12 +487,17 @@ impl<T: ?Sized> Registry<T> {
         let mut name: Option<Arc<str>> = None;
         // Read before the channel's lock: a `psubscribe` that returned before this call began
         // is seen, and without patterns the table is not touched at all.
-        let patterns = self.pattern_count.load(Ordering::Acquire) > 0;
+        let patterns =
+            self.pattern_count.load(Ordering::Acquire) > 0 && !matches!(scope, Scope::Channel);
         {
             let map = stripe.map.lock();
             if let Some(found) = map.get(hash, channel) {
                 let key = &found.name;
-                for entry in &found.value {
+                let entries: &[Entry<T>] = match scope {
+                    Scope::Pattern(_) => &[],
+                    Scope::All | Scope::Channel => &found.value,
+                };
+                for entry in entries {
                     let message = Message::Message {
                         channel: key.clone(),
                         payload: payload.clone(),
@@ -417,6 +515,9 @@ impl<T: ?Sized> Registry<T> {
         if patterns {
             let table = self.patterns.read();
             table.for_each_match(hash, channel, |pattern| {
+                if matches!(scope, Scope::Pattern(only) if only != &*pattern.pattern) {
+                    return;
+                }
                 let name = name.get_or_insert_with(|| Arc::from(channel));
                 for entry in &pattern.value {
                     let message = Message::PMessage {
@@ -591,6 +692,107 @@ impl<T: ?Sized> Registry<T> {
         for subscriber in subscribers {
             self.detach(&subscriber, Disconnected::BrokerClosed);
         }
+    }
+
+    /// Tells the watcher, if any, of `change`; called under the lock that made the change.
+    fn tell(&self, change: impl FnOnce() -> Change) {
+        if let Some(watcher) = &*self.watcher.read() {
+            watcher(change());
+        }
+    }
+
+    /// Installs `watcher` and tells it of every name already subscribed, each under its own
+    /// lock, so that with the changes made meanwhile it ends up knowing the whole set; a name
+    /// may be told twice. `None` removes the watcher.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn watch(&self, watcher: Option<Watcher>) {
+        *self.watcher.write() = watcher.clone();
+        let Some(watcher) = watcher else { return };
+        for stripe in self.stripes.iter() {
+            let map = stripe.map.lock();
+            for channel in map.iter() {
+                watcher(Change::Added(Topic::Channel(channel.name.clone())));
+            }
+        }
+        let table = self.patterns.read();
+        for pattern in table.iter() {
+            watcher(Change::Added(Topic::Pattern(pattern.pattern.clone())));
+        }
+    }
+
+    /// Sends publishes to `bridge` from now on, unless one is attached already (false).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn attach_bridge(&self, bridge: Arc<dyn Outbound<T>>) -> bool {
+        let mut slot = self.bridge.write();
+        if slot.is_some() {
+            return false;
+        }
+        *slot = Some(bridge);
+        self.bridged.store(true, Ordering::Release);
+        true
+    }
+
+    /// Publishes are delivered locally again.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn detach_bridge(&self) {
+        let mut slot = self.bridge.write();
+        self.bridged.store(false, Ordering::Release);
+        *slot = None;
+    }
+
+    /// The attached bridge, if any: one atomic load when there is none.
+    pub(crate) fn bridge(&self) -> Option<Arc<dyn Outbound<T>>> {
+        if !self.bridged.load(Ordering::Acquire) {
+            return None;
+        }
+        self.bridge.read().clone()
+    }
+
+    /// Whether a bridge is attached.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn is_bridged(&self) -> bool {
+        self.bridged.load(Ordering::Acquire)
+    }
+
+    /// The subscriptions a publish on `channel` would reach now: the channel itself if it has
+    /// subscribers, then each matching pattern; and how many deliveries that makes.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn matching(&self, channel: &str) -> (usize, Vec<Topic>) {
+        let (hash, stripe) = self.stripe(channel);
+        let (mut deliveries, mut topics) = (0, Vec::new());
+        if let Some(found) = stripe.map.lock().get(hash, channel) {
+            deliveries += found.value.len();
+            topics.push(Topic::Channel(found.name.clone()));
+        }
+        if self.pattern_count.load(Ordering::Acquire) > 0 {
+            self.patterns
+                .read()
+                .for_each_match(hash, channel, |pattern| {
+                    deliveries += pattern.value.len();
+                    topics.push(Topic::Pattern(pattern.pattern.clone()));
+                });
+        }
+        (deliveries, topics)
+    }
+
+    /// Queues `notice()` once for every handle with a subscription, as a control item (never
+    /// dropped), and returns how many handles got it.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn notify_subscribers(&self, notice: impl Fn() -> Message<T>) -> usize {
+        // Queued under each lock in turn, as confirmations are: a queue never blocks a send.
+        let mut reached = std::collections::HashSet::new();
+        let mut tell = |entries: &[Entry<T>]| {
+            for entry in entries {
+                if reached.insert(entry.subscriber.id) {
+                    entry.subscriber.send_control(&entry.sender, notice());
+                }
+            }
+        };
+        for stripe in self.stripes.iter() {
+            stripe.map.lock().iter().for_each(|c| tell(&c.value));
+        }
+        self.patterns.read().iter().for_each(|p| tell(&p.value));
+        reached.len()
     }
 
     /// Channels with at least one subscriber, filtered by a glob when given, sorted.

@@ -26,21 +26,7 @@ impl Server {
                 .local_addr()
                 .ok()?
                 .port();
-            let spawned = Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn();
-            let child = match spawned {
+            let child = match spawn(port) {
                 Ok(child) => child,
                 Err(e) if std::env::var_os("CI").is_none() => {
                     eprintln!("skipped: redis-server could not start ({e}); `apt-get install redis-server` to run it");
@@ -54,6 +40,30 @@ impl Server {
             }
         }
         panic!("could not start a redis-server of this test's own on a free port");
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (as a crash would: no goodbye to clients).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts a new server on the same port after `kill`.
+    pub fn restart(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            self.child = spawn(self.port).expect("redis-server starts again");
+            if self.wait_until_ours() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "port {} stayed taken", self.port);
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Waits for the server to answer, and tells whether the one answering is this child.
@@ -110,6 +120,24 @@ impl Server {
             writer: stream,
         }
     }
+}
+
+/// `redis-server` without persistence on `port`, loopback only.
+fn spawn(port: u16) -> std::io::Result<Child> {
+    Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
 }
 
 impl Drop for Server {

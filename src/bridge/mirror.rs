@@ -1,0 +1,252 @@
+//! The subscription connection: Redis holds the union of what local handles subscribe to.
+//!
+//! One thread runs a single-threaded tokio runtime for redis-rs's async Pub/Sub connection,
+//! split in two: this side (the sink) subscribes and unsubscribes as the registry reports
+//! names coming and going, while the receiving thread (`receive.rs`) reads the stream. When
+//! the connection drops, this side reconnects with back-off, subscribes to everything again
+//! and hands the new stream over with the length of the gap.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::aio::{PubSub, PubSubSink, PubSubStream};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::registry::{Change, Topic};
+
+use super::shared::{bump, Shared};
+
+/// A stream of arrivals for the receiving thread, and what it must report before reading it.
+pub(crate) struct Feed {
+    pub(crate) stream: PubSubStream,
+    /// Tells which connection the receiving thread saw end.
+    pub(crate) generation: u64,
+    /// How long the bridge was without a subscription connection before this one, if it lost
+    /// one.
+    pub(crate) gap: Option<Duration>,
+}
+
+/// The sink side's state.
+pub(crate) struct Mirror<T: ?Sized> {
+    pub(crate) shared: Arc<Shared<T>>,
+    pub(crate) client: redis::Client,
+    /// Changes from the registry, numbered; closed when the bridge is dropped.
+    pub(crate) changes: UnboundedReceiver<(u64, Change)>,
+    /// New streams, to the receiving thread.
+    pub(crate) feeds: crossbeam_channel::Sender<Feed>,
+    /// Generations whose stream ended, from the receiving thread.
+    pub(crate) ended: UnboundedReceiver<u64>,
+    /// Names Redis should have.
+    desired: HashSet<Topic>,
+    /// The last change taken into `desired`.
+    last_seq: u64,
+}
+
+/// Why the steady state ended.
+enum Stop {
+    /// The connection dropped: reconnect.
+    Lost,
+    /// The bridge was dropped.
+    Closed,
+}
+
+impl<T: ?Sized> Mirror<T> {
+    pub(crate) fn new(
+        shared: Arc<Shared<T>>,
+        client: redis::Client,
+        changes: UnboundedReceiver<(u64, Change)>,
+        feeds: crossbeam_channel::Sender<Feed>,
+        ended: UnboundedReceiver<u64>,
+    ) -> Self {
+        Mirror {
+            shared,
+            client,
+            changes,
+            feeds,
+            ended,
+            desired: HashSet::new(),
+            last_seq: 0,
+        }
+    }
+
+    /// Runs until the bridge is dropped, starting from the connection `connect` made.
+    pub(crate) async fn run(mut self, first: PubSub) {
+        let mut connection = Some(first);
+        let mut down_since: Option<Instant> = None;
+        let mut generation = 0;
+        loop {
+            let pubsub = match connection.take() {
+                Some(pubsub) => pubsub,
+                None => match self.reconnect().await {
+                    Some(pubsub) => pubsub,
+                    None => return,
+                },
+            };
+            let (mut sink, stream) = pubsub.split();
+            if !self.drain() {
+                return;
+            }
+            if !self.subscribe_all(&mut sink).await {
+                down_since.get_or_insert_with(Instant::now);
+                continue;
+            }
+            generation += 1;
+            let gap = down_since.take().map(|since| since.elapsed());
+            if gap.is_some() {
+                bump(&self.shared.counters.reconnects, 1);
+            }
+            let feed = Feed {
+                stream,
+                generation,
+                gap,
+            };
+            if self.feeds.send(feed).is_err() {
+                return;
+            }
+            self.shared.subscriber_up.store(true, Ordering::Release);
+            self.shared.applied(self.last_seq);
+            let stop = self.steady(&mut sink, generation).await;
+            self.shared.subscriber_up.store(false, Ordering::Release);
+            match stop {
+                Stop::Closed => return,
+                Stop::Lost => down_since = Some(Instant::now()),
+            }
+        }
+    }
+
+    /// Follows the registry's changes until the connection drops or the bridge is dropped.
+    async fn steady(&mut self, sink: &mut PubSubSink, generation: u64) -> Stop {
+        loop {
+            tokio::select! {
+                change = self.changes.recv() => {
+                    let Some((seq, change)) = change else { return Stop::Closed };
+                    self.last_seq = seq;
+                    if !self.apply(sink, change).await {
+                        return Stop::Lost;
+                    }
+                    self.shared.mirrored.store(self.desired.len(), Ordering::Relaxed);
+                    self.shared.applied(seq);
+                }
+                ended = self.ended.recv() => match ended {
+                    Some(ended) if ended == generation => return Stop::Lost,
+                    Some(_) => {} // an earlier connection's stream
+                    None => return Stop::Closed,
+                },
+            }
+        }
+    }
+
+    /// Records `change` and makes it on Redis; false if the connection dropped.
+    async fn apply(&mut self, sink: &mut PubSubSink, change: Change) -> bool {
+        match change {
+            Change::Added(topic) => {
+                if !self.desired.insert(topic.clone()) {
+                    return true;
+                }
+                self.command(sink, &topic, true).await
+            }
+            Change::Removed(topic) => {
+                if !self.desired.remove(&topic) {
+                    return true;
+                }
+                let up = self.command(sink, &topic, false).await;
+                // Redis sends nothing more through it; echoes still expected never come.
+                self.shared.echoes.forget_topic(&topic);
+                up
+            }
+        }
+    }
+
+    /// Subscribes to everything in `desired` on a new connection; false if it dropped.
+    async fn subscribe_all(&mut self, sink: &mut PubSubSink) -> bool {
+        let topics: Vec<Topic> = self.desired.iter().cloned().collect();
+        for topic in &topics {
+            if !self.command(sink, topic, true).await {
+                return false;
+            }
+        }
+        self.shared.mirrored.store(topics.len(), Ordering::Relaxed);
+        true
+    }
+
+    /// One (P)SUBSCRIBE or (P)UNSUBSCRIBE; false if the connection dropped. A command Redis
+    /// refuses (an ACL, say) is counted in `refused` and the connection kept.
+    async fn command(&self, sink: &mut PubSubSink, topic: &Topic, subscribe: bool) -> bool {
+        let result = match (topic, subscribe) {
+            (Topic::Channel(name), true) => sink.subscribe(name.as_bytes()).await,
+            (Topic::Channel(name), false) => sink.unsubscribe(name.as_bytes()).await,
+            (Topic::Pattern(name), true) => sink.psubscribe(name.as_bytes()).await,
+            (Topic::Pattern(name), false) => sink.punsubscribe(name.as_bytes()).await,
+        };
+        match result {
+            Ok(()) => true,
+            Err(error) if is_connection_error(&error) => false,
+            Err(_) => {
+                bump(&self.shared.counters.refused, 1);
+                true
+            }
+        }
+    }
+
+    /// Takes the changes already told into `desired`, without Redis; false once the bridge
+    /// is dropped.
+    fn drain(&mut self) -> bool {
+        loop {
+            match self.changes.try_recv() {
+                Ok((seq, change)) => {
+                    self.last_seq = seq;
+                    self.record(change);
+                }
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => return true,
+                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => return false,
+            }
+        }
+    }
+
+    fn record(&mut self, change: Change) {
+        match change {
+            Change::Added(topic) => {
+                self.desired.insert(topic);
+            }
+            Change::Removed(topic) => {
+                self.shared.echoes.forget_topic(&topic);
+                self.desired.remove(&topic);
+            }
+        }
+    }
+
+    /// Connects again, waiting `min_delay`, then twice as long each time up to `max_delay`,
+    /// between attempts; keeps taking changes meanwhile. `None` once the bridge is dropped.
+    async fn reconnect(&mut self) -> Option<PubSub> {
+        let timing = self.shared.timing;
+        let mut delay = timing.min_delay;
+        loop {
+            let deadline = tokio::time::Instant::now() + delay;
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep_until(deadline) => break,
+                    change = self.changes.recv() => {
+                        let (seq, change) = change?;
+                        self.last_seq = seq;
+                        self.record(change);
+                    }
+                }
+            }
+            let attempt = self.client.get_async_pubsub();
+            if let Ok(Ok(pubsub)) = tokio::time::timeout(timing.connect_timeout, attempt).await {
+                return Some(pubsub);
+            }
+            delay = (delay * 2).min(timing.max_delay);
+        }
+    }
+}
+
+/// Whether `error` means the connection is gone (rather than one command refused).
+pub(crate) fn is_connection_error(error: &redis::RedisError) -> bool {
+    error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.is_unrecoverable_error()
+}

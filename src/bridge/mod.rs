@@ -1,0 +1,466 @@
+//! Attaching a [`Broker`] to a Redis server (feature `redis`).
+//!
+//! See [`Bridge`] for what it does, and the crate's README ("Scaling out") for commands.
+
+mod backlog;
+mod codec;
+mod echo;
+mod mirror;
+mod publisher;
+mod receive;
+mod shared;
+
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::broker::Broker;
+use crate::policy::Overflow;
+use crate::registry::{Change, Outbound, Watcher};
+
+pub use codec::Codec;
+
+use backlog::Backlog;
+use mirror::Mirror;
+use shared::{Shared, Timing};
+
+/// Where a publish on a bridged broker goes first. Either way, every subscriber in every
+/// attached process and every redis-py subscriber gets it once.
+///
+/// | | `ViaRedis` (default) | `LocalFirst` |
+/// |---|---|---|
+/// | local handles get it | when it comes back from Redis (one round trip) | at once, in `publish` |
+/// | order across processes | one global order: Redis's | local publishes may overtake remote ones |
+/// | `publish` returns | local deliveries it will make | local deliveries made |
+/// | if Redis is down | local handles wait for it with everyone else | local handles still get it |
+///
+/// Under `LocalFirst` the bridge skips the copies Redis sends back (see `echo.rs`): exactly
+/// once holds as long as the bridge's subscriptions on Redis match local ones. In the short
+/// window while a name's first local subscription is being made on Redis, or its last removed,
+/// a publish on it may reach that handle twice or, when the copy from Redis is mistaken for a
+/// remote one with identical bytes, the same count in another order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Route {
+    /// Publishes go to Redis and come back: one global order, exactly once.
+    #[default]
+    ViaRedis,
+    /// Publishes are delivered locally at once and sent to Redis for everyone else; the copy
+    /// Redis sends back is skipped.
+    LocalFirst,
+}
+
+/// A bridge's counters, from [`Bridge::stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct BridgeStats {
+    /// Both connections (subscriptions and publishes) are up now.
+    pub connected: bool,
+    /// Connections made again after one was lost.
+    pub reconnects: u64,
+    /// Publishes Redis acknowledged.
+    pub forwarded: u64,
+    /// Messages from Redis delivered to local subscriptions (channel or pattern arrivals).
+    pub received: u64,
+    /// Copies of our own publishes skipped under [`Route::LocalFirst`].
+    pub echoes_skipped: u64,
+    /// Publishes the backlog refused or evicted under its overflow policy.
+    pub dropped: u64,
+    /// Publishes whose connection failed while Redis had them: maybe delivered, never resent.
+    pub lost: u64,
+    /// Messages from Redis whose channel or pattern was not UTF-8, or whose payload
+    /// [`Codec::decode`] refused; they were skipped.
+    pub undecodable: u64,
+    /// Times local handles were sent a [`Message::Gap`](crate::Message::Gap) notice.
+    pub gaps: u64,
+    /// Subscription commands Redis refused (an ACL rule, say); the bridge goes on.
+    pub refused: u64,
+    /// Publishes waiting to go to Redis now.
+    pub backlog: usize,
+    /// Channels plus patterns the bridge is subscribed to on Redis now.
+    pub subscriptions: usize,
+}
+
+/// Why a bridge could not be made.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BridgeError {
+    /// The URL is not a Redis URL redis-rs understands (`redis://[user:password@]host[:port][/db]`).
+    Url {
+        /// The URL given.
+        url: String,
+        /// What redis-rs said.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The server could not be reached or refused the connection (authentication, say).
+    Connect {
+        /// The URL given, with any password hidden.
+        url: String,
+        /// What redis-rs said.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The broker already has a bridge; drop it first.
+    AlreadyBridged,
+    /// The broker was closed.
+    BrokerClosed,
+    /// A thread or the runtime for the bridge could not be started.
+    Start(std::io::Error),
+}
+
+impl fmt::Display for BridgeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BridgeError::Url { url, source } => write!(f, "invalid Redis URL {url:?}: {source}"),
+            BridgeError::Connect { url, source } => {
+                write!(f, "cannot connect to Redis at {url}: {source}")
+            }
+            BridgeError::AlreadyBridged => f.write_str("the broker already has a Redis bridge"),
+            BridgeError::BrokerClosed => f.write_str("the broker is closed"),
+            BridgeError::Start(error) => write!(f, "cannot start the bridge: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for BridgeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BridgeError::Url { source, .. } | BridgeError::Connect { source, .. } => {
+                Some(&**source)
+            }
+            BridgeError::Start(error) => Some(error),
+            BridgeError::AlreadyBridged | BridgeError::BrokerClosed => None,
+        }
+    }
+}
+
+/// A [`Broker`] attached to a Redis server (feature `redis`): its publishes reach every
+/// subscriber in every attached process and every redis-py client on the same channels,
+/// exactly once each, and what they publish reaches its handles.
+///
+/// The broker keeps its API: `publish`, `pubsub`, `subscribe` and `listen` work as before.
+/// Underneath, the bridge
+///
+/// - keeps one Redis connection for subscriptions, subscribed to the union of what local
+///   handles need: a channel's or pattern's first local subscriber subscribes it on Redis, its
+///   last one unsubscribes it (no connection per handle);
+/// - sends publishes through a backlog to a second connection, pipelined, as the raw bytes
+///   [`Codec`] makes (`str` and `[u8]` as redis-py sends them);
+/// - delivers what Redis sends to the local handles subscribed to that channel or pattern;
+/// - on a lost connection reconnects with back-off, subscribes again, and gives every local
+///   handle a [`Message::Gap`](crate::Message::Gap) notice where messages may be missing.
+///
+/// Where a publish goes first is the [`Route`]; by default through Redis, so all processes
+/// see one order. A publish made after `subscribe` returned reaches that handle: the publish
+/// waits in the backlog until Redis has the subscription. For a *remote* publisher the usual
+/// Redis rule holds: it reaches the handle once Redis has the subscription, which
+/// [`flush`](Bridge::flush) waits for.
+///
+/// While Redis is unreachable, publishes wait in the backlog, whose bound and policy are the
+/// broker's default queue ones ([`BridgeBuilder::backlog`] to change): `Block` waits for room
+/// (`try_publish` and `publish_timeout` report a full backlog with
+/// [`PublishError::backlog_full`](crate::PublishError::backlog_full)), `DropOldest` evicts
+/// the oldest, `DropNewest` and `Disconnect` refuse the new one; [`BridgeStats`] counts them.
+///
+/// Dropping the bridge sends what its backlog holds (if connected), and the broker is local
+/// again. [`Broker::close`] stops publishes through the bridge too.
+///
+/// # Examples
+///
+/// ```no_run
+/// use fanout::{Bridge, Broker};
+///
+/// let broker = Broker::<str>::new();
+/// let bridge = Bridge::connect(&broker, "redis://127.0.0.1:6379")?;
+/// let sub = broker.pubsub();
+/// sub.subscribe(["channel"]); // SUBSCRIBE channel, on Redis
+/// broker.publish("channel", "message"); // PUBLISH channel message; comes back to `sub`
+/// for message in sub.listen().take(2) {
+///     println!("{message:?}"); // the confirmation, then the message
+/// }
+/// println!("{:?}", bridge.stats());
+/// # Ok::<(), fanout::BridgeError>(())
+/// ```
+pub struct Bridge<T: ?Sized + Codec + Send + Sync + 'static> {
+    shared: Arc<Shared<T>>,
+    url: String,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl<T: ?Sized + Codec + Send + Sync + 'static> Bridge<T> {
+    /// Attaches `broker` to the Redis server at `url` with the default settings; see
+    /// [`Bridge::builder`] for the others.
+    ///
+    /// # Errors
+    ///
+    /// A bad URL, an unreachable server, a broker that is closed or already bridged.
+    pub fn connect(broker: &Broker<T>, url: &str) -> Result<Self, BridgeError> {
+        Bridge::builder(broker, url).connect()
+    }
+
+    /// Starts a bridge to `url` with settings of its own.
+    pub fn builder<'a>(broker: &'a Broker<T>, url: &str) -> BridgeBuilder<'a, T> {
+        let defaults = broker.registry().defaults;
+        BridgeBuilder {
+            broker,
+            url: url.to_owned(),
+            route: Route::default(),
+            capacity: defaults.capacity,
+            overflow: defaults.overflow,
+            timing: Timing {
+                connect_timeout: Duration::from_secs(5),
+                min_delay: Duration::from_millis(20),
+                max_delay: Duration::from_secs(2),
+            },
+        }
+    }
+
+    /// The bridge's counters now.
+    pub fn stats(&self) -> BridgeStats {
+        self.shared.stats()
+    }
+
+    /// Whether both connections are up now.
+    pub fn is_connected(&self) -> bool {
+        self.shared.stats().connected
+    }
+
+    /// Where publishes go first.
+    pub fn route(&self) -> Route {
+        self.shared.route
+    }
+
+    /// The server's URL, as given.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Waits until Redis has every local subscription change and every publish made before
+    /// this call (forwarded, or given up as dropped or lost), at most `timeout`; false if
+    /// that did not happen in time.
+    ///
+    /// Useful before a remote process publishes to a handle that just subscribed, and before
+    /// exiting.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        self.shared.flush(timeout)
+    }
+}
+
+impl<T: ?Sized + Codec + Send + Sync + 'static> Drop for Bridge<T> {
+    fn drop(&mut self) {
+        let registry = &self.shared.registry;
+        registry.detach_bridge();
+        registry.watch(None); // closes the change channel: the mirror ends
+        self.shared.backlog.close();
+        self.shared.stopping.store(true, Ordering::Release);
+        self.shared.wake_all();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl<T: ?Sized + Codec + Send + Sync + 'static> fmt::Debug for Bridge<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bridge")
+            .field("url", &self.url)
+            .field("route", &self.shared.route)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// Settings for a [`Bridge`], from [`Bridge::builder`].
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use fanout::{Bridge, Broker, Overflow, Route};
+///
+/// let broker = Broker::<[u8]>::new();
+/// let bridge = Bridge::builder(&broker, "redis://127.0.0.1:6379")
+///     .route(Route::LocalFirst)
+///     .backlog(Some(10_000), Overflow::DropOldest)
+///     .reconnect_delay(Duration::from_millis(50), Duration::from_secs(5))
+///     .connect()?;
+/// # Ok::<(), fanout::BridgeError>(())
+/// ```
+#[must_use = "a builder does nothing until `connect`"]
+pub struct BridgeBuilder<'a, T: ?Sized> {
+    broker: &'a Broker<T>,
+    url: String,
+    route: Route,
+    capacity: Option<usize>,
+    overflow: Overflow,
+    timing: Timing,
+}
+
+impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
+    /// Where publishes go first; [`Route::ViaRedis`] unless set.
+    pub fn route(mut self, route: Route) -> Self {
+        self.route = route;
+        self
+    }
+
+    /// The backlog of publishes waiting for Redis: at most `capacity` (at least 1; `None`
+    /// for no bound), and what a publish does when it is full. The broker's default queue
+    /// bound and policy unless set.
+    pub fn backlog(mut self, capacity: Option<usize>, overflow: Overflow) -> Self {
+        self.capacity = capacity;
+        self.overflow = overflow;
+        self
+    }
+
+    /// How long to wait before reconnecting: `min` after a loss, twice as long after each
+    /// failed attempt, up to `max`. 20 ms and 2 s unless set.
+    pub fn reconnect_delay(mut self, min: Duration, max: Duration) -> Self {
+        self.timing.min_delay = min.max(Duration::from_millis(1));
+        self.timing.max_delay = max.max(self.timing.min_delay);
+        self
+    }
+
+    /// How long one connection attempt may take; 5 s unless set.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.timing.connect_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Connects both connections, attaches the broker and subscribes on Redis to what its
+    /// handles already subscribe to.
+    ///
+    /// # Errors
+    ///
+    /// A bad URL, an unreachable server, a broker that is closed or already bridged.
+    pub fn connect(self) -> Result<Bridge<T>, BridgeError> {
+        let registry = Arc::clone(self.broker.registry());
+        if registry.is_closed() {
+            return Err(BridgeError::BrokerClosed);
+        }
+        if registry.is_bridged() {
+            return Err(BridgeError::AlreadyBridged);
+        }
+        let shown = hide_password(&self.url);
+        let client = redis::Client::open(self.url.as_str()).map_err(|e| BridgeError::Url {
+            url: shown.clone(),
+            source: Box::new(e),
+        })?;
+        let connect_error = |e: redis::RedisError| BridgeError::Connect {
+            url: shown.clone(),
+            source: Box::new(e),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(BridgeError::Start)?;
+        let timeout = self.timing.connect_timeout;
+        let pubsub = runtime
+            .block_on(async { tokio::time::timeout(timeout, client.get_async_pubsub()).await })
+            .map_err(|_| connect_error(timed_out()))?
+            .map_err(connect_error)?;
+        let publishing = publisher::open(&client, timeout).map_err(connect_error)?;
+
+        let backlog = Backlog::new(self.capacity, self.overflow);
+        let shared = Arc::new(Shared::new(
+            Arc::clone(&registry),
+            self.route,
+            self.timing,
+            backlog,
+        ));
+        shared.publisher_up.store(true, Ordering::Release);
+
+        let outbound: Arc<dyn Outbound<T>> = shared.clone();
+        if !registry.attach_bridge(outbound) {
+            return Err(BridgeError::AlreadyBridged);
+        }
+        let (changes_tx, changes) = tokio::sync::mpsc::unbounded_channel();
+        let numbered = Mutex::new((0u64, changes_tx));
+        let watching = Arc::clone(&shared);
+        // Called under a registry lock; `numbered` is a leaf lock, held so numbers and the
+        // channel agree on the order.
+        let watcher: Watcher = Arc::new(move |change: Change| {
+            let mut numbered = numbered.lock();
+            numbered.0 += 1;
+            watching.issued.store(numbered.0, Ordering::Release);
+            let _ = numbered.1.send((numbered.0, change));
+        });
+        registry.watch(Some(watcher));
+
+        let (feeds_tx, feeds) = crossbeam_channel::unbounded();
+        let (ended_tx, ended) = tokio::sync::mpsc::unbounded_channel();
+        let mirror = Mirror::new(
+            Arc::clone(&shared),
+            client.clone(),
+            changes,
+            feeds_tx,
+            ended,
+        );
+        let mut bridge = Bridge {
+            shared: Arc::clone(&shared),
+            url: shown,
+            threads: Vec::new(),
+        };
+        let spawn = |name: &str, body: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.to_owned())
+                .spawn(body)
+                .map_err(BridgeError::Start)
+        };
+        let receiving = Arc::clone(&shared);
+        // Not joined on drop: it may be waiting for a `Block` handle's reader.
+        spawn(
+            "fanout-redis-receive",
+            Box::new(move || receive::run(receiving, feeds, ended_tx)),
+        )?;
+        bridge.threads.push(spawn(
+            "fanout-redis-subscribe",
+            Box::new(move || runtime.block_on(mirror.run(pubsub))),
+        )?);
+        let publishing_shared = Arc::clone(&shared);
+        bridge.threads.push(spawn(
+            "fanout-redis-publish",
+            Box::new(move || publisher::run(publishing_shared, client, publishing)),
+        )?);
+        Ok(bridge)
+    }
+}
+
+fn timed_out() -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "connection attempt timed out",
+    ))
+}
+
+/// `url` with the password, if any, replaced by `***`, for errors and `Debug`.
+fn hide_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hide_password;
+
+    #[test]
+    fn passwords_are_hidden_from_messages() {
+        assert_eq!(
+            hide_password("redis://user:secret@host:1/0"),
+            "redis://user:***@host:1/0"
+        );
+        assert_eq!(hide_password("redis://:secret@host"), "redis://:***@host");
+        assert_eq!(hide_password("redis://host:6379"), "redis://host:6379");
+        assert_eq!(hide_password("not a url"), "not a url");
+    }
+}

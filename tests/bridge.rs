@@ -1,0 +1,561 @@
+//! The Redis bridge against real `redis-server` processes and redis-py: no mocks. Each test
+//! starts its own server on a free loopback port without persistence.
+
+#[cfg(not(feature = "redis"))]
+#[test]
+fn bridge_tests_need_the_redis_feature() {
+    eprintln!("skipped: the Redis bridge tests run with `--features redis` (or --all-features)");
+}
+
+#[cfg(feature = "redis")]
+mod common;
+
+#[cfg(feature = "redis")]
+mod bridged {
+    use std::collections::HashSet;
+    use std::process::Command;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use fanout::{Bridge, BridgeError, Broker, Codec, Message, Overflow, PubSub, Route};
+
+    use super::common::redis::{Reply, Server};
+
+    /// Long enough for a loaded CI machine; tests end as soon as what they wait for happens.
+    const WAIT: Duration = Duration::from_secs(30);
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn bridge<T: ?Sized + Codec + Send + Sync + 'static>(
+        broker: &Broker<T>,
+        server: &Server,
+        route: Route,
+    ) -> Bridge<T> {
+        Bridge::builder(broker, &server.url())
+            .route(route)
+            .reconnect_delay(ms(10), ms(200))
+            .connect()
+            .expect("the bridge connects")
+    }
+
+    fn quiet(broker: &Broker<str>) -> PubSub<str> {
+        broker
+            .pubsub_builder()
+            .ignore_subscribe_messages(true)
+            .build()
+    }
+
+    /// What `sub` reads until `n` deliveries came or `WAIT` passed: payloads as text, and
+    /// `<gap>` for each `Gap` notice.
+    fn read(sub: &PubSub<str>, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + WAIT;
+        let mut got = Vec::new();
+        let mut deliveries = 0;
+        while deliveries < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match sub.get_message(left) {
+                Some(Message::Gap { .. }) => got.push("<gap>".to_string()),
+                Some(message) => {
+                    if let Some(payload) = message.payload() {
+                        got.push(payload.to_string());
+                        deliveries += 1;
+                    }
+                }
+                None => break,
+            }
+        }
+        got
+    }
+
+    /// Reads deliveries into `got` until `last` arrives, which is not kept.
+    fn read_until(sub: &PubSub<str>, last: &str, got: &mut Vec<String>) {
+        while got.last().map(String::as_str) != Some(last) {
+            let next = read(sub, 1);
+            assert!(!next.is_empty(), "{last:?} never arrived");
+            got.extend(next);
+        }
+        got.pop();
+    }
+
+    /// Polls `check` until it holds or `WAIT` passes.
+    fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+        let deadline = Instant::now() + WAIT;
+        while !check() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(ms(5));
+        }
+    }
+
+    fn numsub(server: &Server, channel: &str) -> i64 {
+        match server.connect().call(&["PUBSUB", "NUMSUB", channel]) {
+            Reply::Array(items) => items[1].int(),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    fn numpat(server: &Server) -> i64 {
+        server.connect().call(&["PUBSUB", "NUMPAT"]).int()
+    }
+
+    /// Numbers of one publisher's messages (`prefix` + number), in the order received.
+    fn numbers(got: &[String], prefix: &str) -> Vec<u64> {
+        got.iter()
+            .filter_map(|m| m.strip_prefix(prefix)?.parse().ok())
+            .collect()
+    }
+
+    #[test]
+    fn two_bridges_deliver_everything_once_in_one_global_order() {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let (a, b) = (Broker::<str>::new(), Broker::<str>::new());
+        let (bridge_a, bridge_b) = (
+            bridge(&a, &server, Route::ViaRedis),
+            bridge(&b, &server, Route::ViaRedis),
+        );
+        let (on_a, pattern_on_a, on_b) = (quiet(&a), quiet(&a), quiet(&b));
+        on_a.subscribe(["room"]);
+        pattern_on_a.psubscribe(["ro*"]);
+        on_b.subscribe(["room"]);
+        assert!(bridge_a.flush(WAIT) && bridge_b.flush(WAIT));
+        // One Redis subscription per bridge and name, whatever the local handles.
+        assert_eq!((numsub(&server, "room"), numpat(&server)), (2, 1));
+
+        const N: u64 = 2_000;
+        std::thread::scope(|s| {
+            for (broker, prefix, local) in [(&a, "a", 2), (&b, "b", 1)] {
+                s.spawn(move || {
+                    for i in 0..N {
+                        // Local deliveries it will make when it comes back.
+                        assert_eq!(broker.publish("room", format!("{prefix}{i}")), local);
+                    }
+                });
+            }
+        });
+        let seen: Vec<Vec<String>> = [&on_a, &pattern_on_a, &on_b]
+            .iter()
+            .map(|sub| read(sub, 2 * N as usize))
+            .collect();
+        for got in &seen {
+            assert_eq!(got.len(), 2 * N as usize);
+            assert_eq!(
+                got.iter().collect::<HashSet<_>>().len(),
+                got.len(),
+                "a duplicate"
+            );
+            for prefix in ["a", "b"] {
+                assert_eq!(numbers(got, prefix), (0..N).collect::<Vec<_>>());
+            }
+        }
+        // Redis ordered the two publishers once, for every process.
+        assert_eq!(seen[0], seen[1]);
+        assert_eq!(seen[0], seen[2]);
+        for sub in [&on_a, &pattern_on_a, &on_b] {
+            assert_eq!(sub.get_message(ms(100)), None, "nothing more");
+        }
+        assert!(bridge_a.flush(WAIT) && bridge_b.flush(WAIT));
+        let (stats_a, stats_b) = (bridge_a.stats(), bridge_b.stats());
+        assert_eq!((stats_a.forwarded, stats_b.forwarded), (N, N));
+        // A receives each publish twice from Redis (the channel, the pattern), B once.
+        assert_eq!((stats_a.received, stats_b.received), (4 * N, 2 * N));
+        assert!(stats_a.connected && stats_a.lost == 0 && stats_a.dropped == 0);
+        assert_eq!(stats_a.subscriptions, 2);
+    }
+
+    #[test]
+    fn local_first_delivers_at_once_and_skips_its_own_echo() {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let (a, b) = (Broker::<str>::new(), Broker::<str>::new());
+        let bridge_a = bridge(&a, &server, Route::LocalFirst);
+        let bridge_b = bridge(&b, &server, Route::ViaRedis);
+        let (on_a, pattern_on_a, on_b) = (quiet(&a), quiet(&a), quiet(&b));
+        on_a.subscribe(["room"]);
+        pattern_on_a.psubscribe(["r*"]);
+        on_b.subscribe(["room"]);
+        assert!(bridge_a.flush(WAIT) && bridge_b.flush(WAIT));
+
+        // Delivered in `publish` itself, before any round trip.
+        assert_eq!(a.publish("room", "first"), 2);
+        for sub in [&on_a, &pattern_on_a] {
+            let message = sub.get_message(Duration::ZERO).expect("delivered at once");
+            assert_eq!(message.payload().map(|p| &**p), Some("first"));
+        }
+        const N: u64 = 500;
+        std::thread::scope(|s| {
+            s.spawn(|| (0..N).for_each(|i| assert_eq!(a.publish("room", format!("a{i}")), 2)));
+            s.spawn(|| (0..N).for_each(|i| assert_eq!(b.publish("room", format!("b{i}")), 1)));
+        });
+        let expected_at_b = 1 + 2 * N as usize;
+        let at_b = read(&on_b, expected_at_b);
+        assert_eq!(at_b.len(), expected_at_b);
+        for sub in [&on_a, &pattern_on_a] {
+            let got = read(sub, 2 * N as usize);
+            assert_eq!(got.len(), 2 * N as usize);
+            for prefix in ["a", "b"] {
+                assert_eq!(numbers(&got, prefix), (0..N).collect::<Vec<_>>());
+            }
+        }
+        assert!(bridge_a.flush(WAIT) && bridge_b.flush(WAIT));
+        // Every copy of A's own publishes came back once per subscription and was skipped.
+        eventually("A's echoes", || {
+            bridge_a.stats().echoes_skipped == 2 * (N + 1)
+        });
+        for sub in [&on_a, &pattern_on_a, &on_b] {
+            assert_eq!(sub.get_message(ms(200)), None, "no duplicate");
+        }
+        let stats = bridge_a.stats();
+        assert_eq!((stats.forwarded, stats.received), (N + 1, 2 * N));
+    }
+
+    #[test]
+    fn a_publish_made_after_subscribe_returned_comes_back() {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let broker = Broker::<str>::new();
+        let bridge = bridge(&broker, &server, Route::ViaRedis);
+        for i in 0..50 {
+            let sub = quiet(&broker);
+            let channel = format!("fresh-{i}");
+            sub.subscribe([channel.as_str()]);
+            assert_eq!(broker.publish(&channel, "hello"), 1);
+            assert_eq!(read(&sub, 1), ["hello"], "channel {channel}");
+        }
+        assert_eq!(bridge.stats().received, 50);
+    }
+
+    #[test]
+    fn subscriptions_are_mirrored_as_the_union_of_local_ones() {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let broker = Broker::<str>::new();
+        let early = broker.pubsub();
+        early.subscribe(["early"]);
+        let bridge = bridge(&broker, &server, Route::ViaRedis);
+        assert!(bridge.flush(WAIT));
+        let channels = server.connect().call(&["PUBSUB", "CHANNELS"]).strings();
+        assert_eq!(channels, ["early"], "a subscription made before the bridge");
+
+        let (h1, h2, h3) = (broker.pubsub(), broker.pubsub(), broker.pubsub());
+        h1.subscribe(["news"]);
+        h2.subscribe(["news"]);
+        h3.psubscribe(["n*"]);
+        assert!(bridge.flush(WAIT));
+        assert_eq!((numsub(&server, "news"), numpat(&server)), (1, 1));
+        assert_eq!(bridge.stats().subscriptions, 3);
+        h1.unsubscribe(["news"]);
+        assert!(bridge.flush(WAIT));
+        assert_eq!(numsub(&server, "news"), 1, "h2 still needs it");
+        drop(h2);
+        h3.punsubscribe(["n*"]);
+        early.unsubscribe_all();
+        assert!(bridge.flush(WAIT));
+        assert_eq!((numsub(&server, "news"), numpat(&server)), (0, 0));
+        assert_eq!(bridge.stats().subscriptions, 0);
+
+        // Dropped, the bridge leaves Redis and the broker is local again.
+        h1.subscribe(["after"]);
+        drop(bridge);
+        assert_eq!(broker.publish("after", "local"), 1);
+        eventually("the bridge's connection to close", || {
+            server
+                .connect()
+                .call(&["PUBSUB", "CHANNELS"])
+                .strings()
+                .is_empty()
+        });
+    }
+
+    #[test]
+    fn bytes_cross_unchanged_and_text_that_is_not_utf8_is_counted() {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let bytes = Broker::<[u8]>::new();
+        let bytes_bridge = bridge(&bytes, &server, Route::ViaRedis);
+        let sub = bytes
+            .pubsub_builder()
+            .ignore_subscribe_messages(true)
+            .build();
+        sub.subscribe(["bin"]);
+        assert!(bytes_bridge.flush(WAIT));
+        let raw: &[u8] = &[0, 255, 13, 10, 1];
+        assert_eq!(
+            server.connect().call(&[&b"PUBLISH"[..], b"bin", raw]).int(),
+            1
+        );
+        let got = sub.get_message(WAIT).expect("the raw bytes");
+        assert_eq!(got.payload().map(|p| &**p), Some(raw));
+
+        // And back: a plain RESP client subscribed on Redis gets the same bytes.
+        let mut listener = server.connect();
+        listener.call(&["SUBSCRIBE", "out"]);
+        bytes.publish("out", raw);
+        let arrival = listener.read();
+        assert_eq!(
+            arrival,
+            Reply::Array(vec![
+                Reply::Bulk(Some(b"message".to_vec())),
+                Reply::Bulk(Some(b"out".to_vec())),
+                Reply::Bulk(Some(raw.to_vec())),
+            ])
+        );
+
+        let text = Broker::<str>::new();
+        let text_bridge = bridge(&text, &server, Route::ViaRedis);
+        let reader = quiet(&text);
+        reader.subscribe(["text"]);
+        assert!(text_bridge.flush(WAIT));
+        let mut publisher = server.connect();
+        publisher.call(&[&b"PUBLISH"[..], b"text", &[0xff, 0xfe]]);
+        publisher.call(&["PUBLISH", "text", "fine"]);
+        assert_eq!(read(&reader, 1), ["fine"]);
+        assert_eq!(text_bridge.stats().undecodable, 1);
+    }
+
+    #[test]
+    fn bad_urls_unreachable_servers_and_second_bridges_are_errors() {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let broker = Broker::<str>::new();
+        let error = Bridge::connect(&broker, "http://127.0.0.1:1").unwrap_err();
+        assert!(matches!(error, BridgeError::Url { .. }), "{error}");
+
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = free.local_addr().unwrap().port();
+        drop(free);
+        let error = Bridge::connect(&broker, &format!("redis://127.0.0.1:{port}")).unwrap_err();
+        assert!(matches!(error, BridgeError::Connect { .. }), "{error}");
+        assert!(std::error::Error::source(&error).is_some());
+
+        let first = Bridge::connect(&broker, &server.url()).unwrap();
+        let error = Bridge::connect(&broker, &server.url()).unwrap_err();
+        assert!(matches!(error, BridgeError::AlreadyBridged), "{error}");
+        drop(first);
+        let again = Bridge::connect(&broker, &server.url()).expect("free again");
+        drop(again);
+        broker.close();
+        let error = Bridge::connect(&broker, &server.url()).unwrap_err();
+        assert!(matches!(error, BridgeError::BrokerClosed), "{error}");
+    }
+
+    #[test]
+    fn a_server_killed_and_restarted_mid_stream_gives_a_gap_and_delivery_resumes() {
+        let Some(mut server) = Server::start() else {
+            return;
+        };
+        let (a, b) = (Broker::<str>::new(), Broker::<str>::new());
+        let (bridge_a, bridge_b) = (
+            bridge(&a, &server, Route::ViaRedis),
+            bridge(&b, &server, Route::ViaRedis),
+        );
+        let sub = quiet(&b);
+        sub.subscribe(["stream"]);
+        assert!(bridge_b.flush(WAIT));
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let publisher = {
+            let (a, stop) = (a.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut sent = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    a.publish("stream", sent.to_string());
+                    sent += 1;
+                    std::thread::sleep(ms(1));
+                }
+                sent
+            })
+        };
+        let mut got = read(&sub, 200);
+        assert_eq!(got.len(), 200, "delivery before the crash");
+        server.kill();
+        std::thread::sleep(ms(300));
+        server.restart();
+        eventually("both bridges to reconnect", || {
+            bridge_a.is_connected() && bridge_b.is_connected()
+        });
+        assert!(bridge_b.flush(WAIT));
+        // Read up to the gap notice, then 200 deliveries after it.
+        loop {
+            let next = read(&sub, 1);
+            assert!(!next.is_empty(), "the stream went on");
+            let gap = next.contains(&"<gap>".to_string());
+            got.extend(next);
+            if gap {
+                break;
+            }
+        }
+        let after = read(&sub, 200);
+        assert_eq!(
+            after.iter().filter(|m| *m != "<gap>").count(),
+            200,
+            "delivery resumed"
+        );
+        got.extend(after);
+        stop.store(true, Ordering::Relaxed);
+        let sent = publisher.join().expect("the publisher never panicked");
+        assert!(bridge_a.flush(WAIT));
+        a.publish("stream", "end");
+        read_until(&sub, "end", &mut got);
+
+        let gap_at = got.iter().position(|m| m == "<gap>").unwrap();
+        let numbers: Vec<u64> = got.iter().filter_map(|m| m.parse().ok()).collect();
+        assert!(
+            numbers.windows(2).all(|w| w[0] < w[1]),
+            "in order, none twice"
+        );
+        assert!(gap_at >= 200 && gap_at + 200 < got.len());
+        assert!(bridge_a.flush(WAIT));
+        let (stats_a, stats_b) = (bridge_a.stats(), bridge_b.stats());
+        assert!(stats_a.reconnects >= 1 && stats_b.reconnects >= 1);
+        assert!(stats_b.gaps >= 1);
+        // Every publish is accounted for: forwarded, or lost with the dead connection.
+        assert_eq!(stats_a.forwarded + stats_a.lost + stats_a.dropped, sent + 1);
+        eprintln!(
+            "sent {sent}; received {}; publisher: {stats_a:?}; subscriber: {stats_b:?}",
+            numbers.len()
+        );
+    }
+
+    #[test]
+    fn a_full_backlog_follows_the_overflow_policy_while_redis_is_down() {
+        let Some(mut server) = Server::start() else {
+            return;
+        };
+        let broker = Broker::<str>::builder()
+            .capacity(4)
+            .overflow(Overflow::Block)
+            .build();
+        let bridge = bridge(&broker, &server, Route::ViaRedis);
+        server.kill();
+        // The first publish fails on the dead connection; the second waits with the
+        // publishing thread while it reconnects. Then the backlog takes exactly 4.
+        broker.publish("q", "0");
+        eventually("the first publish to fail", || bridge.stats().lost == 1);
+        broker.publish("q", "1");
+        eventually("the second to be taken", || bridge.stats().backlog == 0);
+        let mut accepted = 2;
+        let error = loop {
+            match broker.try_publish("q", accepted.to_string()) {
+                Ok(_) => accepted += 1,
+                Err(error) => break error,
+            }
+            assert!(accepted < 10_000, "the backlog never filled");
+        };
+        assert_eq!(accepted, 6);
+        assert!(error.backlog_full() && error.full().is_empty());
+        assert_eq!(&*error.into_inner(), "6");
+        assert_eq!(bridge.stats().backlog, 4);
+        let started = Instant::now();
+        let error = broker
+            .publish_timeout("q", "late", ms(50))
+            .expect_err("still full");
+        assert!(error.backlog_full() && started.elapsed() >= ms(50));
+        assert!(!bridge.is_connected());
+
+        server.restart();
+        let sub = quiet(&broker);
+        sub.subscribe(["q"]);
+        assert!(bridge.flush(WAIT), "the backlog drains once Redis is back");
+        let stats = bridge.stats();
+        assert_eq!(stats.backlog, 0);
+        assert_eq!(stats.forwarded + stats.lost, accepted);
+        assert_eq!(broker.publish("q", "back"), 1);
+        let mut before = Vec::new();
+        read_until(&sub, "back", &mut before);
+        // Anything before it is from the backlog, in order (and a gap notice if `sub` was
+        // subscribed before the bridge's subscription connection came back).
+        let numbers: Vec<u64> = before.iter().filter_map(|m| m.parse().ok()).collect();
+        assert_eq!(
+            numbers.len() + before.iter().filter(|m| *m == "<gap>").count(),
+            before.len()
+        );
+        assert!(numbers.windows(2).all(|w| w[0] < w[1]) && numbers.iter().all(|&n| n < 6));
+
+        // Under DropOldest nothing waits: the oldest are evicted and counted.
+        let dropping = Broker::<str>::new();
+        let mut down = Server::start().unwrap();
+        let dropping_bridge = Bridge::builder(&dropping, &down.url())
+            .backlog(Some(3), Overflow::DropOldest)
+            .reconnect_delay(ms(10), ms(100))
+            .connect()
+            .unwrap();
+        down.kill();
+        for i in 0..1_000 {
+            dropping
+                .try_publish("q", i.to_string())
+                .expect("never refused");
+        }
+        let stats = dropping_bridge.stats();
+        assert!(stats.backlog <= 3 && stats.dropped >= 1_000 - 3 - 256);
+    }
+
+    /// redis-py, used exactly as in the seed, talks to a bridged broker both ways.
+    #[test]
+    fn redis_py_receives_what_rust_publishes_and_rust_what_python_publishes() {
+        let has_redis_py = Command::new("python3")
+            .args(["-c", "import redis"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !has_redis_py {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must install redis-py (pip install redis)"
+            );
+            eprintln!("skipped: `pip install redis` to run the redis-py interop test");
+            return;
+        }
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let broker = Broker::<str>::new();
+        let bridge = bridge(&broker, &server, Route::ViaRedis);
+        let rust_sub = quiet(&broker);
+        rust_sub.subscribe(["channel"]);
+        assert!(bridge.flush(WAIT));
+
+        let script =
+            |name: &str| format!("{}/examples/redis_py/{name}", env!("CARGO_MANIFEST_DIR"));
+        let python_sub = Command::new("python3")
+            .arg(script("subscriber.py"))
+            .env("REDIS_PORT", server.port.to_string())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        eventually("redis-py to subscribe", || numsub(&server, "channel") == 2);
+        for text in ["message", "message", "bye"] {
+            assert_eq!(broker.publish("channel", text), 1, "local deliveries");
+        }
+        let output = python_sub.wait_with_output().unwrap();
+        let printed = String::from_utf8(output.stdout).unwrap();
+        let lines: Vec<&str> = printed.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "{'type': 'subscribe', 'pattern': None, 'channel': b'channel', 'data': 1}",
+                "{'type': 'message', 'pattern': None, 'channel': b'channel', 'data': b'message'}",
+                "{'type': 'message', 'pattern': None, 'channel': b'channel', 'data': b'message'}",
+                "{'type': 'message', 'pattern': None, 'channel': b'channel', 'data': b'bye'}",
+            ]
+        );
+        assert_eq!(read(&rust_sub, 3), ["message", "message", "bye"]);
+
+        let python_pub = Command::new("python3")
+            .args([&script("publisher.py"), "message", "from python"])
+            .env("REDIS_PORT", server.port.to_string())
+            .output()
+            .unwrap();
+        assert!(python_pub.status.success());
+        // PUBLISH's reply in Python: one receiver, the bridge (the Python subscriber left).
+        assert_eq!(String::from_utf8(python_pub.stdout).unwrap(), "1\n1\n");
+        assert_eq!(read(&rust_sub, 2), ["message", "from python"]);
+    }
+}
