@@ -240,6 +240,27 @@ def main():
             targets.append(("contention: 2 publishers on distinct channels reach 1.7x one publisher", f"{x / one:.3f}x", x / one >= 1.7))
     w("")
 
+    # bridged (feature `redis`)
+    w("## bridged: publishing through Redis on loopback, 1 publisher, 1 subscriber")
+    w("")
+    w("`cargo bench --features redis --bench bridge`: every message received by a subscriber on")
+    w("another connection before the clock stops. `fanout_bridge` is two brokers, each with its")
+    w("`Bridge` (as two processes would be), `broker.publish` on one and a handle's `get_message` on")
+    w("the other; `redis_crate` and `redis_py` publish and wait for each reply, as `r.publish`")
+    w("does; `redis_crate_pipelined` sends 256 `PUBLISH`es per round trip, as the bridge does.")
+    w("")
+    w("| implementation | per message | throughput | the bridge's throughput relative to it |")
+    w("|---|---|---|---|")
+    bridge = get("bridged", "fanout_bridge")
+    for name in ["fanout_bridge", "fanout_bridge_local_first", "redis_crate", "redis_crate_pipelined", "redis_py"]:
+        x = get("bridged", name)
+        if x is None:
+            w(f"| {name} | not run | | |")
+            continue
+        ratio = f"{rate(bridge) / rate(x):.2f}x" if bridge else "n/a"
+        w(f"| {name} | {fmt_ns(per_element(x))} | {fmt_rate(rate(x))} | {ratio} |")
+    w("")
+
     # latency
     lat = load_json("latency.json")
     w("## latency: publish to a subscriber blocked in `listen()`")

@@ -20,7 +20,7 @@ mod bridged {
 
     use fanout::{Bridge, BridgeError, Broker, Codec, Message, Overflow, PubSub, Route};
 
-    use super::common::redis::{Reply, Server};
+    use super::common::redis::{Cluster, Reply, Server};
 
     /// Long enough for a loaded CI machine; tests end as soon as what they wait for happens.
     const WAIT: Duration = Duration::from_secs(30);
@@ -68,6 +68,16 @@ mod bridged {
             }
         }
         got
+    }
+
+    /// Everything `sub` reads until it has been quiet for `quiet` (gaps as `<gap>`).
+    fn read_for(sub: &PubSub<str>, quiet: Duration) -> Vec<String> {
+        std::iter::from_fn(|| sub.get_message(quiet))
+            .map(|m| match m.payload() {
+                Some(payload) => payload.to_string(),
+                None => format!("<{}>", m.kind()),
+            })
+            .collect()
     }
 
     /// Reads deliveries into `got` until `last` arrives, which is not kept.
@@ -557,5 +567,128 @@ mod bridged {
         // PUBLISH's reply in Python: one receiver, the bridge (the Python subscriber left).
         assert_eq!(String::from_utf8(python_pub.stdout).unwrap(), "1\n1\n");
         assert_eq!(read(&rust_sub, 2), ["message", "from python"]);
+    }
+
+    #[test]
+    fn a_cluster_carries_sharded_channels_between_bridges() {
+        let Some(cluster) = Cluster::start(3) else {
+            return;
+        };
+        let (a, b) = (Broker::<str>::new(), Broker::<str>::new());
+        let connect = |broker: &Broker<str>| {
+            Bridge::builder(broker, &cluster.url())
+                .cluster()
+                .reconnect_delay(ms(10), ms(200))
+                .connect()
+                .expect("the bridge connects to the cluster")
+        };
+        let (bridge_a, bridge_b) = (connect(&a), connect(&b));
+        let channels: Vec<String> = (0..20).map(|i| format!("shard-{i}")).collect();
+        let (sub, pattern) = (quiet(&b), quiet(&b));
+        sub.subscribe(&channels);
+        pattern.psubscribe(["shard-*"]); // Redis has no sharded patterns: local only
+        assert!(bridge_a.flush(WAIT) && bridge_b.flush(WAIT));
+        assert_eq!(bridge_b.stats().subscriptions, 20);
+        // Each channel is subscribed on the shard that owns it, spread over the nodes.
+        let per_node: Vec<usize> = cluster
+            .nodes
+            .iter()
+            .map(|node| {
+                node.connect()
+                    .call(&["PUBSUB", "SHARDCHANNELS"])
+                    .strings()
+                    .len()
+            })
+            .collect();
+        assert_eq!(per_node.iter().sum::<usize>(), 20, "{per_node:?}");
+        assert!(
+            per_node.iter().filter(|&&n| n > 0).count() >= 2,
+            "{per_node:?}"
+        );
+
+        const PER_CHANNEL: usize = 100;
+        for i in 0..PER_CHANNEL {
+            for channel in &channels {
+                a.publish(channel, format!("{channel}/{i}"));
+            }
+        }
+        let got = read(&sub, 20 * PER_CHANNEL);
+        assert_eq!(got.len(), 20 * PER_CHANNEL);
+        assert_eq!(
+            got.iter().collect::<HashSet<_>>().len(),
+            got.len(),
+            "a duplicate"
+        );
+        for channel in &channels {
+            let order: Vec<usize> = got
+                .iter()
+                .filter_map(|m| m.strip_prefix(&format!("{channel}/"))?.parse().ok())
+                .collect();
+            assert_eq!(order, (0..PER_CHANNEL).collect::<Vec<_>>(), "{channel}");
+        }
+        assert_eq!(
+            pattern.get_message(ms(200)),
+            None,
+            "patterns are not sharded"
+        );
+        assert!(bridge_a.flush(WAIT));
+        assert_eq!(bridge_a.stats().forwarded, (20 * PER_CHANNEL) as u64);
+        assert_eq!(bridge_b.stats().received, (20 * PER_CHANNEL) as u64);
+    }
+
+    #[test]
+    fn a_cluster_node_killed_and_restarted_gives_a_gap_and_delivery_resumes() {
+        let Some(mut cluster) = Cluster::start(3) else {
+            return;
+        };
+        let (a, b) = (Broker::<str>::new(), Broker::<str>::new());
+        let connect = |broker: &Broker<str>| {
+            Bridge::builder(broker, &cluster.url())
+                .cluster()
+                .reconnect_delay(ms(10), ms(200))
+                .connect()
+                .expect("the bridge connects to the cluster")
+        };
+        let (bridge_a, bridge_b) = (connect(&a), connect(&b));
+        let channels: Vec<String> = (0..20).map(|i| format!("shard-{i}")).collect();
+        let sub = quiet(&b);
+        sub.subscribe(&channels);
+        assert!(bridge_b.flush(WAIT));
+        for channel in &channels {
+            a.publish(channel, "before");
+        }
+        assert_eq!(read(&sub, 20).len(), 20);
+
+        // The node with the most of our channels goes down and comes back with its slots.
+        let victim = (0..cluster.nodes.len())
+            .max_by_key(|&i| {
+                let node = &cluster.nodes[i];
+                node.connect()
+                    .call(&["PUBSUB", "SHARDCHANNELS"])
+                    .strings()
+                    .len()
+            })
+            .unwrap();
+        cluster.nodes[victim].kill();
+        std::thread::sleep(ms(300));
+        cluster.nodes[victim].restart();
+        cluster.wait_ok();
+        let mut seen: Vec<String> = Vec::new();
+        eventually("a gap notice, then every channel back", || {
+            for channel in &channels {
+                a.publish(channel, format!("{channel}/after"));
+            }
+            seen.extend(read_for(&sub, ms(300)));
+            let Some(gap_at) = seen.iter().position(|m| m == "<gap>") else {
+                return false;
+            };
+            let back: HashSet<&str> = seen[gap_at..]
+                .iter()
+                .filter_map(|m| m.strip_suffix("/after"))
+                .collect();
+            back.len() == channels.len()
+        });
+        assert!(bridge_b.stats().gaps >= 1);
+        assert!(bridge_a.flush(WAIT), "the publishing side is back too");
     }
 }

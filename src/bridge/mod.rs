@@ -3,6 +3,7 @@
 //! See [`Bridge`] for what it does, and the crate's README ("Scaling out") for commands.
 
 mod backlog;
+mod cluster;
 mod codec;
 mod echo;
 mod mirror;
@@ -215,6 +216,7 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> Bridge<T> {
                 min_delay: Duration::from_millis(20),
                 max_delay: Duration::from_secs(2),
             },
+            cluster: false,
         }
     }
 
@@ -297,6 +299,22 @@ pub struct BridgeBuilder<'a, T: ?Sized> {
     capacity: Option<usize>,
     overflow: Overflow,
     timing: Timing,
+    cluster: bool,
+}
+
+/// The connections a bridge starts with.
+enum Connections {
+    /// One server: a Pub/Sub connection and a publishing one.
+    Standalone {
+        client: redis::Client,
+        pubsub: redis::aio::PubSub,
+        publishing: redis::Connection,
+    },
+    /// A cluster: one client for every node, its pushes on `pushes`.
+    Cluster {
+        connection: redis::cluster_async::ClusterConnection,
+        pushes: crossbeam_channel::Receiver<redis::PushInfo>,
+    },
 }
 
 impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
@@ -329,6 +347,19 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
         self
     }
 
+    /// Uses a Redis Cluster's sharded Pub/Sub: channels are subscribed with `SSUBSCRIBE` on
+    /// the shard that owns them and published with `SPUBLISH`, so a message crosses one shard,
+    /// not the whole cluster. The URL is any node's; the others are found from it.
+    ///
+    /// Redis has no sharded patterns: pattern subscriptions then stay local (they match local
+    /// publishes under [`Route::LocalFirst`] only), and redis-py must use `ssubscribe` and
+    /// `spublish` to meet these channels. The client subscribes again by itself after a node
+    /// comes back; handles get a `Gap` notice then, as with one server.
+    pub fn cluster(mut self) -> Self {
+        self.cluster = true;
+        self
+    }
+
     /// Connects both connections, attaches the broker and subscribes on Redis to what its
     /// handles already subscribe to.
     ///
@@ -344,24 +375,11 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
             return Err(BridgeError::AlreadyBridged);
         }
         let shown = hide_password(&self.url);
-        let client = redis::Client::open(self.url.as_str()).map_err(|e| BridgeError::Url {
-            url: shown.clone(),
-            source: Box::new(e),
-        })?;
-        let connect_error = |e: redis::RedisError| BridgeError::Connect {
-            url: shown.clone(),
-            source: Box::new(e),
-        };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(BridgeError::Start)?;
-        let timeout = self.timing.connect_timeout;
-        let pubsub = runtime
-            .block_on(async { tokio::time::timeout(timeout, client.get_async_pubsub()).await })
-            .map_err(|_| connect_error(timed_out()))?
-            .map_err(connect_error)?;
-        let publishing = publisher::open(&client, timeout).map_err(connect_error)?;
+        let connections = self.open(&runtime, &shown)?;
 
         let backlog = Backlog::new(self.capacity, self.overflow);
         let shared = Arc::new(Shared::new(
@@ -371,6 +389,7 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
             backlog,
         ));
         shared.publisher_up.store(true, Ordering::Release);
+        shared.subscriber_up.store(true, Ordering::Release);
 
         let outbound: Arc<dyn Outbound<T>> = shared.clone();
         if !registry.attach_bridge(outbound) {
@@ -389,15 +408,6 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
         });
         registry.watch(Some(watcher));
 
-        let (feeds_tx, feeds) = crossbeam_channel::unbounded();
-        let (ended_tx, ended) = tokio::sync::mpsc::unbounded_channel();
-        let mirror = Mirror::new(
-            Arc::clone(&shared),
-            client.clone(),
-            changes,
-            feeds_tx,
-            ended,
-        );
         let mut bridge = Bridge {
             shared: Arc::clone(&shared),
             url: shown,
@@ -409,23 +419,104 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
                 .spawn(body)
                 .map_err(BridgeError::Start)
         };
-        let receiving = Arc::clone(&shared);
-        // Not joined on drop: it may be waiting for a `Block` handle's reader.
-        spawn(
-            "fanout-redis-receive",
-            Box::new(move || receive::run(receiving, feeds, ended_tx)),
-        )?;
-        bridge.threads.push(spawn(
-            "fanout-redis-subscribe",
-            Box::new(move || runtime.block_on(mirror.run(pubsub))),
-        )?);
-        let publishing_shared = Arc::clone(&shared);
-        bridge.threads.push(spawn(
-            "fanout-redis-publish",
-            Box::new(move || publisher::run(publishing_shared, client, publishing)),
-        )?);
+        let (receiving, publishing_shared) = (Arc::clone(&shared), Arc::clone(&shared));
+        // The receiving thread is not joined on drop: it may be waiting for a `Block`
+        // handle's reader.
+        match connections {
+            Connections::Standalone {
+                client,
+                pubsub,
+                publishing,
+            } => {
+                let (feeds_tx, feeds) = crossbeam_channel::unbounded();
+                let (ended_tx, ended) = tokio::sync::mpsc::unbounded_channel();
+                let mirror = Mirror::new(shared, client.clone(), changes, feeds_tx, ended);
+                spawn(
+                    "fanout-redis-receive",
+                    Box::new(move || receive::run(receiving, feeds, ended_tx)),
+                )?;
+                bridge.threads.push(spawn(
+                    "fanout-redis-subscribe",
+                    Box::new(move || runtime.block_on(mirror.run(pubsub))),
+                )?);
+                bridge.threads.push(spawn(
+                    "fanout-redis-publish",
+                    Box::new(move || publisher::run(publishing_shared, client, publishing)),
+                )?);
+            }
+            Connections::Cluster { connection, pushes } => {
+                let losses = Arc::new(cluster::Losses::default());
+                let reported = Arc::clone(&losses);
+                spawn(
+                    "fanout-redis-receive",
+                    Box::new(move || cluster::receive(receiving, pushes, reported)),
+                )?;
+                let handle = runtime.handle().clone();
+                let publishing = connection.clone();
+                bridge.threads.push(spawn(
+                    "fanout-redis-subscribe",
+                    Box::new(move || {
+                        runtime.block_on(cluster::mirror(shared, connection, changes, losses));
+                    }),
+                )?);
+                bridge.threads.push(spawn(
+                    "fanout-redis-publish",
+                    Box::new(move || cluster::publish(publishing_shared, publishing, handle)),
+                )?);
+            }
+        }
         Ok(bridge)
     }
+
+    /// Makes the first connections, so a bad URL or an unreachable server is an error now.
+    fn open(
+        &self,
+        runtime: &tokio::runtime::Runtime,
+        shown: &str,
+    ) -> Result<Connections, BridgeError> {
+        let url_error = |e: redis::RedisError| BridgeError::Url {
+            url: shown.to_owned(),
+            source: Box::new(e),
+        };
+        let connect_error = |e: redis::RedisError| BridgeError::Connect {
+            url: shown.to_owned(),
+            source: Box::new(e),
+        };
+        let timeout = self.timing.connect_timeout;
+        if self.cluster {
+            let (tx, pushes) = crossbeam_channel::unbounded();
+            let client = redis::cluster::ClusterClientBuilder::new(vec![self.url.as_str()])
+                .use_protocol(redis::ProtocolVersion::RESP3)
+                .connection_timeout(timeout)
+                .push_sender(move |push| tx.send(push))
+                .build()
+                .map_err(url_error)?;
+            let connection = runtime
+                .block_on(within(timeout, client.get_async_connection()))
+                .map_err(connect_error)?;
+            return Ok(Connections::Cluster { connection, pushes });
+        }
+        let client = redis::Client::open(self.url.as_str()).map_err(url_error)?;
+        let pubsub = runtime
+            .block_on(within(timeout, client.get_async_pubsub()))
+            .map_err(connect_error)?;
+        let publishing = publisher::open(&client, timeout).map_err(connect_error)?;
+        Ok(Connections::Standalone {
+            client,
+            pubsub,
+            publishing,
+        })
+    }
+}
+
+/// `attempt`, failed with a time-out error if it takes longer than `timeout`.
+async fn within<C>(
+    timeout: Duration,
+    attempt: impl std::future::Future<Output = redis::RedisResult<C>>,
+) -> redis::RedisResult<C> {
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .unwrap_or_else(|_| Err(timed_out()))
 }
 
 fn timed_out() -> redis::RedisError {

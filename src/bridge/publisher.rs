@@ -14,7 +14,7 @@ use super::codec::Codec;
 use super::shared::{bump, Shared};
 
 /// Publishes per pipeline at most.
-const BATCH: usize = 256;
+pub(crate) const BATCH: usize = 256;
 
 /// How long a reply may take before the connection counts as failed.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);

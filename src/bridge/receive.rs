@@ -45,7 +45,7 @@ pub(crate) fn run<T: ?Sized + Codec>(
 }
 
 /// Delivers one arrival to the local subscriptions it came through.
-fn deliver<T: ?Sized + Codec>(shared: &Shared<T>, msg: &Msg) {
+pub(crate) fn deliver<T: ?Sized + Codec>(shared: &Shared<T>, msg: &Msg) {
     let counters = &shared.counters;
     let text =
         |bytes: redis::RedisResult<Vec<u8>>| bytes.ok().and_then(|b| String::from_utf8(b).ok());

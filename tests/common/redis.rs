@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 pub struct Server {
     child: Child,
     pub port: u16,
+    /// Arguments beyond the defaults, kept for `restart`.
+    extra: Vec<String>,
 }
 
 impl Server {
@@ -26,7 +28,7 @@ impl Server {
                 .local_addr()
                 .ok()?
                 .port();
-            let child = match spawn(port) {
+            let child = match spawn_with(port, &[]) {
                 Ok(child) => child,
                 Err(e) if std::env::var_os("CI").is_none() => {
                     eprintln!("skipped: redis-server could not start ({e}); `apt-get install redis-server` to run it");
@@ -34,7 +36,11 @@ impl Server {
                 }
                 Err(e) => panic!("redis-server could not start in CI: {e}"),
             };
-            let mut server = Server { child, port };
+            let mut server = Server {
+                child,
+                port,
+                extra: Vec::new(),
+            };
             if server.wait_until_ours() {
                 return Some(server);
             }
@@ -57,7 +63,8 @@ impl Server {
     pub fn restart(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            self.child = spawn(self.port).expect("redis-server starts again");
+            let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+            self.child = spawn_with(self.port, &extra).expect("redis-server starts again");
             if self.wait_until_ours() {
                 return;
             }
@@ -122,8 +129,8 @@ impl Server {
     }
 }
 
-/// `redis-server` without persistence on `port`, loopback only.
-fn spawn(port: u16) -> std::io::Result<Child> {
+/// `redis-server` without persistence on `port`, loopback only, with `extra` arguments.
+fn spawn_with(port: u16, extra: &[&str]) -> std::io::Result<Child> {
     Command::new("redis-server")
         .args([
             "--port",
@@ -135,9 +142,116 @@ fn spawn(port: u16) -> std::io::Result<Child> {
             "--appendonly",
             "no",
         ])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+}
+
+/// A Redis Cluster of the test's own: masters only, on free loopback ports (each with its
+/// cluster bus port, +10000, free too), in a temporary directory; stopped when dropped.
+pub struct Cluster {
+    pub nodes: Vec<Server>,
+    dir: std::path::PathBuf,
+}
+
+impl Cluster {
+    /// Starts `masters` nodes and joins them with `redis-cli --cluster create`; `None` (with
+    /// the reason printed) outside CI when `redis-server` is missing.
+    pub fn start(masters: usize) -> Option<Cluster> {
+        let dir = std::env::temp_dir().join(format!(
+            "fanout-cluster-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut cluster = Cluster {
+            nodes: Vec::new(),
+            dir,
+        };
+        while cluster.nodes.len() < masters {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .ok()?
+                .local_addr()
+                .ok()?
+                .port();
+            if port > 55_000 || TcpListener::bind(("127.0.0.1", port + 10_000)).is_err() {
+                continue;
+            }
+            let dir = cluster.dir.to_str().unwrap().to_owned();
+            let config = format!("nodes-{port}.conf");
+            let extra = [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                &config,
+                "--cluster-node-timeout",
+                "2000",
+                "--dir",
+                &dir,
+            ];
+            let child = match spawn_with(port, &extra) {
+                Ok(child) => child,
+                Err(e) if std::env::var_os("CI").is_none() => {
+                    eprintln!("skipped: redis-server could not start ({e})");
+                    return None;
+                }
+                Err(e) => panic!("redis-server could not start in CI: {e}"),
+            };
+            let mut server = Server {
+                child,
+                port,
+                extra: extra.iter().map(|s| s.to_string()).collect(),
+            };
+            if server.wait_until_ours() {
+                cluster.nodes.push(server);
+            }
+        }
+        let mut create = Command::new("redis-cli");
+        create.args(["--cluster", "create"]);
+        for node in &cluster.nodes {
+            create.arg(format!("127.0.0.1:{}", node.port));
+        }
+        let status = create
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli runs");
+        assert!(status.success(), "redis-cli --cluster create failed");
+        cluster.wait_ok();
+        Some(cluster)
+    }
+
+    /// Waits until every node says `cluster_state:ok`.
+    pub fn wait_ok(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for node in &self.nodes {
+            loop {
+                let info = node.connect().call(&["CLUSTER", "INFO"]);
+                let Reply::Bulk(Some(text)) = info else {
+                    panic!("CLUSTER INFO: {info:?}")
+                };
+                if String::from_utf8_lossy(&text).contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the cluster never became ok");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// The first node's URL: a cluster client finds the others from it.
+    pub fn url(&self) -> String {
+        self.nodes[0].url()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.nodes.clear();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 impl Drop for Server {
