@@ -85,31 +85,16 @@ fn bridged(c: &mut Criterion) {
     group.bench_function("redis_crate", |bench| {
         bench.iter_custom(|iters| {
             repeat(iters, || {
-                let client = redis::Client::open(url.as_str()).unwrap();
-                let mut publisher = client.get_connection().unwrap();
-                let mut subscriber = client.get_connection().unwrap();
-                let ready = Arc::new(Barrier::new(2));
-                let subscribed = ready.clone();
-                let consumer = thread::spawn(move || {
-                    let mut pubsub = subscriber.as_pubsub();
-                    pubsub.subscribe("bench").unwrap();
-                    subscribed.wait();
+                with_redis_subscriber(&url, messages, |publisher| {
                     for _ in 0..messages {
-                        black_box(pubsub.get_message().unwrap().get_payload_bytes().len());
+                        let n: usize = redis::cmd("PUBLISH")
+                            .arg("bench")
+                            .arg(PAYLOAD)
+                            .query(publisher)
+                            .unwrap();
+                        assert_eq!(n, 1);
                     }
-                });
-                ready.wait();
-                let began = Instant::now();
-                for _ in 0..messages {
-                    let n: usize = redis::cmd("PUBLISH")
-                        .arg("bench")
-                        .arg(PAYLOAD)
-                        .query(&mut publisher)
-                        .unwrap();
-                    assert_eq!(n, 1);
-                }
-                consumer.join().unwrap();
-                began.elapsed()
+                })
             })
         })
     });
@@ -120,31 +105,16 @@ fn bridged(c: &mut Criterion) {
     group.bench_function("redis_crate_pipelined", |bench| {
         bench.iter_custom(|iters| {
             repeat(iters, || {
-                let client = redis::Client::open(url.as_str()).unwrap();
-                let mut publisher = client.get_connection().unwrap();
-                let mut subscriber = client.get_connection().unwrap();
-                let ready = Arc::new(Barrier::new(2));
-                let subscribed = ready.clone();
-                let consumer = thread::spawn(move || {
-                    let mut pubsub = subscriber.as_pubsub();
-                    pubsub.subscribe("bench").unwrap();
-                    subscribed.wait();
-                    for _ in 0..messages {
-                        black_box(pubsub.get_message().unwrap().get_payload_bytes().len());
+                with_redis_subscriber(&url, messages, |publisher| {
+                    for chunk in (0..messages).collect::<Vec<_>>().chunks(256) {
+                        let mut pipe = redis::pipe();
+                        for _ in chunk {
+                            pipe.cmd("PUBLISH").arg("bench").arg(PAYLOAD);
+                        }
+                        let replies: Vec<usize> = pipe.query(publisher).unwrap();
+                        assert!(replies.iter().all(|&n| n == 1));
                     }
-                });
-                ready.wait();
-                let began = Instant::now();
-                for chunk in (0..messages).collect::<Vec<_>>().chunks(256) {
-                    let mut pipe = redis::pipe();
-                    for _ in chunk {
-                        pipe.cmd("PUBLISH").arg("bench").arg(PAYLOAD);
-                    }
-                    let replies: Vec<usize> = pipe.query(&mut publisher).unwrap();
-                    assert!(replies.iter().all(|&n| n == 1));
-                }
-                consumer.join().unwrap();
-                began.elapsed()
+                })
             })
         })
     });
@@ -179,6 +149,33 @@ fn bridged(c: &mut Criterion) {
         println!("bridged/redis_py skipped: `pip install redis` to run it");
     }
     group.finish();
+}
+
+/// Times `publish` on a redis crate connection until a subscriber on another connection (and
+/// thread) has read `messages` messages from `bench`.
+fn with_redis_subscriber(
+    url: &str,
+    messages: usize,
+    publish: impl FnOnce(&mut redis::Connection),
+) -> Duration {
+    let client = redis::Client::open(url).unwrap();
+    let mut publisher = client.get_connection().unwrap();
+    let mut subscriber = client.get_connection().unwrap();
+    let ready = Arc::new(Barrier::new(2));
+    let subscribed = ready.clone();
+    let consumer = thread::spawn(move || {
+        let mut pubsub = subscriber.as_pubsub();
+        pubsub.subscribe("bench").unwrap();
+        subscribed.wait();
+        for _ in 0..messages {
+            black_box(pubsub.get_message().unwrap().get_payload_bytes().len());
+        }
+    });
+    ready.wait();
+    let began = Instant::now();
+    publish(&mut publisher);
+    consumer.join().unwrap();
+    began.elapsed()
 }
 
 criterion_group!(benches, bridged);

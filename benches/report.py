@@ -3,7 +3,7 @@
 
 Reads criterion's results (target/criterion/*/new/{benchmark,estimates}.json) and the
 latency and memory benches' JSON (target/fanout-bench/). Every figure comes from that run;
-ratios compare rows of the same run. Usage: `cargo bench && python3 benches/report.py`.
+ratios compare rows of the same run. Usage: `cargo bench --all-features && python3 benches/report.py`.
 """
 import datetime
 import json
@@ -129,7 +129,7 @@ def main():
     w("# Benchmarks")
     w("")
     w(f"Measured {now} on {machine()}.")
-    w("Command: `cargo bench && python3 benches/report.py` (this file and `benches/charts/*.svg` are")
+    w("Command: `cargo bench --all-features && python3 benches/report.py` (this file and `benches/charts/*.svg` are")
     w("written by the script from that run). Each group runs `fanout` next to its baselines in the")
     w("same run, on the same payload `Arc` and message count, every message consumed by its")
     w("subscriber thread. This is a shared 2-core machine: compare the ratios within a table, not")

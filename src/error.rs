@@ -30,7 +30,7 @@ impl<T: ?Sized> PublishError<T> {
         &self.full
     }
 
-    /// Whether the broker's Redis [`Bridge`](crate::Bridge) (feature `redis`) had no room in
+    /// Whether the broker's Redis `Bridge` (feature `redis`) had no room in
     /// its backlog of publishes waiting for Redis, so the message did not go out.
     pub fn backlog_full(&self) -> bool {
         self.backlog_full

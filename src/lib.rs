@@ -173,9 +173,42 @@
 //! - `async` (off by default): `PubSub::stream()` returns a `MessageStream`, a
 //!   `futures_core::Stream` of the handle's messages, woken by publishers, for any executor;
 //!   `Broker::publish_async` waits for a full `Block` queue without blocking the thread.
+//! - `redis` (off by default): `Bridge` attaches a broker to a Redis server or cluster, so
+//!   its publishes reach every attached process and redis-py clients on the same channels, and
+//!   theirs reach its handles; see [Scaling out](#scaling-out-feature-redis). It adds `redis`
+//!   (redis-rs) and a one-thread `tokio` runtime.
 //!
 //! The default build depends on `parking_lot`, `crossbeam-channel`, `hashbrown` and
 //! `foldhash` only.
+//!
+//! # Scaling out (feature `redis`)
+//!
+//! The same calls, with Redis doing the distribution: a `Bridge` keeps one Redis connection
+//! subscribed to the union of what local handles need, sends publishes pipelined on another,
+//! and delivers what Redis sends to the local handles of that channel or pattern. Payloads
+//! cross as raw bytes (`Codec`: `str` and `[u8]` built in). `Route` chooses between one
+//! global order (publishes go to Redis and come back; the default) and local speed (local
+//! delivery at once, the echo skipped). A lost connection is retried with back-off, and each
+//! subscribed handle reads a [`Message::Gap`] notice where messages may be missing.
+//! `BridgeBuilder::cluster` uses Redis Cluster's sharded Pub/Sub (`SSUBSCRIBE`/`SPUBLISH`),
+//! where patterns stay local.
+//!
+//! ```no_run
+//! # #[cfg(feature = "redis")]
+//! # fn main() -> Result<(), fanout::BridgeError> {
+//! use fanout::{Bridge, Broker};
+//!
+//! let broker = Broker::<str>::new();
+//! let bridge = Bridge::connect(&broker, "redis://127.0.0.1:6379")?;
+//! let p = broker.pubsub();
+//! p.subscribe(["channel"]); // SUBSCRIBE channel, on Redis, once for every local handle
+//! broker.publish("channel", "message"); // PUBLISH; every subscriber anywhere gets it once
+//! # drop(bridge);
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "redis"))]
+//! # fn main() {}
+//! ```
 //!
 //! # Divergences from Redis
 //!
@@ -194,6 +227,9 @@
 //!   ([`Message::Lagged`] is not a Redis message).
 //! - More than [`MAX_STAR_NESTING`] nested `*` groups give "no match", as Redis does since
 //!   its fix for CVE-2024-31228 (older servers recurse further).
+//! - On a bridged broker, `publish` returns the local deliveries (made, or to be made when the
+//!   message comes back from Redis), not Redis's count of receivers in every process, which
+//!   would cost a round trip per publish.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

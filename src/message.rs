@@ -92,7 +92,7 @@ pub enum Message<T: ?Sized> {
         /// How many deliveries were dropped in this gap.
         missed: u64,
     },
-    /// The broker's Redis [`Bridge`](crate::Bridge) (feature `redis`) lost its connection and
+    /// The broker's Redis `Bridge` (feature `redis`) lost its connection and
     /// is back: whatever was published elsewhere while it was down (how much is unknown) did
     /// not reach this handle. It sits where the gap is, before the first delivery after it.
     ///

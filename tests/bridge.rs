@@ -13,6 +13,8 @@ mod common;
 #[cfg(feature = "redis")]
 mod bridged {
     use std::collections::HashSet;
+    #[cfg(feature = "async")]
+    use std::future::Future;
     use std::process::Command;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
@@ -39,6 +41,14 @@ mod bridged {
             .reconnect_delay(ms(10), ms(200))
             .connect()
             .expect("the bridge connects")
+    }
+
+    fn on_cluster(broker: &Broker<str>, cluster: &Cluster) -> Bridge<str> {
+        Bridge::builder(broker, &cluster.url())
+            .cluster()
+            .reconnect_delay(ms(10), ms(200))
+            .connect()
+            .expect("the bridge connects to the cluster")
     }
 
     fn quiet(broker: &Broker<str>) -> PubSub<str> {
@@ -575,14 +585,7 @@ mod bridged {
             return;
         };
         let (a, b) = (Broker::<str>::new(), Broker::<str>::new());
-        let connect = |broker: &Broker<str>| {
-            Bridge::builder(broker, &cluster.url())
-                .cluster()
-                .reconnect_delay(ms(10), ms(200))
-                .connect()
-                .expect("the bridge connects to the cluster")
-        };
-        let (bridge_a, bridge_b) = (connect(&a), connect(&b));
+        let (bridge_a, bridge_b) = (on_cluster(&a, &cluster), on_cluster(&b, &cluster));
         let channels: Vec<String> = (0..20).map(|i| format!("shard-{i}")).collect();
         let (sub, pattern) = (quiet(&b), quiet(&b));
         sub.subscribe(&channels);
@@ -642,14 +645,7 @@ mod bridged {
             return;
         };
         let (a, b) = (Broker::<str>::new(), Broker::<str>::new());
-        let connect = |broker: &Broker<str>| {
-            Bridge::builder(broker, &cluster.url())
-                .cluster()
-                .reconnect_delay(ms(10), ms(200))
-                .connect()
-                .expect("the bridge connects to the cluster")
-        };
-        let (bridge_a, bridge_b) = (connect(&a), connect(&b));
+        let (bridge_a, bridge_b) = (on_cluster(&a, &cluster), on_cluster(&b, &cluster));
         let channels: Vec<String> = (0..20).map(|i| format!("shard-{i}")).collect();
         let sub = quiet(&b);
         sub.subscribe(&channels);
@@ -690,5 +686,54 @@ mod bridged {
         });
         assert!(bridge_b.stats().gaps >= 1);
         assert!(bridge_a.flush(WAIT), "the publishing side is back too");
+    }
+
+    #[cfg(feature = "async")]
+    #[test]
+    fn publish_async_goes_through_the_bridge_and_waits_for_a_full_backlog() {
+        let Some(mut server) = Server::start() else {
+            return;
+        };
+        for route in [Route::ViaRedis, Route::LocalFirst] {
+            let broker = Broker::<str>::new();
+            let bridge = Bridge::builder(&broker, &server.url())
+                .route(route)
+                .backlog(Some(1), Overflow::Block)
+                .reconnect_delay(ms(10), ms(100))
+                .connect()
+                .unwrap();
+            let sub = quiet(&broker);
+            sub.subscribe(["async"]);
+            let delivered = futures::executor::block_on(broker.publish_async("async", "x"));
+            assert_eq!(delivered, 1, "{route:?}");
+            assert_eq!(read(&sub, 1), ["x"], "{route:?}");
+            assert!(bridge.flush(WAIT));
+            drop(bridge);
+        }
+
+        // Redis down, backlog of 1 full: the task waits without blocking, then goes out.
+        let broker = Broker::<str>::new();
+        let bridge = Bridge::builder(&broker, &server.url())
+            .backlog(Some(1), Overflow::Block)
+            .reconnect_delay(ms(10), ms(100))
+            .connect()
+            .unwrap();
+        server.kill();
+        broker.publish("q", "0"); // fails on the dead connection
+        eventually("the first to fail", || bridge.stats().lost == 1);
+        broker.publish("q", "1"); // taken, held while reconnecting
+        eventually("the second to be taken", || bridge.stats().backlog == 0);
+        broker.publish("q", "2"); // fills the backlog
+        let mut waiting = Box::pin(broker.publish_async("q", "3"));
+        let waker = futures::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(
+            waiting.as_mut().poll(&mut cx).is_pending(),
+            "waits for room"
+        );
+        server.restart();
+        assert_eq!(futures::executor::block_on(waiting), 0);
+        assert!(bridge.flush(WAIT));
+        assert_eq!(bridge.stats().forwarded, 3);
     }
 }

@@ -166,6 +166,11 @@ impl std::error::Error for BridgeError {
 /// [`PublishError::backlog_full`](crate::PublishError::backlog_full)), `DropOldest` evicts
 /// the oldest, `DropNewest` and `Disconnect` refuse the new one; [`BridgeStats`] counts them.
 ///
+/// What Redis sends is delivered by the bridge's receiving thread under each handle's policy;
+/// under `Overflow::Block` a full handle makes that thread wait, and redis-rs keeps reading
+/// the socket meanwhile, holding what arrives in memory (as Redis itself would, up to its
+/// `client-output-buffer-limit`, after which it drops the connection: a gap).
+///
 /// Dropping the bridge sends what its backlog holds (if connected), and the broker is local
 /// again. [`Broker::close`] stops publishes through the bridge too.
 ///

@@ -189,10 +189,10 @@ impl<T: ?Sized> Shared<T> {
 }
 
 impl<T: ?Sized + Codec> Shared<T> {
-    /// What goes to the backlog for a publish, with the number of local deliveries it makes
-    /// (now under `LocalFirst`, when it comes back under `ViaRedis`); `None` once the broker
-    /// is closed.
-    fn prepare(&self, channel: &str, payload: Arc<T>) -> Option<(usize, Outgoing<T>)> {
+    /// What goes to the backlog for a publish, and under `ViaRedis` what the publish returns
+    /// (the local deliveries it makes when it comes back); under `LocalFirst` that is `None`,
+    /// the caller delivering locally now. `None` once the broker is closed.
+    fn prepare(&self, channel: &str, payload: Arc<T>) -> Option<(Option<Published>, Outgoing<T>)> {
         if self.registry.is_closed() {
             return None;
         }
@@ -219,7 +219,11 @@ impl<T: ?Sized + Codec> Shared<T> {
             needed,
             echoes,
         };
-        Some((count, item))
+        let counted = (self.route == Route::ViaRedis).then(|| Published {
+            delivered: count,
+            ..Published::default()
+        });
+        Some((counted, item))
     }
 
     /// Accounts for what the backlog did with a publish.
@@ -240,16 +244,11 @@ impl<T: ?Sized + Codec> Shared<T> {
 
 impl<T: ?Sized + Codec + Send + Sync> Outbound<T> for Shared<T> {
     fn publish(&self, channel: &str, payload: Arc<T>, wait: Wait) -> Published {
-        let Some((count, item)) = self.prepare(channel, payload) else {
+        let Some((counted, item)) = self.prepare(channel, payload) else {
             return Published::default();
         };
-        let mut published = match self.route {
-            Route::ViaRedis => Published {
-                delivered: count,
-                ..Published::default()
-            },
-            Route::LocalFirst => self.registry.publish(channel, item.payload.clone(), wait),
-        };
+        let mut published =
+            counted.unwrap_or_else(|| self.registry.publish(channel, item.payload.clone(), wait));
         let pushed = self.backlog.push(item, wait);
         self.pushed(pushed, &mut published);
         published
@@ -262,15 +261,12 @@ impl<T: ?Sized + Codec + Send + Sync> Outbound<T> for Shared<T> {
         payload: Arc<T>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Published> + Send + 'a>> {
         Box::pin(async move {
-            let Some((count, item)) = self.prepare(channel, payload) else {
+            let Some((counted, item)) = self.prepare(channel, payload) else {
                 return Published::default();
             };
-            let mut published = match self.route {
-                Route::ViaRedis => Published {
-                    delivered: count,
-                    ..Published::default()
-                },
-                Route::LocalFirst => {
+            let mut published = match counted {
+                Some(counted) => counted,
+                None => {
                     let local = self.registry.publish_async(channel, item.payload.clone());
                     local.await
                 }
