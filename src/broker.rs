@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use crate::builder::{BrokerBuilder, PubSubBuilder};
 use crate::error::PublishError;
 use crate::pubsub::PubSub;
+#[cfg(feature = "async")]
+use crate::registry::Scope;
 use crate::registry::{QueueConfig, Registry, Wait};
 use crate::stats::BrokerStats;
 
@@ -156,10 +158,8 @@ impl<T: ?Sized> Broker<T> {
         if let Some(bridge) = self.registry.bridge() {
             return bridge.publish_async(channel, payload).await.delivered;
         }
-        self.registry
-            .publish_async(channel, payload)
-            .await
-            .delivered
+        let published = self.registry.publish_async(channel, payload, Scope::All);
+        published.await.delivered
     }
 
     /// Publishes like [`publish`](Broker::publish), waiting at most `timeout` in all for full

@@ -191,7 +191,7 @@
 //! delivery at once, the echo skipped). A lost connection is retried with back-off, and each
 //! subscribed handle reads a [`Message::Gap`] notice where messages may be missing.
 //! `BridgeBuilder::cluster` uses Redis Cluster's sharded Pub/Sub (`SSUBSCRIBE`/`SPUBLISH`),
-//! where patterns stay local.
+//! where, as in Redis, patterns are not consulted.
 //!
 //! ```no_run
 //! # #[cfg(feature = "redis")]

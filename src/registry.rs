@@ -418,8 +418,13 @@ impl<T: ?Sized> Registry<T> {
     /// `publish` for async callers: full `Block` queues are waited for without blocking the
     /// thread (the task is woken when room may have appeared or the subscription changed).
     #[cfg(feature = "async")]
-    pub(crate) async fn publish_async(&self, channel: &str, payload: Arc<T>) -> Published {
-        let Some(mut round) = self.offer_all(channel, payload, Scope::All, true) else {
+    pub(crate) async fn publish_async(
+        &self,
+        channel: &str,
+        payload: Arc<T>,
+        scope: Scope<'_>,
+    ) -> Published {
+        let Some(mut round) = self.offer_all(channel, payload, scope, true) else {
             return Published::default();
         };
         for deferred in std::mem::take(&mut round.deferred) {
@@ -755,16 +760,17 @@ impl<T: ?Sized> Registry<T> {
     }
 
     /// The subscriptions a publish on `channel` would reach now: the channel itself if it has
-    /// subscribers, then each matching pattern; and how many deliveries that makes.
+    /// subscribers, then (with `patterns`) each matching pattern; and how many deliveries that
+    /// makes.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn matching(&self, channel: &str) -> (usize, Vec<Topic>) {
+    pub(crate) fn matching(&self, channel: &str, patterns: bool) -> (usize, Vec<Topic>) {
         let (hash, stripe) = self.stripe(channel);
         let (mut deliveries, mut topics) = (0, Vec::new());
         if let Some(found) = stripe.map.lock().get(hash, channel) {
             deliveries += found.value.len();
             topics.push(Topic::Channel(found.name.clone()));
         }
-        if self.pattern_count.load(Ordering::Acquire) > 0 {
+        if patterns && self.pattern_count.load(Ordering::Acquire) > 0 {
             self.patterns
                 .read()
                 .for_each_match(hash, channel, |pattern| {

@@ -128,6 +128,14 @@ mod bridged {
     }
 
     #[test]
+    fn bridges_can_move_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Bridge<str>>();
+        send_sync::<Bridge<[u8]>>();
+        send_sync::<fanout::BridgeError>();
+    }
+
+    #[test]
     fn two_bridges_deliver_everything_once_in_one_global_order() {
         let Some(server) = Server::start() else {
             return;
@@ -637,6 +645,26 @@ mod bridged {
         assert!(bridge_a.flush(WAIT));
         assert_eq!(bridge_a.stats().forwarded, (20 * PER_CHANNEL) as u64);
         assert_eq!(bridge_b.stats().received, (20 * PER_CHANNEL) as u64);
+
+        // Local-first on a cluster: the channel's handle at once, patterns never (as Redis).
+        let c = Broker::<str>::new();
+        let bridge_c = Bridge::builder(&c, &cluster.url())
+            .cluster()
+            .route(Route::LocalFirst)
+            .connect()
+            .unwrap();
+        let (on_c, pattern_on_c) = (quiet(&c), quiet(&c));
+        on_c.subscribe(["shard-0"]);
+        pattern_on_c.psubscribe(["shard-*"]);
+        assert!(bridge_c.flush(WAIT));
+        assert_eq!(c.publish("shard-0", "local first"), 1);
+        let at_once = on_c.get_message(Duration::ZERO).expect("delivered in publish");
+        assert_eq!(at_once.payload().map(|p| &**p), Some("local first"));
+        assert_eq!(read(&sub, 1), ["local first"], "and to the other bridge");
+        assert!(bridge_c.flush(WAIT));
+        eventually("its own echo", || bridge_c.stats().echoes_skipped == 1);
+        assert_eq!(on_c.get_message(ms(200)), None, "once");
+        assert_eq!(pattern_on_c.get_message(Duration::ZERO), None);
     }
 
     #[test]

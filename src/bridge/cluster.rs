@@ -4,7 +4,7 @@
 //! connection per node and routes each command by channel; it also subscribes again on its
 //! own after reconnecting (and the mirror does it again, to be sure, before reporting the
 //! gap). Its messages (RESP3 pushes) arrive on one channel, read by the receiving thread.
-//! Redis has no sharded patterns: pattern subscriptions stay local.
+//! Redis never consults patterns for sharded channels: pattern subscriptions are not mirrored.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -43,7 +43,9 @@ use shared::{Shared, Timing};
 /// once holds as long as the bridge's subscriptions on Redis match local ones. In the short
 /// window while a name's first local subscription is being made on Redis, or its last removed,
 /// a publish on it may reach that handle twice or, when the copy from Redis is mistaken for a
-/// remote one with identical bytes, the same count in another order.
+/// remote one with identical bytes, the same count in another order. Around a reconnection,
+/// the copy of a publish sent just before the connection dropped may never come back, and an
+/// identical remote message is then taken for it and skipped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum Route {
@@ -356,9 +358,10 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
     /// the shard that owns them and published with `SPUBLISH`, so a message crosses one shard,
     /// not the whole cluster. The URL is any node's; the others are found from it.
     ///
-    /// Redis has no sharded patterns: pattern subscriptions then stay local (they match local
-    /// publishes under [`Route::LocalFirst`] only), and redis-py must use `ssubscribe` and
-    /// `spublish` to meet these channels. The client subscribes again by itself after a node
+    /// Redis never consults patterns for sharded channels, and neither does a bridged broker
+    /// then: pattern subscriptions receive nothing (local publishes included), and
+    /// `publish` counts channel subscribers only. redis-py meets these channels with
+    /// `ssubscribe` and `spublish`. The client subscribes again by itself after a node
     /// comes back; handles get a `Gap` notice then, as with one server.
     pub fn cluster(mut self) -> Self {
         self.cluster = true;
@@ -390,6 +393,7 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
         let shared = Arc::new(Shared::new(
             Arc::clone(&registry),
             self.route,
+            self.cluster,
             self.timing,
             backlog,
         ));

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::registry::{Outbound, Published, Registry, Topic, Wait};
+use crate::registry::{Outbound, Published, Registry, Scope, Topic, Wait};
 
 use super::backlog::{Backlog, Outgoing, Pushed};
 use super::codec::Codec;
@@ -56,6 +56,8 @@ pub(crate) fn bump(counter: &AtomicU64, n: u64) {
 pub(crate) struct Shared<T: ?Sized> {
     pub(crate) registry: Arc<Registry<T>>,
     pub(crate) route: Route,
+    /// Redis Cluster's sharded Pub/Sub: patterns are never consulted, as in Redis.
+    pub(crate) sharded: bool,
     pub(crate) timing: Timing,
     pub(crate) backlog: Backlog<T>,
     pub(crate) echoes: Echoes,
@@ -79,12 +81,14 @@ impl<T: ?Sized> Shared<T> {
     pub(crate) fn new(
         registry: Arc<Registry<T>>,
         route: Route,
+        sharded: bool,
         timing: Timing,
         backlog: Backlog<T>,
     ) -> Self {
         Shared {
             registry,
             route,
+            sharded,
             timing,
             backlog,
             echoes: Echoes::default(),
@@ -196,7 +200,7 @@ impl<T: ?Sized + Codec> Shared<T> {
         if self.registry.is_closed() {
             return None;
         }
-        let (count, topics) = self.registry.matching(channel);
+        let (count, topics) = self.registry.matching(channel, !self.sharded);
         let channel: Arc<str> = Arc::from(channel);
         let mut echoes = Vec::new();
         if self.route == Route::LocalFirst && !topics.is_empty() {
@@ -226,6 +230,15 @@ impl<T: ?Sized + Codec> Shared<T> {
         Some((counted, item))
     }
 
+    /// Which local subscriptions a publish reaches: not patterns under sharded Pub/Sub.
+    fn scope(&self) -> Scope<'static> {
+        if self.sharded {
+            Scope::Channel
+        } else {
+            Scope::All
+        }
+    }
+
     /// Accounts for what the backlog did with a publish.
     fn pushed(&self, pushed: Pushed<T>, published: &mut Published) {
         match pushed {
@@ -247,8 +260,11 @@ impl<T: ?Sized + Codec + Send + Sync> Outbound<T> for Shared<T> {
         let Some((counted, item)) = self.prepare(channel, payload) else {
             return Published::default();
         };
-        let mut published =
-            counted.unwrap_or_else(|| self.registry.publish(channel, item.payload.clone(), wait));
+        let mut published = counted.unwrap_or_else(|| {
+            let payload = item.payload.clone();
+            self.registry
+                .publish_to(channel, payload, self.scope(), wait)
+        });
         let pushed = self.backlog.push(item, wait);
         self.pushed(pushed, &mut published);
         published
@@ -267,7 +283,8 @@ impl<T: ?Sized + Codec + Send + Sync> Outbound<T> for Shared<T> {
             let mut published = match counted {
                 Some(counted) => counted,
                 None => {
-                    let local = self.registry.publish_async(channel, item.payload.clone());
+                    let payload = item.payload.clone();
+                    let local = self.registry.publish_async(channel, payload, self.scope());
                     local.await
                 }
             };
