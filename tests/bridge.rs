@@ -349,6 +349,46 @@ mod bridged {
     }
 
     #[test]
+    fn what_redis_refuses_is_counted_and_the_rest_goes_on() {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let acl = [
+            "ACL",
+            "SETUSER",
+            "limited",
+            "on",
+            ">secret",
+            "~*",
+            "&allowed*",
+            "+@all",
+        ];
+        assert_eq!(server.connect().call(&acl), Reply::Status("OK".into()));
+        let broker = Broker::<str>::new();
+        let url = format!("redis://limited:secret@127.0.0.1:{}", server.port);
+        let bridge = Bridge::connect(&broker, &url).expect("the user may connect");
+        let sub = quiet(&broker);
+        sub.subscribe(["allowed-1", "forbidden"]);
+        assert!(bridge.flush(WAIT));
+        // redis-rs's Pub/Sub sink reports a refused SUBSCRIBE as done: Redis just has none.
+        assert_eq!(
+            (numsub(&server, "allowed-1"), numsub(&server, "forbidden")),
+            (1, 0)
+        );
+        broker.publish("forbidden", "no");
+        broker.publish("allowed-1", "yes");
+        assert!(bridge.flush(WAIT));
+        assert_eq!(read(&sub, 1), ["yes"]);
+        let stats = bridge.stats();
+        assert_eq!((stats.refused, stats.forwarded, stats.lost), (1, 1, 0));
+        assert!(stats.connected && stats.reconnects == 0);
+        assert!(
+            format!("{bridge:?}").contains("limited:***@"),
+            "the password is hidden"
+        );
+    }
+
+    #[test]
     fn bad_urls_unreachable_servers_and_second_bridges_are_errors() {
         let Some(server) = Server::start() else {
             return;
@@ -658,7 +698,9 @@ mod bridged {
         pattern_on_c.psubscribe(["shard-*"]);
         assert!(bridge_c.flush(WAIT));
         assert_eq!(c.publish("shard-0", "local first"), 1);
-        let at_once = on_c.get_message(Duration::ZERO).expect("delivered in publish");
+        let at_once = on_c
+            .get_message(Duration::ZERO)
+            .expect("delivered in publish");
         assert_eq!(at_once.payload().map(|p| &**p), Some("local first"));
         assert_eq!(read(&sub, 1), ["local first"], "and to the other bridge");
         assert!(bridge_c.flush(WAIT));

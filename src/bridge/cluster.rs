@@ -20,7 +20,10 @@ use tokio::sync::Notify;
 use crate::message::Message;
 use crate::registry::{Change, Topic};
 
+use redis::aio::ConnectionLike;
+
 use super::codec::Codec;
+use super::publisher::account;
 use super::receive::deliver;
 use super::shared::{bump, Shared};
 
@@ -159,12 +162,12 @@ pub(crate) fn publish<T: ?Sized + Codec>(
                     .arg(item.channel.as_bytes())
                     .arg(&*item.payload.encode());
             }
-            let sent = runtime.block_on(pipe.query_async::<Vec<i64>>(&mut con));
             let run = &batch[start..end];
+            let sent = runtime.block_on(con.req_packed_commands(&pipe, 0, run.len()));
             match sent {
-                Ok(_) => {
+                Ok(replies) => {
                     shared.publisher_up.store(true, Ordering::Release);
-                    bump(&shared.counters.forwarded, run.len() as u64);
+                    account(&shared, run, &replies);
                 }
                 Err(_) => {
                     shared.publisher_up.store(false, Ordering::Release);

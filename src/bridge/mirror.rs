@@ -171,8 +171,8 @@ impl<T: ?Sized> Mirror<T> {
         true
     }
 
-    /// One (P)SUBSCRIBE or (P)UNSUBSCRIBE; false if the connection dropped. A command Redis
-    /// refuses (an ACL, say) is counted in `refused` and the connection kept.
+    /// One (P)SUBSCRIBE or (P)UNSUBSCRIBE; false if the connection dropped. Any other error is
+    /// counted in `refused` and the connection kept.
     async fn command(&self, sink: &mut PubSubSink, topic: &Topic, subscribe: bool) -> bool {
         let result = match (topic, subscribe) {
             (Topic::Channel(name), true) => sink.subscribe(name.as_bytes()).await,

@@ -80,7 +80,9 @@ pub struct BridgeStats {
     pub undecodable: u64,
     /// Times local handles were sent a [`Message::Gap`](crate::Message::Gap) notice.
     pub gaps: u64,
-    /// Subscription commands Redis refused (an ACL rule, say); the bridge goes on.
+    /// Publishes Redis refused (an ACL rule on the channel, say), and on a cluster refused
+    /// (un)subscriptions; the bridge goes on. (On one server, redis-rs reports a refused
+    /// `SUBSCRIBE` as done: that channel then gets nothing from Redis.)
     pub refused: u64,
     /// Publishes waiting to go to Redis now.
     pub backlog: usize,

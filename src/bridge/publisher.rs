@@ -8,6 +8,8 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+
+use redis::ConnectionLike;
 use std::time::Duration;
 
 use super::codec::Codec;
@@ -44,8 +46,8 @@ pub(crate) fn run<T: ?Sized + Codec>(
                 .arg(item.channel.as_bytes())
                 .arg(&*item.payload.encode());
         }
-        match pipe.query::<Vec<i64>>(con) {
-            Ok(_) => bump(&shared.counters.forwarded, batch.len() as u64),
+        match con.req_packed_commands(&pipe.get_packed_pipeline(), 0, batch.len()) {
+            Ok(replies) => account(&shared, &batch, &replies),
             Err(_) => {
                 shared.publisher_up.store(false, Ordering::Release);
                 connection = None;
@@ -55,6 +57,25 @@ pub(crate) fn run<T: ?Sized + Codec>(
         shared.settled(batch.len());
     }
     shared.publisher_up.store(false, Ordering::Release);
+}
+
+/// Counts a batch's replies: a number for each publish Redis ran, an error for each it
+/// refused (an ACL rule on the channel, say), which is counted in `refused`.
+pub(crate) fn account<T: ?Sized>(
+    shared: &Shared<T>,
+    batch: &[super::backlog::Outgoing<T>],
+    replies: &[redis::Value],
+) {
+    let mut forwarded = 0;
+    for (item, reply) in batch.iter().zip(replies) {
+        match reply {
+            redis::Value::ServerError(_) => {
+                shared.give_up(std::slice::from_ref(item), &shared.counters.refused)
+            }
+            _ => forwarded += 1,
+        }
+    }
+    bump(&shared.counters.forwarded, forwarded);
 }
 
 /// Connects again with the same back-off as the subscription side; `None` once the bridge is
