@@ -782,9 +782,9 @@ impl<T: ?Sized> Registry<T> {
     }
 
     /// Queues `notice()` once for every handle with a subscription, as a control item (never
-    /// dropped), and returns how many handles got it.
+    /// dropped).
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn notify_subscribers(&self, notice: impl Fn() -> Message<T>) -> usize {
+    pub(crate) fn notify_subscribers(&self, notice: impl Fn() -> Message<T>) {
         // Queued under each lock in turn, as confirmations are: a queue never blocks a send.
         let mut reached = std::collections::HashSet::new();
         let mut tell = |entries: &[Entry<T>]| {
@@ -798,7 +798,6 @@ impl<T: ?Sized> Registry<T> {
             stripe.map.lock().iter().for_each(|c| tell(&c.value));
         }
         self.patterns.read().iter().for_each(|p| tell(&p.value));
-        reached.len()
     }
 
     /// Channels with at least one subscriber, filtered by a glob when given, sorted.

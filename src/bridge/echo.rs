@@ -63,15 +63,20 @@ impl Echoes {
         self.pending.lock().retain(|key, _| &key.topic != topic);
     }
 
-    /// Whether an arrival through `topic` was one of our echoes; if so it is taken.
-    pub(crate) fn take(&self, topic: Topic, channel: Arc<str>, payload: &[u8]) -> bool {
+    /// Whether an arrival on `channel` (through `pattern`, if any, else the channel's own
+    /// subscription) was one of our echoes; if so it is taken.
+    pub(crate) fn take(&self, pattern: Option<&str>, channel: &str, payload: &[u8]) -> bool {
         let mut pending = self.pending.lock();
         if pending.is_empty() {
             return false;
         }
+        let topic = match pattern {
+            Some(pattern) => Topic::Pattern(Arc::from(pattern)),
+            None => Topic::Channel(Arc::from(channel)),
+        };
         let key = EchoKey {
             topic,
-            channel,
+            channel: Arc::from(channel),
             payload: Arc::from(payload),
         };
         take_one(&mut pending, &key)

@@ -140,23 +140,15 @@ impl<T: ?Sized> Mirror<T> {
 
     /// Records `change` and makes it on Redis; false if the connection dropped.
     async fn apply(&mut self, sink: &mut PubSubSink, change: Change) -> bool {
-        match change {
-            Change::Added(topic) => {
-                if !self.desired.insert(topic.clone()) {
-                    return true;
-                }
-                self.command(sink, &topic, true).await
-            }
-            Change::Removed(topic) => {
-                if !self.desired.remove(&topic) {
-                    return true;
-                }
-                let up = self.command(sink, &topic, false).await;
-                // Redis sends nothing more through it; echoes still expected never come.
-                self.shared.echoes.forget_topic(&topic);
-                up
-            }
+        let Some((topic, subscribe)) = self.record(change) else {
+            return true;
+        };
+        let up = self.command(sink, &topic, subscribe).await;
+        if !subscribe {
+            // Redis sends nothing more through it; echoes still expected never come.
+            self.shared.echoes.forget_topic(&topic);
         }
+        up
     }
 
     /// Subscribes to everything in `desired` on a new connection; false if it dropped.
@@ -195,26 +187,33 @@ impl<T: ?Sized> Mirror<T> {
     fn drain(&mut self) -> bool {
         loop {
             match self.changes.try_recv() {
-                Ok((seq, change)) => {
-                    self.last_seq = seq;
-                    self.record(change);
-                }
+                Ok((seq, change)) => self.record_offline(seq, change),
                 Err(tokio::sync::mpsc::error::TryRecvError::Empty) => return true,
                 Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => return false,
             }
         }
     }
 
-    fn record(&mut self, change: Change) {
-        match change {
-            Change::Added(topic) => {
-                self.desired.insert(topic);
-            }
+    /// Takes `change` into `desired`: the topic and whether to subscribe (or unsubscribe) it
+    /// on Redis, when that changes anything.
+    fn record(&mut self, change: Change) -> Option<(Topic, bool)> {
+        let (topic, subscribe, changed) = match change {
+            Change::Added(topic) => (topic.clone(), true, self.desired.insert(topic)),
             Change::Removed(topic) => {
-                self.shared.echoes.forget_topic(&topic);
-                self.desired.remove(&topic);
+                let changed = self.desired.remove(&topic);
+                (topic, false, changed)
             }
+        };
+        changed.then_some((topic, subscribe))
+    }
+
+    /// `record` while disconnected: what is removed expects no more echoes.
+    fn record_offline(&mut self, seq: u64, change: Change) {
+        self.last_seq = seq;
+        if let Change::Removed(topic) = &change {
+            self.shared.echoes.forget_topic(topic);
         }
+        self.record(change);
     }
 
     /// Connects again, waiting `min_delay`, then twice as long each time up to `max_delay`,
@@ -229,8 +228,7 @@ impl<T: ?Sized> Mirror<T> {
                     () = tokio::time::sleep_until(deadline) => break,
                     change = self.changes.recv() => {
                         let (seq, change) = change?;
-                        self.last_seq = seq;
-                        self.record(change);
+                        self.record_offline(seq, change);
                     }
                 }
             }

@@ -236,7 +236,7 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> Bridge<T> {
 
     /// Whether both connections are up now.
     pub fn is_connected(&self) -> bool {
-        self.shared.stats().connected
+        self.shared.is_connected()
     }
 
     /// Where publishes go first.

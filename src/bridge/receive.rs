@@ -20,7 +20,7 @@ use crate::registry::{Scope, Wait};
 
 use super::codec::Codec;
 use super::mirror::Feed;
-use super::shared::{bump, topic_of, Shared};
+use super::shared::{bump, Shared};
 use super::Route;
 
 /// Reads each stream the mirror hands over until the bridge is dropped.
@@ -60,14 +60,9 @@ pub(crate) fn deliver<T: ?Sized + Codec>(shared: &Shared<T>, msg: &Msg) {
         false => None,
     };
     let bytes = msg.get_payload_bytes();
-    if shared.route == Route::LocalFirst {
-        let topic = topic_of(pattern.as_deref(), &channel);
-        if shared
-            .echoes
-            .take(topic, Arc::from(channel.as_str()), bytes)
-        {
-            return bump(&counters.echoes_skipped, 1);
-        }
+    if shared.route == Route::LocalFirst && shared.echoes.take(pattern.as_deref(), &channel, bytes)
+    {
+        return bump(&counters.echoes_skipped, 1);
     }
     let Ok(payload) = T::decode(bytes) else {
         return bump(&counters.undecodable, 1);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::registry::{Outbound, Published, Registry, Scope, Topic, Wait};
+use crate::registry::{Outbound, Published, Registry, Scope, Wait};
 
 use super::backlog::{Backlog, Outgoing, Pushed};
 use super::codec::Codec;
@@ -163,12 +163,16 @@ impl<T: ?Sized> Shared<T> {
         true
     }
 
+    /// Whether both connections are up now.
+    pub(crate) fn is_connected(&self) -> bool {
+        self.subscriber_up.load(Ordering::Acquire) && self.publisher_up.load(Ordering::Acquire)
+    }
+
     pub(crate) fn stats(&self) -> BridgeStats {
         let c = &self.counters;
         let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         BridgeStats {
-            connected: self.subscriber_up.load(Ordering::Acquire)
-                && self.publisher_up.load(Ordering::Acquire),
+            connected: self.is_connected(),
             reconnects: get(&c.reconnects),
             forwarded: get(&c.forwarded),
             received: get(&c.received),
@@ -308,13 +312,5 @@ impl<T: ?Sized + Codec + Send + Sync> Outbound<T> for Shared<T> {
             }
             published
         })
-    }
-}
-
-/// The subscription an arrival came through.
-pub(crate) fn topic_of(pattern: Option<&str>, channel: &str) -> Topic {
-    match pattern {
-        Some(pattern) => Topic::Pattern(Arc::from(pattern)),
-        None => Topic::Channel(Arc::from(channel)),
     }
 }
