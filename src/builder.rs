@@ -36,8 +36,9 @@ impl<T: ?Sized> BrokerBuilder<T> {
     }
 
     /// Bounds each handle's queue to `deliveries` messages (confirmations and notices are not
-    /// counted). `0` makes a rendezvous: a delivery is queued only while a reader waits in
-    /// `get_message`/`listen` for it, and the overflow policy applies otherwise.
+    /// counted). `0` makes a rendezvous: a delivery is queued only while a reader waits for
+    /// one (in `get_message`, `listen`, a [`Worker`](crate::Worker) blocked on the queue, or
+    /// a stream that returned `Pending`), and the overflow policy applies otherwise.
     pub fn capacity(mut self, deliveries: usize) -> Self {
         self.config.capacity = Some(deliveries);
         self

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use hashbrown::HashTable;
 
-use crate::registry::is_sparse;
+use crate::shrink::is_sparse;
 
 /// A channel's name, its hash, and what the registry keeps for it.
 pub(crate) struct Channel<V> {

@@ -102,6 +102,10 @@ pub enum WorkerError {
     },
     /// A handler panicked and no panic handler was set: the worker stopped there.
     Panicked(HandlerPanic),
+    /// The panic handler ([`WorkerBuilder::on_panic`](crate::WorkerBuilder::on_panic))
+    /// panicked while handling a handler's panic: the worker stopped there. Holds the channel
+    /// of the message being handled and the panic handler's own panic message.
+    PanicHandlerPanicked(HandlerPanic),
     /// The thread could not be started.
     Spawn(std::io::Error),
 }
@@ -118,6 +122,11 @@ impl fmt::Display for WorkerError {
                 name,
             } => write!(f, "pattern {name:?} has no handler registered"),
             WorkerError::Panicked(panic) => panic.fmt(f),
+            WorkerError::PanicHandlerPanicked(panic) => write!(
+                f,
+                "the panic handler panicked on channel {:?}: {}",
+                panic.channel, panic.message
+            ),
             WorkerError::Spawn(e) => write!(f, "worker thread could not start: {e}"),
         }
     }

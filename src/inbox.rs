@@ -2,6 +2,24 @@
 //!
 //! Shared by [`PubSub`](crate::PubSub)'s own reads and by its [`Worker`](crate::Worker),
 //! which holds a clone.
+//!
+//! # The listen-end check
+//!
+//! `listen()` waits while the handle has subscriptions and ends once it has none and nothing
+//! is queued. The count and the queue change in two steps: an (un)subscription queues its
+//! confirmation, then stores the new count, and a reader may take the confirmation between
+//! the two. Both steps happen while the handle's `state` lock is held (`pubsub.rs`), so the
+//! reader decides under that lock, and only once its queue is empty:
+//!
+//! 1. take an item without waiting; if there is one, that is the answer;
+//! 2. the queue is empty: lock `state`, load the count, unlock. Any confirmation already
+//!    taken has its count stored by now, and any later one will be queued after this point;
+//! 3. count > 0: wait for the next item (the confirmation that brings the count to 0 is
+//!    such an item, so the wait ends); count 0: take an item without waiting (a confirmation
+//!    queued since step 1) or end.
+//!
+//! A skipped item (an ignored confirmation, a delivery that went to its handler) goes back
+//! to step 1, so the check runs again after it. See [`next_while_subscribed`].
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -95,6 +113,35 @@ impl<T: ?Sized> Inbox<T> {
         }
     }
 
+    /// The next item for `listen()`: see the listen-end check in the module docs.
+    pub(crate) fn read_while_subscribed(&self) -> Result<Message<T>, Nothing> {
+        next_while_subscribed(
+            || self.read(Wait::Poll),
+            |wait| self.read(wait),
+            || {
+                let _state = self.subscriber.state.lock();
+                self.subscriber.subscriptions.load(Ordering::Relaxed) > 0
+            },
+        )
+    }
+
+    /// Blocks until the queue has an item or has ended, or `also` is ready. Meanwhile this
+    /// reader counts as waiting, as one blocked in `read` does: room for a rendezvous queue
+    /// (capacity 0). For readers that wait on more than their queue (a worker's stop signal).
+    pub(crate) fn wait_with(&self, also: &Receiver<()>) {
+        let bounded = self.subscriber.bounded.as_ref();
+        if let Some(bounded) = bounded {
+            bounded.reader_waiting(true);
+        }
+        let mut select = Select::new();
+        select.recv(&self.receiver);
+        select.recv(also);
+        select.ready();
+        if let Some(bounded) = bounded {
+            bounded.reader_waiting(false);
+        }
+    }
+
     /// The queue has ended and nothing is left to hand to a handler: let the handlers go, so
     /// one that holds its own handle (a cycle) does not keep it alive.
     fn ended(&self) -> Nothing {
@@ -133,4 +180,23 @@ impl<T: ?Sized> Inbox<T> {
         let state = self.subscriber.state.lock();
         state.handlers[kind].get(&**name).cloned()
     }
+}
+
+/// Step 1 to 3 of the listen-end check (module docs): `poll` takes an item without waiting,
+/// `read` takes one waiting as told, and `subscribed` loads the count under the handle's
+/// `state` lock. Generic so that the protocol can be model-checked on its own (`loom.rs`).
+pub(crate) fn next_while_subscribed<M>(
+    poll: impl FnOnce() -> Result<M, Nothing>,
+    read: impl FnOnce(Wait) -> Result<M, Nothing>,
+    subscribed: impl FnOnce() -> bool,
+) -> Result<M, Nothing> {
+    match poll() {
+        Err(Nothing::Empty) => {}
+        taken => return taken,
+    }
+    read(if subscribed() {
+        Wait::Forever
+    } else {
+        Wait::Poll
+    })
 }

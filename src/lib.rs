@@ -94,7 +94,8 @@
 //! ```
 //!
 //! A capacity of 0 is a rendezvous: a delivery is queued only while a reader waits for it in
-//! [`PubSub::get_message`] or [`PubSub::listen`].
+//! [`PubSub::get_message`] or [`PubSub::listen`], in a [`Worker`] blocked on the queue, or
+//! in a stream that returned `Pending` (feature `async`).
 //!
 //! Read bounded handles with `get_message` or `listen`. Taking items straight from
 //! [`PubSub::receiver`] works, with three differences: a `DropNewest` notice shows up only
@@ -108,10 +109,13 @@
 //! Dropping a [`PubSub`] removes all its subscriptions from the broker at once, without
 //! confirmations. [`PubSub::close`] does the same and ends the handle's queue after what it
 //! holds, so a `listen()` blocked in another thread yields the rest and ends (and the raw
-//! receiver reports disconnection). [`Broker::close`] does that to every handle; later
-//! publishes return 0 and later (un)subscriptions do nothing ([`PubSub::is_closed`] tells).
-//! [`PubSub::listen`] also ends by itself once the handle has no subscriptions left and its
-//! queue is empty. Dropping every [`Broker`] clone keeps live handles working.
+//! receiver reports disconnection). [`Broker::close`] does that to every live handle, with
+//! subscriptions or without (a `listen_forever()`, a worker or a stream waiting on a handle
+//! that holds none ends too), and to handles made while it runs; later publishes return 0
+//! and later (un)subscriptions do nothing ([`PubSub::is_closed`] tells). [`PubSub::listen`]
+//! also ends by itself once the handle has no subscriptions left and its queue is empty,
+//! also when another thread removed the last one and also when confirmations are ignored.
+//! Dropping every [`Broker`] clone keeps live handles working.
 //!
 //! # Handlers and workers
 //!
@@ -153,10 +157,19 @@
 //! - **At most once, never silently** for `DropNewest`, `DropOldest`, and `Block` under
 //!   `try_publish`/`publish_timeout`: every delivery lost is counted in a `Lagged` notice and
 //!   in the stats. `Disconnect` is at most once too; its loss ends the handle instead.
-//! - **Counters add up**: the sum of what `publish` returned is [`BrokerStats::delivered`];
+//! - **Cancelled async publishes lose nothing unseen**: a `publish_async` dropped while it
+//!   waits for a full `Block` queue (a `timeout`, a `select!`) keeps the deliveries it made;
+//!   each handle it was still waiting for counts the delivery as dropped and reads a
+//!   `Lagged` notice where it would have been, as under `try_publish`.
+//! - **Counters add up**: the sum of what `publish` returned is [`BrokerStats::delivered`]
+//!   (plus the deliveries of cancelled `publish_async` calls, which return nothing);
 //!   a handle's deliveries read, still queued, or evicted by `DropOldest` add up to its
 //!   [`PubSubStats::delivered`], and its `Lagged` notices add up to its
 //!   [`PubSubStats::dropped`].
+//! - **Nothing waits for ever by itself**: `listen()` ends once the handle has no
+//!   subscription and nothing queued, whichever thread removed the last one;
+//!   [`Broker::close`] ends every reader of every handle; a worker or a stream counts as a
+//!   waiting reader of a capacity-0 handle, as `get_message` does.
 //!
 //! # Cost model
 //!
@@ -238,18 +251,24 @@ pub mod bridge;
 mod broker;
 mod builder;
 mod channel_map;
+mod entries;
 mod error;
 mod inbox;
 mod message;
+#[cfg(all(test, loom))]
+mod model_check;
 mod pattern;
 mod pattern_table;
 mod policy;
 mod pubsub;
 mod registry;
+mod room;
+mod shrink;
 mod stats;
 #[cfg(feature = "async")]
 mod stream;
 mod subscriber;
+mod sync;
 mod wake;
 mod worker;
 

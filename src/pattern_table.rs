@@ -1,10 +1,11 @@
 //! The pattern subscriptions of a broker, with a cache of which patterns match a channel.
 //!
 //! Redis tests every pattern against every published channel (O(patterns) per publish). Here
-//! the first publish to a channel does that scan and keeps the indices of the patterns that
+//! the first publish to a channel does that scan and keeps the slots of the patterns that
 //! matched; later publishes to the same channel reuse them, until the set of patterns changes
 //! (a new pattern or a removed one clears the cache; another subscriber on an existing pattern
 //! does not). Matching stays exactly Redis's: the cache only remembers `glob_match` results.
+//! Adding or removing a pattern costs O(1) (a slot and a free list), however many exist.
 //!
 //! # Locks
 //!
@@ -20,7 +21,7 @@ use parking_lot::{Mutex, MutexGuard};
 
 use crate::channel_map::ChannelTable;
 use crate::pattern::glob_match;
-use crate::registry::is_sparse;
+use crate::shrink::is_sparse;
 
 /// Cache stripes; a power of two so a hash picks one with a mask.
 const CACHE_STRIPES: usize = 64;
@@ -30,23 +31,35 @@ const CACHE_CHANNELS: usize = 1024;
 /// A pattern and what the registry keeps for it (its subscriptions).
 pub(crate) struct Pattern<V> {
     pub(crate) pattern: Arc<str>,
+    /// When the pattern first appeared: matches are delivered in this order.
+    order: u64,
     pub(crate) value: V,
 }
 
+/// The broker's unique patterns, each in a slot of its own.
+///
+/// Slots are reused (a free list), so adding and removing a pattern costs O(1) however many
+/// exist; the slots are compacted, in order, once most are free. Slot order is not the order
+/// of appearance, so the matches of a channel are sorted by `order` once, when cached.
 pub(crate) struct PatternTable<V> {
-    /// Unique patterns in the order they first appeared.
-    entries: Vec<Pattern<V>>,
-    /// Pattern text to its index in `entries`.
-    index: HashMap<Arc<str>, usize>,
-    /// Channel to the indices of the patterns that match it.
+    slots: Vec<Option<Pattern<V>>>,
+    /// Free slots, reused last-freed first.
+    free: Vec<u32>,
+    /// Pattern text to its slot.
+    index: HashMap<Arc<str>, u32>,
+    /// The next pattern's `order`.
+    next_order: u64,
+    /// Channel to the slots of the patterns that match it, in order of appearance.
     cache: Box<[Mutex<ChannelTable<Vec<u32>>>]>,
 }
 
 impl<V> Default for PatternTable<V> {
     fn default() -> Self {
         PatternTable {
-            entries: Vec::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
             index: HashMap::new(),
+            next_order: 0,
             cache: (0..CACHE_STRIPES).map(|_| Mutex::default()).collect(),
         }
     }
@@ -54,20 +67,22 @@ impl<V> Default for PatternTable<V> {
 
 impl<V> PatternTable<V> {
     pub(crate) fn len(&self) -> usize {
-        self.entries.len()
+        self.index.len()
     }
 
-    /// Every pattern, in the order it first appeared.
+    /// Every pattern, in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Pattern<V>> {
-        self.entries.iter()
+        self.slots.iter().flatten()
     }
 
     pub(crate) fn get(&self, pattern: &str) -> Option<&Pattern<V>> {
-        self.index.get(pattern).map(|&i| &self.entries[i])
+        let slot = *self.index.get(pattern)?;
+        self.slots[slot as usize].as_ref()
     }
 
     pub(crate) fn get_mut(&mut self, pattern: &str) -> Option<&mut Pattern<V>> {
-        self.index.get(pattern).map(|&i| &mut self.entries[i])
+        let slot = *self.index.get(pattern)?;
+        self.slots[slot as usize].as_mut()
     }
 
     /// The pattern's entry, added (and the cache cleared) if it is new.
@@ -75,49 +90,69 @@ impl<V> PatternTable<V> {
     where
         V: Default,
     {
-        let i = match self.index.get(pattern) {
-            Some(&i) => i,
+        let slot = match self.index.get(pattern) {
+            Some(&slot) => slot,
             None => {
                 let pattern: Arc<str> = Arc::from(pattern);
-                self.entries.push(Pattern {
+                let entry = Pattern {
                     pattern: pattern.clone(),
+                    order: self.next_order,
                     value: V::default(),
-                });
-                self.index.insert(pattern, self.entries.len() - 1);
+                };
+                self.next_order += 1;
+                let slot = match self.free.pop() {
+                    Some(slot) => {
+                        self.slots[slot as usize] = Some(entry);
+                        slot
+                    }
+                    None => {
+                        self.slots.push(Some(entry));
+                        (self.slots.len() - 1) as u32
+                    }
+                };
+                self.index.insert(pattern, slot);
                 self.clear_cache();
-                self.entries.len() - 1
+                slot
             }
         };
-        &mut self.entries[i]
+        self.slots[slot as usize]
+            .as_mut()
+            .expect("an indexed slot holds its pattern")
     }
 
-    /// Removes the pattern, keeping the others in order, and clears the cache.
+    /// Removes the pattern and clears the cache; O(1), plus an occasional compaction that
+    /// the removals since the last one pay for.
     pub(crate) fn remove(&mut self, pattern: &str) {
-        let Some(i) = self.index.remove(pattern) else {
+        let Some(slot) = self.index.remove(pattern) else {
             return;
         };
-        self.entries.remove(i);
-        for later in &self.entries[i..] {
-            if let Some(index) = self.index.get_mut(&later.pattern) {
-                *index -= 1;
-            }
-        }
-        if is_sparse(self.entries.len(), self.entries.capacity()) {
-            self.entries.shrink_to(self.entries.len() * 2);
-            self.index.shrink_to(self.entries.len() * 2);
+        self.slots[slot as usize] = None;
+        self.free.push(slot);
+        if is_sparse(self.index.len(), self.slots.len()) {
+            self.compact();
         }
         self.clear_cache();
     }
 
-    /// Empties the table, giving back what it held.
-    pub(crate) fn take(&mut self) -> Vec<Pattern<V>> {
-        self.index.clear();
-        self.clear_cache();
-        std::mem::take(&mut self.entries)
+    /// Moves the patterns to the front, in slot order, and gives the free slots back.
+    fn compact(&mut self) {
+        self.slots.retain(Option::is_some);
+        self.slots.shrink_to(self.slots.len() * 2);
+        self.free = Vec::new();
+        for (slot, entry) in self.slots.iter().enumerate() {
+            if let Some(entry) = entry {
+                if let Some(at) = self.index.get_mut(&entry.pattern) {
+                    *at = slot as u32;
+                }
+            }
+        }
+        if is_sparse(self.index.len(), self.index.capacity()) {
+            self.index.shrink_to(self.index.len() * 2);
+        }
     }
 
     /// Calls `deliver` for each pattern that matches `channel` (whose hash is `hash`), in
-    /// table order, holding the channel's cache stripe meanwhile.
+    /// order of appearance, holding the channel's cache stripe meanwhile.
     pub(crate) fn for_each_match(
         &self,
         hash: u64,
@@ -130,18 +165,24 @@ impl<V> PatternTable<V> {
             if stripe.len() >= CACHE_CHANNELS {
                 drop(stripe.take());
             }
-            let matches = self
-                .entries
+            let mut matches: Vec<(u64, u32)> = self
+                .slots
                 .iter()
                 .enumerate()
-                .filter(|(_, p)| glob_match(&p.pattern, channel))
-                .map(|(i, _)| i as u32)
+                .filter_map(|(slot, entry)| {
+                    let entry = entry.as_ref()?;
+                    glob_match(&entry.pattern, channel).then_some((entry.order, slot as u32))
+                })
                 .collect();
-            stripe.get_or_insert(hash, channel).value = matches;
+            matches.sort_unstable();
+            stripe.get_or_insert(hash, channel).value =
+                matches.into_iter().map(|(_, slot)| slot).collect();
         }
         if let Some(cached) = stripe.get(hash, channel) {
-            for &i in &cached.value {
-                deliver(&self.entries[i as usize]);
+            for &slot in &cached.value {
+                if let Some(entry) = &self.slots[slot as usize] {
+                    deliver(entry);
+                }
             }
         }
     }

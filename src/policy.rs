@@ -16,16 +16,17 @@
 //! `queue` is taken after the registry's stripe or pattern lock and after the handle's
 //! `state` (see `registry.rs`), never before them, and nothing else is taken while it is held.
 //! A publisher waiting for room (`Overflow::Block`) waits on `room` with only `queue` held by
-//! the condition variable, which releases it while it sleeps.
+//! the condition variable, which releases it while it sleeps; `room.rs` has the handshake
+//! with the readers that make room.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
-use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::message::Message;
+use crate::room::Room;
+use crate::sync::{Mutex, MutexGuard};
 
 /// What a bounded queue does with a delivery that finds it full.
 ///
@@ -76,10 +77,9 @@ pub(crate) struct Bounded<T: ?Sized> {
     /// A second receiver of the handle's queue: its length, and evictions for `DropOldest`.
     receiver: Receiver<Message<T>>,
     queue: Mutex<QueueState>,
-    /// Signalled when room may have appeared, or the handle's subscriptions changed.
-    room: Condvar,
-    /// Publishers waiting on `room`; readers signal only when it is above 0.
-    blocked: AtomicUsize,
+    /// Publishers waiting for room, signalled when room may have appeared or the handle's
+    /// subscriptions changed.
+    room: Room,
 }
 
 struct QueueState {
@@ -89,7 +89,8 @@ struct QueueState {
     marks: VecDeque<u64>,
     /// Deliveries refused since the last notice; reported by the next `Lagged`.
     missed: u64,
-    /// Readers blocked in `get_message`/`listen`: room for a rendezvous (capacity 0).
+    /// Readers waiting for an item (blocked in `get_message`/`listen` or a worker, or a
+    /// stream that returned `Pending`): room for a rendezvous (capacity 0).
     waiting_readers: usize,
     /// Async publishers waiting for room (`Broker::publish_async`), woken with the others.
     room_wakers: Vec<std::task::Waker>,
@@ -102,12 +103,15 @@ pub(crate) struct Tally {
     pub(crate) dropped: u64,
     /// `Lagged` notices made.
     pub(crate) notices: u64,
+    /// Queued notices merged into another (a `DropOldest` eviction): no longer there to read.
+    pub(crate) notices_merged: u64,
 }
 
 impl Tally {
     pub(crate) fn add(&mut self, other: &Tally) {
         self.dropped += other.dropped;
         self.notices += other.notices;
+        self.notices_merged += other.notices_merged;
     }
 }
 
@@ -124,8 +128,7 @@ impl<T: ?Sized> Bounded<T> {
                 waiting_readers: 0,
                 room_wakers: Vec::new(),
             }),
-            room: Condvar::new(),
-            blocked: AtomicUsize::new(0),
+            room: Room::new(),
         }
     }
 
@@ -211,23 +214,22 @@ impl<T: ?Sized> Bounded<T> {
             slice = slice.min(deadline - now);
         }
         unlock();
-        self.blocked.fetch_add(1, Ordering::SeqCst);
-        self.room.wait_for(&mut q, slice);
-        self.blocked.fetch_sub(1, Ordering::SeqCst);
+        self.room.wait(&mut q, slice);
         Err(message)
+    }
+
+    /// Refuses one delivery (a publisher stopped waiting for room): counted, and reported by
+    /// the next `Lagged` notice.
+    #[cfg(feature = "async")]
+    pub(crate) fn refuse(&self, tally: &mut Tally) {
+        self.queue.lock().missed += 1;
+        tally.dropped += 1;
     }
 
     /// Wakes every publisher waiting for room, to re-check (room, or a changed subscription).
     pub(crate) fn wake_publishers(&self) {
-        if self.blocked.load(Ordering::SeqCst) > 0 {
-            // Taking the lock orders this after a waiter's check, so the signal is not lost.
-            let wakers = std::mem::take(&mut self.queue.lock().room_wakers);
-            self.room.notify_all();
-            if !wakers.is_empty() {
-                self.blocked.fetch_sub(wakers.len(), Ordering::SeqCst);
-                wakers.into_iter().for_each(std::task::Waker::wake);
-            }
-        }
+        self.room
+            .notify(|| self.queue.lock(), |q| std::mem::take(&mut q.room_wakers));
     }
 
     /// For an async publisher: queues the message if there is room (`Ok(true)`), or keeps
@@ -250,7 +252,7 @@ impl<T: ?Sized> Bounded<T> {
         if !q.room_wakers.iter().any(|w| w.will_wake(waker)) {
             q.room_wakers.push(waker.clone());
             // Counted with the blocked threads, so readers signal; taken back when woken.
-            self.blocked.fetch_add(1, Ordering::SeqCst);
+            self.room.registered_waker();
         }
         Err(message)
     }
@@ -310,8 +312,10 @@ impl<T: ?Sized> Bounded<T> {
     }
 
     /// Drops the oldest deliveries down to 7/8 of the capacity (at least one), re-queuing
-    /// the rest in order with one `Lagged` notice where the first retained delivery was.
-    /// Confirmations keep their order; an unread notice is merged into the new one.
+    /// the rest in order. Each run of evicted deliveries becomes one `Lagged` notice in its
+    /// place, so a notice sits exactly where its deliveries were, on the same side of every
+    /// confirmation; a notice already queued next to a run is merged into it (so a reader that
+    /// has stopped keeps one notice, not one per eviction).
     fn evict_oldest(
         &self,
         q: &mut MutexGuard<'_, QueueState>,
@@ -322,38 +326,48 @@ impl<T: ?Sized> Bounded<T> {
         q.marks.clear();
         let deliveries = items.iter().filter(|m| m.is_delivery()).count();
         let keep = self.capacity - (self.capacity / 8).max(1);
-        let evicted = deliveries.saturating_sub(keep);
-        tally.dropped += evicted as u64;
-        let (mut to_evict, mut missed, mut merged) = (evicted, evicted as u64, false);
-        let mut rest = Vec::with_capacity(items.len());
+        let mut to_evict = deliveries.saturating_sub(keep);
+        tally.dropped += to_evict as u64;
+        // The notice being built: deliveries missed, whether it holds fresh evictions, and
+        // how many queued notices it absorbed.
+        let (mut missed, mut fresh, mut absorbed) = (0u64, false, 0u64);
+        let mut flush =
+            |q: &mut QueueState, missed: &mut u64, fresh: &mut bool, absorbed: &mut u64| {
+                if *missed > 0 {
+                    push(
+                        q,
+                        sender,
+                        Message::Lagged {
+                            missed: std::mem::take(missed),
+                        },
+                        true,
+                    );
+                    // A notice made of queued ones only is one of them, kept; one with fresh
+                    // evictions is new unless it absorbed a queued one.
+                    tally.notices += u64::from(*fresh && *absorbed == 0);
+                    tally.notices_merged += absorbed.saturating_sub(1);
+                }
+                (*fresh, *absorbed) = (false, 0);
+            };
         for item in items {
             match item {
                 Message::Lagged { missed: earlier } => {
                     missed += earlier;
-                    merged = true;
+                    absorbed += 1;
                 }
-                m if m.is_delivery() && to_evict > 0 => to_evict -= 1,
-                m => rest.push(m),
+                m if m.is_delivery() && to_evict > 0 => {
+                    to_evict -= 1;
+                    missed += 1;
+                    fresh = true;
+                }
+                m => {
+                    flush(q, &mut missed, &mut fresh, &mut absorbed);
+                    let control = !m.is_delivery();
+                    push(q, sender, m, control);
+                }
             }
         }
-        let split = rest
-            .iter()
-            .position(Message::is_delivery)
-            .unwrap_or(rest.len());
-        let mut rest = rest.into_iter();
-        for m in rest.by_ref().take(split) {
-            push(q, sender, m, true);
-        }
-        if missed > 0 {
-            if !merged {
-                tally.notices += 1;
-            }
-            push(q, sender, Message::Lagged { missed }, true);
-        }
-        for m in rest {
-            let control = !m.is_delivery();
-            push(q, sender, m, control);
-        }
+        flush(q, &mut missed, &mut fresh, &mut absorbed);
     }
 }
 

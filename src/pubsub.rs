@@ -18,7 +18,8 @@ use crate::error::WorkerError;
 use crate::inbox::{Inbox, Wait};
 use crate::message::Message;
 use crate::policy::{Bounded, Overflow};
-use crate::registry::{shrink_if_sparse, QueueConfig, Registry};
+use crate::registry::{QueueConfig, Registry};
+use crate::shrink::shrink_if_sparse;
 use crate::stats::{Disconnected, PubSubStats};
 use crate::subscriber::{Handler, State, Subscriber, SubscriberId};
 use crate::worker::{Worker, WorkerBuilder};
@@ -106,12 +107,12 @@ impl<T: ?Sized> PubSub<T> {
             .capacity
             .map(|capacity| Bounded::new(capacity, config.overflow, receiver.clone()));
         let subscriber = Arc::new(Subscriber::new(
-            registry.new_handle(),
+            registry.new_id(),
             sender,
             bounded,
             config.ignore_confirmations,
         ));
-        if registry.is_closed() {
+        if !registry.register(&subscriber) {
             // Born closed: no sender is kept, so the queue reports its end at once.
             registry.detach(&subscriber, Disconnected::BrokerClosed);
         }
@@ -369,12 +370,11 @@ impl<T: ?Sized> PubSub<T> {
     /// });
     /// ```
     pub fn listen(&self) -> impl Iterator<Item = Message<T>> + '_ {
-        std::iter::from_fn(move || {
-            // Load the count before reading the queue: see `Subscriber::subscriptions`.
-            if self.is_subscribed() {
-                self.next(Wait::Forever)
-            } else {
-                self.next(Wait::Poll)
+        std::iter::from_fn(move || loop {
+            // Checked again after every skipped item: see "the listen-end check" (inbox.rs).
+            let message = self.inbox.read_while_subscribed().ok()?;
+            if let Some(message) = self.inbox.for_reader(message) {
+                return Some(message);
             }
         })
     }
@@ -670,7 +670,7 @@ impl<T: ?Sized> PubSub<T> {
 impl<T: ?Sized> Drop for PubSub<T> {
     fn drop(&mut self) {
         self.registry.detach(&self.subscriber, Disconnected::Closed);
-        self.registry.handle_dropped();
+        self.registry.handle_dropped(self.subscriber.id);
     }
 }
 

@@ -27,41 +27,49 @@
 //! confirmation, and a publish that starts after `subscribe`/`unsubscribe` returned sees the
 //! new state. A publisher that waited for room checks again, under the lock, that the same
 //! subscription (by sequence number) still stands before it queues.
+//!
+//! # Closing reaches every handle
+//!
+//! `close` must end the readers of handles that hold no subscription too, so the registry
+//! keeps every live handle in `handles` (weakly). The protocol with a handle being made at
+//! the same moment: `close` stores `closed`, then reads `handles` under its lock;
+//! `register` inserts under that lock only if it still sees `closed` unset there. So a new
+//! handle is either in the set `close` reads (and detached by it) or sees the flag (and is
+//! born detached); its readers end either way.
+//!
+//! # A cancelled `publish_async`
+//!
+//! Its future may be dropped while it waits for room. It keeps its work in an
+//! `Unfinished`, whose `Drop` refuses each delivery still waiting (under the subscription's
+//! registry lock, as a wait would re-check it: the handle counts it dropped and reads a
+//! `Lagged` notice) and counts what the publish delivered, as `finish` does.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use crossbeam_channel::Sender;
 use parking_lot::{Mutex, RwLock};
 
 use crate::channel_map::ChannelTable;
+use crate::entries::{Entries, Entry};
 use crate::message::Message;
 use crate::pattern::glob_match;
 use crate::pattern_table::PatternTable;
 use crate::policy::{Offer, Overflow, Tally};
+use crate::shrink::shrink_if_sparse;
 use crate::stats::{BrokerStats, Disconnected};
 use crate::subscriber::{State, Subscriber, SubscriberId};
 
 /// Number of channel-map stripes; a power of two so a hash picks one with a mask.
 const STRIPES: usize = 64;
 
-/// One subscription as the registry holds it.
-pub(crate) struct Entry<T: ?Sized> {
-    pub(crate) subscriber: Arc<Subscriber<T>>,
-    /// The registry's own sender into the handle's queue: the queue disconnects once every
-    /// entry and the handle have let go of theirs.
-    sender: Sender<Message<T>>,
-    /// The handle's sequence number for this subscription.
-    seq: u64,
-}
-
 /// One stripe of the channel map and its counters, padded to its own cache lines.
 #[repr(align(128))]
 struct Stripe<T: ?Sized> {
-    map: Mutex<ChannelTable<Vec<Entry<T>>>>,
+    map: Mutex<ChannelTable<Entries<T>>>,
     /// Publish calls to channels of this stripe. Changed only under `map`'s lock, so a plain
     /// load and store (no read-modify-write) is enough; `stats` reads it without the lock.
     published: AtomicU64,
@@ -153,7 +161,7 @@ pub(crate) struct Registry<T: ?Sized> {
     hasher: foldhash::fast::RandomState,
     stripes: Box<[Stripe<T>]>,
     /// Unique patterns in the order they first appeared, with a cache of matches.
-    patterns: RwLock<PatternTable<Vec<Entry<T>>>>,
+    patterns: RwLock<PatternTable<Entries<T>>>,
     /// `patterns.len()`, kept beside it so a publisher can skip the lock when it is 0.
     /// Written under the write lock (Release), read without a lock (Acquire): a publish that
     /// starts after `psubscribe` returned reads the new length.
@@ -162,6 +170,10 @@ pub(crate) struct Registry<T: ?Sized> {
     closed: AtomicBool,
     dropped: AtomicU64,
     subscribers: AtomicUsize,
+    /// Every live handle, so `close` reaches those that hold no subscription too. A leaf lock,
+    /// taken on its own; `close` stores `closed` before taking it and `register` loads
+    /// `closed` under it, so a handle either is in the set `close` reads or sees the flag.
+    handles: Mutex<HashMap<SubscriberId, Weak<Subscriber<T>>>>,
     next_id: AtomicU64,
     pub(crate) defaults: QueueConfig,
     /// Told of names coming and going (see [`Watcher`]); `None` unless a bridge is attached.
@@ -180,8 +192,8 @@ enum Target {
 /// A registry lock held while a waiting publisher queues (see `hold_subscription`).
 #[allow(dead_code)] // the guards are held for their lock, never read, and released on drop
 enum Held<'a, T: ?Sized> {
-    Channel(parking_lot::MutexGuard<'a, ChannelTable<Vec<Entry<T>>>>),
-    Pattern(parking_lot::RwLockReadGuard<'a, PatternTable<Vec<Entry<T>>>>),
+    Channel(parking_lot::MutexGuard<'a, ChannelTable<Entries<T>>>),
+    Pattern(parking_lot::RwLockReadGuard<'a, PatternTable<Entries<T>>>),
 }
 
 /// A delivery that found a `Block` queue full, to retry without any registry lock held.
@@ -190,7 +202,49 @@ struct Deferred<T: ?Sized> {
     sender: Sender<Message<T>>,
     seq: u64,
     target: Target,
-    message: Message<T>,
+    /// `None` only while it is being offered.
+    message: Option<Message<T>>,
+}
+
+impl<T: ?Sized> Deferred<T> {
+    /// Lets go of the sender, which may have been the queue's last: an async reader of a
+    /// handle closed meanwhile then sees the end.
+    fn done(self) {
+        let subscriber = self.subscriber;
+        drop(self.sender);
+        if !subscriber.is_open() {
+            subscriber.reader_wake.wake();
+        }
+    }
+}
+
+/// A `publish_async` in progress: what it has done, and the deliveries still waiting for room.
+///
+/// Dropped before the publish finished (its future was cancelled), it refuses the waiting
+/// deliveries (each handle counts it dropped and reads a `Lagged` notice where it would have
+/// been) and adds what the publish did to the broker's counters, as `finish` does: nothing
+/// is lost unseen, and the deliveries it made are counted though no caller gets the number.
+#[cfg(feature = "async")]
+struct Unfinished<'a, T: ?Sized> {
+    registry: &'a Registry<T>,
+    /// `None` once finished.
+    round: Option<Round<'a, T>>,
+    /// The first is the one being waited for.
+    deferred: std::collections::VecDeque<Deferred<T>>,
+}
+
+#[cfg(feature = "async")]
+impl<T: ?Sized> Drop for Unfinished<'_, T> {
+    fn drop(&mut self) {
+        let Some(mut round) = self.round.take() else {
+            return;
+        };
+        for deferred in std::mem::take(&mut self.deferred) {
+            self.registry.refuse(&deferred, &mut round);
+            deferred.done();
+        }
+        self.registry.finish(round);
+    }
 }
 
 /// The work of one publish, gathered while registry locks are held and finished after.
@@ -199,6 +253,9 @@ struct Round<'a, T: ?Sized> {
     published: Published,
     tally: Tally,
     deferred: Vec<Deferred<T>>,
+    /// The handles in `deferred`, so a later delivery to one of them waits behind it; made
+    /// at the first deferral (most publishes have none).
+    waiting: Option<HashSet<SubscriberId>>,
     disconnect: Vec<Arc<Subscriber<T>>>,
     /// The channel's stripe, whose counters the round adds to.
     stripe: &'a Stripe<T>,
@@ -210,11 +267,8 @@ impl<T: ?Sized> Round<'_, T> {
     fn offer(&mut self, entry: &Entry<T>, target: impl FnOnce() -> Target, message: Message<T>) {
         // Once a handle waits in this publish, its later deliveries wait behind it, so the
         // channel's message still comes before the patterns' ones.
-        let waiting = self
-            .deferred
-            .iter()
-            .any(|d| Arc::ptr_eq(&d.subscriber, &entry.subscriber));
-        let offer = if waiting {
+        let waiting = self.waiting.as_ref();
+        let offer = if waiting.is_some_and(|w| w.contains(&entry.subscriber.id)) {
             Offer::Full(message)
         } else {
             entry
@@ -224,13 +278,17 @@ impl<T: ?Sized> Round<'_, T> {
         match offer {
             Offer::Delivered => self.published.delivered += 1,
             Offer::Dropped => self.published.full.push(entry.subscriber.id),
-            Offer::Full(message) => self.deferred.push(Deferred {
-                subscriber: Arc::clone(&entry.subscriber),
-                sender: entry.sender.clone(),
-                seq: entry.seq,
-                target: target(),
-                message,
-            }),
+            Offer::Full(message) => {
+                let waiting = self.waiting.get_or_insert_with(HashSet::new);
+                waiting.insert(entry.subscriber.id);
+                self.deferred.push(Deferred {
+                    subscriber: Arc::clone(&entry.subscriber),
+                    sender: entry.sender.clone(),
+                    seq: entry.seq,
+                    target: target(),
+                    message: Some(message),
+                });
+            }
             Offer::Disconnect => {
                 self.published.full.push(entry.subscriber.id);
                 self.disconnect.push(Arc::clone(&entry.subscriber));
@@ -257,6 +315,7 @@ impl<T: ?Sized> Registry<T> {
             closed: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
             subscribers: AtomicUsize::new(0),
+            handles: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             defaults,
             watcher: RwLock::new(None),
@@ -275,14 +334,28 @@ impl<T: ?Sized> Registry<T> {
         self.closed.load(Ordering::Acquire)
     }
 
-    /// A fresh id for a new handle, counted as live until `handle_dropped`.
-    pub(crate) fn new_handle(&self) -> SubscriberId {
-        self.subscribers.fetch_add(1, Ordering::Relaxed);
+    /// A fresh id for a new handle.
+    pub(crate) fn new_id(&self) -> SubscriberId {
         SubscriberId(self.next_id.fetch_add(1, Ordering::Relaxed))
     }
 
-    pub(crate) fn handle_dropped(&self) {
+    /// Counts `subscriber` as live until `handle_dropped`, so that `close` reaches it; false
+    /// (and not kept) when the broker is closed already: the caller detaches it then.
+    pub(crate) fn register(&self, subscriber: &Arc<Subscriber<T>>) -> bool {
+        self.subscribers.fetch_add(1, Ordering::Relaxed);
+        let mut handles = self.handles.lock();
+        if self.is_closed() {
+            return false;
+        }
+        handles.insert(subscriber.id, Arc::downgrade(subscriber));
+        true
+    }
+
+    pub(crate) fn handle_dropped(&self, id: SubscriberId) {
         self.subscribers.fetch_sub(1, Ordering::Relaxed);
+        let mut handles = self.handles.lock();
+        handles.remove(&id);
+        shrink_if_sparse(&mut handles);
     }
 
     /// Adds a subscription to `channel` and queues `confirm(name)` under the stripe lock.
@@ -322,9 +395,7 @@ impl<T: ?Sized> Registry<T> {
         let (hash, stripe) = self.stripe(channel);
         let mut map = stripe.map.lock();
         if let Some(entry) = map.get_mut(hash, channel) {
-            entry
-                .value
-                .retain(|e| !Arc::ptr_eq(&e.subscriber, subscriber));
+            entry.value.remove(subscriber.id);
             if entry.value.is_empty() {
                 let name = entry.name.clone();
                 map.remove(hash, channel);
@@ -373,9 +444,7 @@ impl<T: ?Sized> Registry<T> {
     ) {
         let mut table = self.patterns.write();
         if let Some(entry) = table.get_mut(pattern) {
-            entry
-                .value
-                .retain(|e| !Arc::ptr_eq(&e.subscriber, subscriber));
+            entry.value.remove(subscriber.id);
             if entry.value.is_empty() {
                 let name = entry.pattern.clone();
                 table.remove(pattern);
@@ -417,6 +486,13 @@ impl<T: ?Sized> Registry<T> {
 
     /// `publish` for async callers: full `Block` queues are waited for without blocking the
     /// thread (the task is woken when room may have appeared or the subscription changed).
+    ///
+    /// # Cancellation
+    ///
+    /// The future may be dropped at any await (a `timeout` or a `select!` does that). The
+    /// deliveries already queued stay queued and are counted in the broker's `delivered`; the
+    /// ones still waiting for room are dropped as a `try_publish` would drop them: each such
+    /// handle reads a `Lagged` notice and counts them in `dropped` (see [`Unfinished`]).
     #[cfg(feature = "async")]
     pub(crate) async fn publish_async(
         &self,
@@ -427,29 +503,35 @@ impl<T: ?Sized> Registry<T> {
         let Some(mut round) = self.offer_all(channel, payload, scope, true) else {
             return Published::default();
         };
-        for deferred in std::mem::take(&mut round.deferred) {
-            let Deferred {
-                subscriber,
-                sender,
-                seq,
-                target,
-                message,
-            } = deferred;
-            let mut message = Some(message);
+        let deferred = std::mem::take(&mut round.deferred).into();
+        let mut unfinished = Unfinished {
+            registry: self,
+            round: Some(round),
+            deferred,
+        };
+        while let Some(next) = unfinished.deferred.front_mut() {
+            let Some(round) = unfinished.round.as_mut() else {
+                break;
+            };
             let delivered = std::future::poll_fn(|cx| {
-                let Some(pending) = message.take() else {
+                let Some(message) = next.message.take() else {
                     return std::task::Poll::Ready(false);
                 };
                 // Check the subscription and offer under its registry lock, as `publish` does.
-                let Some(_held) = self.hold_subscription(&target, &subscriber, seq) else {
+                let Some(_held) = self.hold_subscription(&next.target, &next.subscriber, next.seq)
+                else {
                     return std::task::Poll::Ready(false);
                 };
-                let result =
-                    subscriber.offer_or_register(&sender, pending, &mut round.tally, cx.waker());
-                match result {
+                let subscriber = &next.subscriber;
+                match subscriber.offer_or_register(
+                    &next.sender,
+                    message,
+                    &mut round.tally,
+                    cx.waker(),
+                ) {
                     Ok(delivered) => std::task::Poll::Ready(delivered),
                     Err(again) => {
-                        message = Some(again);
+                        next.message = Some(again);
                         std::task::Poll::Pending
                     }
                 }
@@ -458,12 +540,28 @@ impl<T: ?Sized> Registry<T> {
             if delivered {
                 round.published.delivered += 1;
             }
-            drop(sender);
-            if !subscriber.is_open() {
-                subscriber.reader_wake.wake();
+            if let Some(done) = unfinished.deferred.pop_front() {
+                done.done();
             }
         }
-        self.finish(round)
+        match unfinished.round.take() {
+            Some(round) => self.finish(round),
+            None => Published::default(),
+        }
+    }
+
+    /// Refuses a delivery that was waiting for room, as `try_publish` refuses one: when the
+    /// subscription still stands, the handle counts it dropped and reads a `Lagged` notice.
+    #[cfg(feature = "async")]
+    fn refuse(&self, deferred: &Deferred<T>, round: &mut Round<'_, T>) {
+        if deferred.message.is_none() {
+            return;
+        }
+        let held = self.hold_subscription(&deferred.target, &deferred.subscriber, deferred.seq);
+        if let Some(_held) = held {
+            deferred.subscriber.refuse(&mut round.tally);
+            round.published.full.push(deferred.subscriber.id);
+        }
     }
 
     /// Offers `payload` to every subscription that matches `channel`, channel subscribers
@@ -485,6 +583,7 @@ impl<T: ?Sized> Registry<T> {
             published: Published::default(),
             tally: Tally::default(),
             deferred: Vec::new(),
+            waiting: None,
             disconnect: Vec::new(),
             stripe,
             channel_delivered: 0,
@@ -498,9 +597,9 @@ impl<T: ?Sized> Registry<T> {
             let map = stripe.map.lock();
             if let Some(found) = map.get(hash, channel) {
                 let key = &found.name;
-                let entries: &[Entry<T>] = match scope {
-                    Scope::Pattern(_) => &[],
-                    Scope::All | Scope::Channel => &found.value,
+                let entries = match scope {
+                    Scope::Pattern(_) => [].iter(),
+                    Scope::All | Scope::Channel => found.value.iter(),
                 };
                 for entry in entries {
                     let message = Message::Message {
@@ -566,21 +665,20 @@ impl<T: ?Sized> Registry<T> {
         subscriber: &Arc<Subscriber<T>>,
         seq: u64,
     ) -> Option<Held<'_, T>> {
-        let is_it = |e: &Entry<T>| Arc::ptr_eq(&e.subscriber, subscriber) && e.seq == seq;
         match target {
             Target::Channel(name) => {
                 let (hash, stripe) = self.stripe(name);
                 let map = stripe.map.lock();
                 let stands = map
                     .get(hash, name)
-                    .is_some_and(|c| c.value.iter().any(is_it));
+                    .is_some_and(|c| c.value.contains(subscriber.id, seq));
                 stands.then_some(Held::Channel(map))
             }
             Target::Pattern(pattern) => {
                 let table = self.patterns.read();
                 let stands = table
                     .get(pattern)
-                    .is_some_and(|p| p.value.iter().any(is_it));
+                    .is_some_and(|p| p.value.contains(subscriber.id, seq));
                 stands.then_some(Held::Pattern(table))
             }
         }
@@ -588,27 +686,30 @@ impl<T: ?Sized> Registry<T> {
 
     /// Retries a delivery to a full `Block` queue until it is queued, refused at the
     /// deadline, or the subscription it was meant for is gone.
-    fn deliver_after_wait(&self, deferred: Deferred<T>, wait: Wait, round: &mut Round<'_, T>) {
+    fn deliver_after_wait(&self, mut deferred: Deferred<T>, wait: Wait, round: &mut Round<'_, T>) {
         let deadline = match wait {
             Wait::Until(deadline) => Some(deadline),
             Wait::Forever | Wait::Never => None,
+        };
+        let Some(mut message) = deferred.message.take() else {
+            return deferred.done();
         };
         let Deferred {
             subscriber,
             sender,
             seq,
             target,
-            mut message,
-        } = deferred;
+            ..
+        } = &deferred;
         loop {
-            let Some(held) = self.hold_subscription(&target, &subscriber, seq) else {
+            let Some(held) = self.hold_subscription(target, subscriber, *seq) else {
                 break;
             };
             // Released early only to wait; after a delivery it is held until the handle's
             // counters are updated, so an unsubscribe that returns sees them complete.
             let mut held = Some(held);
             let result =
-                subscriber.offer_after_wait(&sender, message, deadline, &mut round.tally, || {
+                subscriber.offer_after_wait(sender, message, deadline, &mut round.tally, || {
                     drop(held.take())
                 });
             drop(held);
@@ -623,11 +724,7 @@ impl<T: ?Sized> Registry<T> {
             }
             break;
         }
-        // This sender may have been the queue's last: an async reader then sees the end.
-        drop(sender);
-        if !subscriber.is_open() {
-            subscriber.reader_wake.wake();
-        }
+        deferred.done();
     }
 
     /// Stops `subscriber` for `reason`: removes all its subscriptions without confirmations
@@ -669,32 +766,18 @@ impl<T: ?Sized> Registry<T> {
     }
 
     /// Closes the broker: later publishes deliver nothing, later subscriptions are refused,
-    /// and every handle with a subscription is detached.
+    /// and every live handle, subscribed or not, is detached (its queue ends after what it
+    /// holds, which wakes its readers, blocked or async).
     pub(crate) fn close(&self) {
-        // Set first, then take each lock in turn: a subscription either got in before its
-        // lock was taken here (and is removed below) or sees the flag under that lock.
+        // Stored first, then every registry lock is taken in turn by the detaches below: a
+        // subscription either got in before its lock was taken (and is removed with its
+        // handle) or sees the flag under that lock. See `handles` for new handles.
         self.closed.store(true, Ordering::Release);
-        let mut subscribers: Vec<Arc<Subscriber<T>>> = Vec::new();
-        for stripe in self.stripes.iter() {
-            let taken: Vec<_> = stripe.map.lock().take().collect();
-            subscribers.extend(
-                taken
-                    .into_iter()
-                    .flat_map(|c| c.value)
-                    .map(|e| e.subscriber),
-            );
-        }
-        let taken = self.patterns.write().take();
-        self.pattern_count.store(0, Ordering::Release);
-        subscribers.extend(
-            taken
-                .into_iter()
-                .flat_map(|p| p.value)
-                .map(|e| e.subscriber),
-        );
-        subscribers.sort_by_key(|s| s.id);
-        subscribers.dedup_by_key(|s| s.id);
-        for subscriber in subscribers {
+        let live: Vec<Arc<Subscriber<T>>> = {
+            let handles = self.handles.lock();
+            handles.values().filter_map(Weak::upgrade).collect()
+        };
+        for subscriber in live {
             self.detach(&subscriber, Disconnected::BrokerClosed);
         }
     }
@@ -787,7 +870,7 @@ impl<T: ?Sized> Registry<T> {
     pub(crate) fn notify_subscribers(&self, notice: impl Fn() -> Message<T>) {
         // Queued under each lock in turn, as confirmations are: a queue never blocks a send.
         let mut reached = std::collections::HashSet::new();
-        let mut tell = |entries: &[Entry<T>]| {
+        let mut tell = |entries: &Entries<T>| {
             for entry in entries {
                 if reached.insert(entry.subscriber.id) {
                     entry.subscriber.send_control(&entry.sender, notice());
@@ -867,34 +950,17 @@ fn add_under_lock(counter: &AtomicU64, n: u64) {
 /// Adds a subscription to a channel's or pattern's `entries` and queues its confirmation;
 /// the caller holds the lock over `entries`.
 fn join<T: ?Sized>(
-    entries: &mut Vec<Entry<T>>,
+    entries: &mut Entries<T>,
     name: &Arc<str>,
     subscriber: &Arc<Subscriber<T>>,
     sender: &Sender<Message<T>>,
     seq: u64,
     confirm: impl FnOnce(Arc<str>) -> Message<T>,
 ) {
-    // Most channels have one subscriber: grow from exactly one slot, not the default four.
-    if entries.capacity() == 0 {
-        entries.reserve_exact(1);
-    }
     entries.push(Entry {
         subscriber: Arc::clone(subscriber),
         sender: sender.clone(),
         seq,
     });
     subscriber.send_control(sender, confirm(name.clone()));
-}
-
-/// Gives memory back once a map holds far fewer entries than it has room for, so a burst of
-/// short-lived subscriptions does not pin its peak size. Amortised: it halves at most.
-pub(crate) fn shrink_if_sparse<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>) {
-    if is_sparse(map.len(), map.capacity()) {
-        map.shrink_to(map.len() * 2);
-    }
-}
-
-/// The one rule for giving memory back: more than 8 slots, under a quarter of them used.
-pub(crate) fn is_sparse(len: usize, capacity: usize) -> bool {
-    capacity > 8 && len * 4 < capacity
 }

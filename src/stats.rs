@@ -33,7 +33,10 @@ pub struct PubSubStats {
     pub delivered: u64,
     /// Deliveries this handle lost to a full queue: refused, or evicted by `DropOldest`.
     pub dropped: u64,
-    /// [`Message::Lagged`](crate::Message::Lagged) notices given for those gaps.
+    /// [`Message::Lagged`](crate::Message::Lagged) notices given for those gaps, read or
+    /// still queued. A `DropOldest` eviction next to an unread notice adds to that notice
+    /// instead of making another, so a reader that stopped holds one notice, not one per
+    /// eviction; their `missed` counts always add up to `dropped`.
     pub lagged: u64,
     /// Why the handle stopped receiving, if it did.
     pub disconnected: Option<Disconnected>,

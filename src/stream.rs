@@ -18,11 +18,28 @@ use crate::message::Message;
 /// it does not end when the last subscription goes. Reading never blocks the thread.
 pub struct MessageStream<T: ?Sized> {
     inbox: Inbox<T>,
+    /// Whether the last poll returned `Pending`: the stream then counts as a waiting reader,
+    /// room for a rendezvous queue (capacity 0), until it is polled again or dropped.
+    waiting: bool,
 }
 
 impl<T: ?Sized> MessageStream<T> {
     pub(crate) fn new(inbox: Inbox<T>) -> Self {
-        MessageStream { inbox }
+        MessageStream {
+            inbox,
+            waiting: false,
+        }
+    }
+
+    /// Counts this stream as a waiting reader of a bounded queue, or stops counting it.
+    fn set_waiting(&mut self, waiting: bool) {
+        if self.waiting == waiting {
+            return;
+        }
+        self.waiting = waiting;
+        if let Some(bounded) = &self.inbox.subscriber.bounded {
+            bounded.reader_waiting(waiting);
+        }
     }
 
     /// The next message for the reader, or why there is none.
@@ -40,18 +57,39 @@ impl<T: ?Sized> Stream for MessageStream<T> {
     type Item = Message<T>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message<T>>> {
-        match self.next_now() {
-            Ok(message) => return Poll::Ready(Some(message)),
-            Err(Nothing::Ended) => return Poll::Ready(None),
+        let this = self.get_mut();
+        match this.next_now() {
+            Ok(message) => {
+                this.set_waiting(false);
+                return Poll::Ready(Some(message));
+            }
+            Err(Nothing::Ended) => {
+                this.set_waiting(false);
+                return Poll::Ready(None);
+            }
             Err(Nothing::Empty) => {}
         }
-        // Register, then look once more: see `wake.rs` for why no wake-up is lost.
-        self.inbox.subscriber.reader_wake.register(cx.waker());
-        match self.next_now() {
-            Ok(message) => Poll::Ready(Some(message)),
-            Err(Nothing::Ended) => Poll::Ready(None),
+        // Register, then look once more: see `wake.rs` for why no wake-up is lost. Counted
+        // as waiting first, so a rendezvous publisher woken by that finds room and queues.
+        this.inbox.subscriber.reader_wake.register(cx.waker());
+        this.set_waiting(true);
+        match this.next_now() {
+            Ok(message) => {
+                this.set_waiting(false);
+                Poll::Ready(Some(message))
+            }
+            Err(Nothing::Ended) => {
+                this.set_waiting(false);
+                Poll::Ready(None)
+            }
             Err(Nothing::Empty) => Poll::Pending,
         }
+    }
+}
+
+impl<T: ?Sized> Drop for MessageStream<T> {
+    fn drop(&mut self) {
+        self.set_waiting(false);
     }
 }
 

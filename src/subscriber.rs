@@ -61,9 +61,10 @@ const OPEN: u8 = 0;
 pub(crate) struct Subscriber<T: ?Sized> {
     pub(crate) id: SubscriberId,
     pub(crate) state: Mutex<State<T>>,
-    /// `state.count()`, stored after each change's confirmation is queued (Release) and
-    /// loaded before the queue is read (Acquire): a reader that sees 0 also sees the last
-    /// `Unsubscribe` confirmation.
+    /// `state.count()`, stored only while `state` is locked, after the change's confirmation
+    /// is queued. `listen()` loads it under that lock to decide whether to wait (the
+    /// listen-end check, `inbox.rs`); lock-free readers (`subscriptions()`) load it Acquire,
+    /// paired with the Release stores.
     pub(crate) subscriptions: AtomicUsize,
     /// `OPEN`, or 1 + the `Disconnected` reason's index. Set once, from `OPEN`.
     status: AtomicU8,
@@ -229,6 +230,15 @@ impl<T: ?Sized> Subscriber<T> {
         result
     }
 
+    /// Refuses a delivery that waited for room (its `publish_async` was cancelled): counted
+    /// dropped, and reported by a `Lagged` notice.
+    #[cfg(feature = "async")]
+    pub(crate) fn refuse(&self, tally: &mut Tally) {
+        if let Some(bounded) = &self.bounded {
+            self.tallied(tally, |mine| bounded.refuse(mine));
+        }
+    }
+
     /// Wakes publishers waiting for this handle's room, to re-check.
     pub(crate) fn wake_publishers(&self) {
         if let Some(bounded) = &self.bounded {
@@ -281,6 +291,11 @@ impl<T: ?Sized> Subscriber<T> {
             self.counters
                 .lagged
                 .fetch_add(tally.notices, Ordering::Relaxed);
+        }
+        if tally.notices_merged > 0 {
+            self.counters
+                .lagged
+                .fetch_sub(tally.notices_merged, Ordering::Relaxed);
         }
     }
 }

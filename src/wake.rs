@@ -7,12 +7,10 @@
 //! costs publishers nothing.
 
 #[cfg(feature = "async")]
-use std::sync::atomic::{fence, AtomicBool, Ordering};
-#[cfg(feature = "async")]
 use std::task::Waker;
 
 #[cfg(feature = "async")]
-use parking_lot::Mutex;
+use crate::sync::{fence, AtomicBool, Mutex, Ordering};
 
 #[derive(Default)]
 pub(crate) struct ReaderWake {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle, ThreadId};
 
-use crossbeam_channel::{Receiver, Select, Sender};
+use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
 use crate::error::{HandlerPanic, WorkerError};
@@ -83,7 +83,8 @@ impl Worker {
     /// # Errors
     ///
     /// [`WorkerError::Panicked`] when a handler panicked and no panic handler was set (the
-    /// worker stopped there), with the channel and the panic's message.
+    /// worker stopped there), with the channel and the panic's message;
+    /// [`WorkerError::PanicHandlerPanicked`] when the panic handler itself panicked.
     pub fn join(mut self) -> Result<(), WorkerError> {
         self.wait()
     }
@@ -95,7 +96,14 @@ impl Worker {
                 drop(thread); // from a handler: the thread cannot wait for itself
                 Ok(())
             }
-            Some(thread) => thread.join().unwrap_or(Ok(())),
+            // The loop catches every panic it runs into; one that still ends the thread is
+            // reported as such, never as a clean exit.
+            Some(thread) => thread.join().unwrap_or_else(|panic| {
+                Err(WorkerError::Panicked(HandlerPanic {
+                    channel: String::new(),
+                    message: panic_message(&*panic),
+                }))
+            }),
         }
     }
 }
@@ -217,10 +225,7 @@ fn run<T: ?Sized>(
             Err(Nothing::Ended) => return Ok(()),
             Err(Nothing::Empty) => {
                 // Block until the queue or the stop channel is ready: no polling, no sleep.
-                let mut select = Select::new();
-                select.recv(&inbox.receiver);
-                select.recv(woken);
-                select.ready();
+                inbox.wait_with(woken);
                 continue;
             }
         };
@@ -234,9 +239,15 @@ fn run<T: ?Sized>(
                 channel,
                 message: panic_message(&*panic),
             };
-            match on_panic {
-                Some(on_panic) => on_panic(panic),
-                None => return Err(WorkerError::Panicked(panic)),
+            let Some(on_panic) = on_panic else {
+                return Err(WorkerError::Panicked(panic));
+            };
+            let channel = panic.channel.clone();
+            if let Err(second) = catch_unwind(AssertUnwindSafe(|| on_panic(panic))) {
+                return Err(WorkerError::PanicHandlerPanicked(HandlerPanic {
+                    channel,
+                    message: panic_message(&*second),
+                }));
             }
         }
     }

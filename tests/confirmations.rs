@@ -3,6 +3,10 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
 use common::{confirmations, drain, triples};
 use fanout::{Broker, Message};
 
@@ -211,4 +215,115 @@ fn a_subscription_survives_many_names_in_one_call() {
     assert_eq!(broker.channels(Some("ch.9999*")).len(), 11);
     sub.unsubscribe_all();
     assert!(broker.channels(None).is_empty());
+}
+
+/// The race behind a `listen()` that never ended: the unsubscribing thread queued
+/// `Unsubscribe { count: 0 }` and only then stored the handle's count, so a listener that
+/// read the confirmation in between
+///
+/// ```text
+/// unsubscriber                      listener (caught up, spinning in recv)
+/// queue Unsubscribe{count 0}
+///                                   read it, yield it
+///                                   load count -> still 1: block on the queue
+/// store count 0                     (nothing will ever come)
+/// ```
+///
+/// waited for ever. A publisher keeps the listener busy but caught up (so it is spinning,
+/// not asleep, when the confirmation lands) and contending for the registry lock the
+/// unsubscription releases, as when it was found (56 hangs in 2,000 runs);
+/// the rounds alternate a pattern and a channel.
+#[test]
+fn listen_ends_when_another_thread_removes_the_last_subscription_while_publishers_run() {
+    let broker = Broker::<str>::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let publisher = {
+        let (broker, stop) = (broker.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                broker.publish("p1", "x");
+            }
+        })
+    };
+    for round in 0..common::race_rounds() {
+        let sub = Arc::new(broker.pubsub());
+        let pattern = round % 2 == 0;
+        if pattern {
+            sub.psubscribe(["p*"]);
+        } else {
+            sub.subscribe(["p1"]);
+        }
+        let listener = Arc::clone(&sub);
+        let (started, reading) = mpsc::channel();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut last: Option<Message<str>> = None;
+            for message in listener.listen() {
+                if last.as_ref().is_some_and(|m| m.payload().is_none()) {
+                    let _ = started.send(()); // the first delivery after the confirmation
+                }
+                last = Some(message);
+            }
+            let _ = tx.send(last);
+        });
+        // Unsubscribe once the listener is reading deliveries as they come.
+        let _ = reading.recv_timeout(Duration::from_secs(10));
+        for _ in 0..round % 7 {
+            std::thread::yield_now();
+        }
+        if pattern {
+            sub.punsubscribe(["p*"]);
+        } else {
+            sub.unsubscribe(["p1"]);
+        }
+        let Ok(last) = rx.recv_timeout(Duration::from_secs(10)) else {
+            sub.close(); // ends the stuck listener before failing
+            panic!("listen() did not end in round {round}");
+        };
+        assert_eq!(last.and_then(|m| m.count()), Some(0), "round {round}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    publisher.join().unwrap();
+}
+
+/// With `ignore_subscribe_messages(true)` the last `Unsubscribe` is skipped, not yielded; the
+/// listener must still notice that the handle has no subscriptions left and end, as
+/// redis-py's `listen()` does.
+#[test]
+fn listen_that_ignores_confirmations_ends_when_another_thread_unsubscribes() {
+    let broker = Broker::<str>::new();
+    for channel in [true, false] {
+        let sub = Arc::new(
+            broker
+                .pubsub_builder()
+                .ignore_subscribe_messages(true)
+                .build(),
+        );
+        if channel {
+            sub.subscribe(["a"]);
+        } else {
+            sub.psubscribe(["a*"]);
+        }
+        let listener = Arc::clone(&sub);
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let got: Vec<String> = listener
+                .listen()
+                .map(|m| m.payload().unwrap().to_string())
+                .collect();
+            let _ = tx.send(got);
+        });
+        broker.publish("a", "1");
+        std::thread::sleep(Duration::from_millis(20)); // let the listener block
+        if channel {
+            sub.unsubscribe(["a"]);
+        } else {
+            sub.punsubscribe(["a*"]);
+        }
+        let Ok(got) = rx.recv_timeout(Duration::from_secs(10)) else {
+            sub.close();
+            panic!("listen() did not end (channel: {channel})");
+        };
+        assert_eq!(got, ["1"]);
+    }
 }

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::drain;
-use fanout::{Broker, HandlerPanic, Message, PubSub, StopHandle, WorkerError};
+use fanout::{Broker, HandlerPanic, Message, Overflow, PubSub, StopHandle, WorkerError};
 
 /// Fails (instead of hanging) when `rx` gets nothing within 10 s.
 fn within_10s<R>(rx: &mpsc::Receiver<R>) -> R {
@@ -369,4 +369,98 @@ fn a_handler_holding_its_own_handle_is_let_go_once_the_queue_ends() {
         weak.upgrade().is_none(),
         "the handler's reference was let go: no cycle"
     );
+}
+
+/// `Broker::close` ends a worker whose handle holds no subscription at that moment.
+#[test]
+fn broker_close_ends_a_worker_whose_handle_has_no_subscription() {
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    sub.subscribe_with("jobs", |_| {});
+    sub.unsubscribe(["jobs"]);
+    let worker = sub.run_in_thread().unwrap();
+    thread::sleep(Duration::from_millis(20)); // let it block
+    broker.close();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !worker.is_finished() {
+        if Instant::now() > deadline {
+            worker.stop();
+            panic!("the worker kept waiting after Broker::close");
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    worker.join().unwrap();
+}
+
+/// A panic in the panic handler kills the worker's thread; `join` says so instead of
+/// returning `Ok(())` as if it had stopped cleanly.
+#[test]
+fn a_panic_in_the_panic_handler_is_an_error_from_join() {
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    sub.subscribe_with("jobs", |_| panic!("handler failed"));
+    let worker = sub
+        .worker()
+        .on_panic(|_| panic!("panic handler failed too"))
+        .spawn()
+        .unwrap();
+    broker.publish("jobs", "x");
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || tx.send(worker.join()).unwrap());
+    match within_10s(&rx) {
+        Err(WorkerError::PanicHandlerPanicked(p)) => assert_eq!(
+            (p.channel.as_str(), p.message.as_str()),
+            ("jobs", "panic handler failed too")
+        ),
+        other => panic!("expected the panic handler's panic, got {other:?}"),
+    }
+}
+
+/// With capacity 0 (a rendezvous), a worker blocked on the queue is the waiting reader a
+/// delivery needs: `Block` publishes go through, and a drop policy does not drop them.
+#[test]
+fn capacity_zero_delivers_to_a_waiting_worker() {
+    for overflow in [Overflow::Block, Overflow::DropNewest, Overflow::DropOldest] {
+        let broker = Broker::<str>::new();
+        let sub = broker
+            .pubsub_builder()
+            .capacity(0)
+            .overflow(overflow)
+            .build();
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        sub.subscribe_with("jobs", move |m| {
+            tx.lock().unwrap().send(payload_text(&m)).unwrap();
+        });
+        let worker = sub.run_in_thread().unwrap();
+        let mut got = Vec::new();
+        for i in 0..20 {
+            let publisher = {
+                let broker = broker.clone();
+                common::within(Duration::from_secs(10), move || {
+                    // A drop policy refuses while no reader waits: retry until one does.
+                    let deadline = Instant::now() + Duration::from_secs(5);
+                    loop {
+                        let delivered = broker.publish("jobs", i.to_string());
+                        if delivered == 1 || Instant::now() > deadline {
+                            return delivered;
+                        }
+                        thread::sleep(Duration::from_millis(1));
+                    }
+                })
+            };
+            let Some(delivered) = publisher else {
+                sub.close();
+                panic!("{overflow:?}: a publish waited for ever for the worker");
+            };
+            assert_eq!(
+                delivered, 1,
+                "{overflow:?}: the worker never counted as waiting"
+            );
+            got.push(within_10s(&rx));
+        }
+        assert_eq!(got, (0..20).map(|i| i.to_string()).collect::<Vec<_>>());
+        worker.stop();
+        worker.join().unwrap();
+    }
 }

@@ -183,3 +183,65 @@ fn hostile_patterns_are_cheap_and_the_nesting_guard_says_no_match() {
     let last = drain(&sub).pop().unwrap();
     assert!(matches!(last, Message::PMessage { .. }));
 }
+
+/// `Broker::close` reaches every live handle, not only those holding a subscription at that
+/// moment: a `listen_forever()` on a handle with none (it unsubscribed, or never subscribed)
+/// ends, and a handle made concurrently with the close is closed too.
+#[test]
+fn broker_close_ends_listen_forever_on_handles_without_subscriptions() {
+    let broker = Broker::<str>::new();
+    let never = std::sync::Arc::new(broker.pubsub());
+    let left = std::sync::Arc::new(broker.pubsub());
+    left.subscribe(["a"]);
+    left.unsubscribe(["a"]);
+    let listeners: Vec<_> = [never.clone(), left.clone()]
+        .into_iter()
+        .map(|sub| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            thread::spawn(move || {
+                let _ = tx.send(sub.listen_forever().count());
+            });
+            rx
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(20)); // let them block
+    broker.close();
+    for (rx, expected) in listeners.iter().zip([0, 2]) {
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(read) => assert_eq!(read, expected),
+            Err(_) => {
+                never.close();
+                left.close();
+                panic!("listen_forever() kept waiting after Broker::close");
+            }
+        }
+    }
+    for sub in [&never, &left] {
+        assert!(sub.is_closed());
+        assert_eq!(sub.stats().disconnected, Some(Disconnected::BrokerClosed));
+        assert!(sub.receiver().recv().is_err(), "the queue has ended");
+    }
+}
+
+/// A handle made while another thread closes the broker is either closed by the close or born
+/// closed: its reader never waits for ever.
+#[test]
+fn a_handle_made_during_broker_close_ends_its_reader() {
+    for round in 0..common::race_rounds() {
+        let broker = Broker::<str>::new();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let maker = {
+            let broker = broker.clone();
+            thread::spawn(move || {
+                let sub = broker.pubsub();
+                let _ = tx.send(sub.listen_forever().count());
+            })
+        };
+        broker.close();
+        assert!(
+            rx.recv_timeout(Duration::from_secs(10)).is_ok(),
+            "a handle made in round {round} kept waiting after the close"
+        );
+        maker.join().unwrap();
+    }
+}

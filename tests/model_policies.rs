@@ -168,34 +168,38 @@ impl Model {
         }
     }
 
-    /// Drops the oldest deliveries down to capacity - max(1, capacity / 8), with one notice
-    /// (merging any unread one) just before the first delivery kept.
+    /// Drops the oldest deliveries down to capacity - max(1, capacity / 8). Each run of
+    /// evicted deliveries becomes one notice where it was (so it stays on the same side of
+    /// every confirmation), and queued notices next to a run, or next to each other once the
+    /// run between them is gone, merge into it. `lagged` counts the notices there are, read
+    /// or queued: it changes by how many more (or fewer) the queue holds afterwards.
     fn evict_oldest(&mut self, capacity: usize) {
         let keep = capacity - (capacity / 8).max(1);
         let deliveries = self.queue.iter().filter(|i| is_delivery(i)).count();
         let mut evict = deliveries.saturating_sub(keep);
         self.dropped += evict as u64;
-        let mut missed = evict as u64;
-        let mut merged = false;
-        let mut rest = Vec::new();
+        let notices = |q: &VecDeque<Item>| q.iter().filter(|i| i.0 == "lagged").count() as u64;
+        let before = notices(&self.queue);
+        let mut kept = VecDeque::new();
+        let mut missed = 0;
         for i in self.queue.drain(..) {
             if i.0 == "lagged" {
                 missed += i.3.unwrap();
-                merged = true;
             } else if is_delivery(&i) && evict > 0 {
                 evict -= 1;
+                missed += 1;
             } else {
-                rest.push(i);
+                if missed > 0 {
+                    kept.push_back(lagged(std::mem::take(&mut missed)));
+                }
+                kept.push_back(i);
             }
         }
-        let split = rest.iter().position(is_delivery).unwrap_or(rest.len());
         if missed > 0 {
-            if !merged {
-                self.lagged += 1;
-            }
-            rest.insert(split, lagged(missed));
+            kept.push_back(lagged(missed));
         }
-        self.queue.extend(rest);
+        self.lagged = self.lagged + notices(&kept) - before;
+        self.queue = kept;
     }
 
     fn read(&mut self) -> Option<Item> {

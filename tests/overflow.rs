@@ -473,3 +473,89 @@ fn broker_defaults_apply_and_handles_can_override_them() {
         Some(Overflow::Block)
     );
 }
+
+/// A `DropOldest` eviction puts each `Lagged` notice exactly where its deliveries were, even
+/// when confirmations sit between the evicted and the kept ones (it once put the notice after
+/// them: `[Subscribe c, Subscribe x, Lagged 1, 1]`).
+#[test]
+fn drop_oldest_puts_each_notice_where_its_deliveries_were_between_confirmations() {
+    let broker = Broker::<u64>::new();
+    let sub = broker
+        .pubsub_builder()
+        .capacity(2)
+        .overflow(Overflow::DropOldest)
+        .build();
+    sub.subscribe(["c"]);
+    broker.publish("c", 0);
+    sub.subscribe(["x"]);
+    broker.publish("c", 1);
+    broker.publish("c", 2); // full: evicts 0, which sat before `Subscribe x`
+    let got = drain(&sub);
+    assert_eq!(
+        got,
+        [
+            Message::Subscribe {
+                channel: "c".into(),
+                count: 1
+            },
+            Message::Lagged { missed: 1 },
+            Message::Subscribe {
+                channel: "x".into(),
+                count: 2
+            },
+            Message::Message {
+                channel: "c".into(),
+                payload: 1.into()
+            },
+            Message::Message {
+                channel: "c".into(),
+                payload: 2.into()
+            },
+        ]
+    );
+    assert_eq!((sub.stats().dropped, sub.stats().lagged), (1, 1));
+
+    // Two evicted runs with a confirmation between them: one notice for each run.
+    let sub = broker
+        .pubsub_builder()
+        .capacity(8)
+        .overflow(Overflow::DropOldest)
+        .build();
+    sub.subscribe(["d"]);
+    broker.publish("d", 0);
+    sub.subscribe(["y"]);
+    for i in 1..8 {
+        broker.publish("d", i);
+    }
+    broker.publish("d", 8); // full: evicts one (8 / 8): 0
+    broker.publish("d", 9); // full again: evicts 1
+    let kinds: Vec<String> = drain(&sub)
+        .iter()
+        .map(|m| match m {
+            Message::Lagged { missed } => format!("lagged {missed}"),
+            m => match m.payload() {
+                Some(p) => p.to_string(),
+                None => m.kind().to_string(),
+            },
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "subscribe",
+            "lagged 1",
+            "subscribe",
+            "lagged 1",
+            "2",
+            "3",
+            "4",
+            "5",
+            "6",
+            "7",
+            "8",
+            "9"
+        ]
+    );
+    let stats = sub.stats();
+    assert_eq!((stats.dropped, stats.lagged), (2, 2));
+}

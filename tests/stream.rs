@@ -208,3 +208,109 @@ fn publish_async_is_released_by_unsubscribe() {
         assert_eq!(waiting.join().unwrap(), 0);
     });
 }
+
+/// `Broker::close` ends a stream whose handle holds no subscription at that moment.
+#[test]
+fn broker_close_ends_a_stream_whose_handle_has_no_subscription() {
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    let mut stream = sub.stream();
+    let counter = Arc::new(Counter(AtomicUsize::new(0)));
+    let waker = Waker::from(counter.clone());
+    assert!(poll_once(&mut stream, &waker).is_pending());
+    broker.close();
+    assert_eq!(
+        counter.0.load(Ordering::SeqCst),
+        1,
+        "the close woke the stream"
+    );
+    assert!(matches!(poll_once(&mut stream, &waker), Poll::Ready(None)));
+}
+
+/// A `publish_async` dropped while it waits for a full `Block` queue (as `timeout` and
+/// `select!` do) loses the delivery it was waiting to make, but not unseen: the handle reads
+/// a `Lagged` notice where it would have been and counts it dropped, and the broker's
+/// `delivered` keeps the deliveries the publish had already queued elsewhere.
+#[test]
+fn a_cancelled_publish_async_reports_its_waiting_delivery_and_counts_what_it_queued() {
+    use futures::FutureExt;
+    let broker = Broker::<str>::builder()
+        .capacity(1)
+        .overflow(Overflow::Block)
+        .build();
+    let full = broker.pubsub();
+    let other = broker.pubsub_builder().unbounded().build();
+    full.subscribe(["jobs"]);
+    other.subscribe(["jobs"]);
+    other.psubscribe(["j*"]);
+    assert_eq!(broker.publish("jobs", "1"), 3);
+    // Queued to `other` twice (channel and pattern), then waits for `full`: dropped there.
+    assert_eq!(broker.publish_async("jobs", "2").now_or_never(), None);
+
+    let read = |sub: &fanout::PubSub<str>| -> Vec<String> {
+        std::iter::from_fn(|| sub.get_message(Duration::ZERO))
+            .map(|m| match m {
+                Message::Lagged { missed } => format!("lagged {missed}"),
+                m => format!("{} {}", m.kind(), m.payload().map_or("", |p| &**p)),
+            })
+            .collect()
+    };
+    assert_eq!(
+        read(&full),
+        ["subscribe ", "message 1", "lagged 1"],
+        "the lost delivery is reported where it would have been"
+    );
+    assert_eq!((full.stats().delivered, full.stats().dropped), (1, 1));
+    assert_eq!(
+        read(&other),
+        [
+            "subscribe ",
+            "psubscribe ",
+            "message 1",
+            "pmessage 1",
+            "message 2",
+            "pmessage 2"
+        ]
+    );
+    let stats = broker.stats();
+    assert_eq!((stats.published, stats.delivered, stats.dropped), (2, 5, 1));
+    // Nothing is left waiting: the next publish goes straight through.
+    assert_eq!(broker.try_publish("jobs", "3").unwrap(), 3);
+}
+
+/// With capacity 0 (a rendezvous), a stream that is waiting (it returned `Pending`) is the
+/// reader a delivery needs.
+#[test]
+fn capacity_zero_delivers_to_a_waiting_stream() {
+    for overflow in [Overflow::Block, Overflow::DropNewest, Overflow::DropOldest] {
+        let broker = Broker::<str>::new();
+        let sub = broker
+            .pubsub_builder()
+            .capacity(0)
+            .overflow(overflow)
+            .ignore_subscribe_messages(true)
+            .build();
+        sub.subscribe(["q"]);
+        let mut stream = sub.stream();
+        let counter = Arc::new(Counter(AtomicUsize::new(0)));
+        let waker = Waker::from(counter.clone());
+        assert!(poll_once(&mut stream, &waker).is_pending());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let publisher = broker.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(publisher.publish("q", "now"));
+        });
+        let Ok(delivered) = rx.recv_timeout(Duration::from_secs(10)) else {
+            sub.close();
+            panic!("{overflow:?}: the publish waited for ever for the stream");
+        };
+        assert_eq!(
+            delivered, 1,
+            "{overflow:?}: the stream never counted as waiting"
+        );
+        let Poll::Ready(Some(message)) = poll_once(&mut stream, &waker) else {
+            panic!("{overflow:?}: nothing to read");
+        };
+        assert_eq!(message.payload().map(|p| &**p), Some("now"));
+    }
+}

@@ -25,7 +25,7 @@ use redis::aio::ConnectionLike;
 use super::codec::Codec;
 use super::publisher::account;
 use super::receive::deliver;
-use super::shared::{bump, Shared};
+use super::shared::{bump, Shared, STOPPED};
 
 /// Lost node connections, from the receiving thread to the mirror.
 #[derive(Default)]
@@ -36,8 +36,10 @@ pub(crate) struct Losses {
 }
 
 /// Follows the registry's changes with `SSUBSCRIBE`/`SUNSUBSCRIBE` until the bridge is
-/// dropped. When a node connection is lost it pings every node, with back-off, until all
-/// answer, subscribes to every channel again and then gives subscribed handles a `Gap` notice.
+/// dropped. When a node connection is lost it disarms (no publish goes out meanwhile, see
+/// `shared.rs`) and pings every node, with back-off, until all answer, subscribes to every
+/// channel again, arms, and gives subscribed handles a `Gap` notice. A publisher's check is
+/// answered the same way: every node pinged and every channel subscribed again.
 pub(crate) async fn mirror<T: ?Sized>(
     shared: Arc<Shared<T>>,
     mut con: ClusterConnection,
@@ -45,23 +47,46 @@ pub(crate) async fn mirror<T: ?Sized>(
     losses: Arc<Losses>,
 ) {
     let mut desired: HashSet<Arc<str>> = HashSet::new();
-    let mut handled = 0;
+    let (mut handled, mut last_seq) = (0, 0);
     let mut down_since: Option<Instant> = None;
     let mut delay = shared.timing.min_delay;
+    shared.arm(0);
     loop {
+        if let Some(requested) = shared.check_wanted().filter(|_| down_since.is_none()) {
+            match shared
+                .unless(STOPPED, recover(&shared, &mut con, &desired))
+                .await
+            {
+                None => return,
+                Some(true) => shared.checked(requested),
+                Some(false) => {
+                    down_since = Some(Instant::now());
+                    shared.disarm();
+                    shared.subscriber_up.store(false, Ordering::Release);
+                    delay = shared.timing.min_delay;
+                }
+            }
+        }
         tokio::select! {
-            change = changes.recv() => {
-                let Some((seq, change)) = change else { return };
-                let ok = match change {
-                    Change::Added(Topic::Channel(name)) if desired.insert(name.clone()) => {
-                        con.ssubscribe(name.as_bytes()).await.is_ok()
+            Some((seq, change)) = changes.recv() => {
+                last_seq = seq;
+                let command = async {
+                    match change {
+                        Change::Added(Topic::Channel(name)) if desired.insert(name.clone()) => {
+                            con.ssubscribe(name.as_bytes()).await.is_ok()
+                        }
+                        Change::Removed(Topic::Channel(name)) if desired.remove(&name) => {
+                            shared.echoes.forget_topic(&Topic::Channel(name.clone()));
+                            con.sunsubscribe(name.as_bytes()).await.is_ok()
+                        }
+                        // Patterns are not mirrored; a name already (un)subscribed needs nothing.
+                        _ => true,
                     }
-                    Change::Removed(Topic::Channel(name)) if desired.remove(&name) => {
-                        shared.echoes.forget_topic(&Topic::Channel(name.clone()));
-                        con.sunsubscribe(name.as_bytes()).await.is_ok()
-                    }
-                    // Patterns are not mirrored; a name already (un)subscribed needs nothing.
-                    _ => true,
+                };
+                let ok = match shared.reply(STOPPED, command).await {
+                    Some(ok) => ok,
+                    None if shared.is_stopped() => return,
+                    None => false,
                 };
                 if !ok && down_since.is_none() {
                     bump(&shared.counters.refused, 1);
@@ -74,33 +99,54 @@ pub(crate) async fn mirror<T: ?Sized>(
                 if count > handled {
                     handled = count;
                     down_since = Some(Instant::now());
+                    shared.disarm();
                     shared.subscriber_up.store(false, Ordering::Release);
                     delay = shared.timing.min_delay;
                 }
             }
             () = tokio::time::sleep(delay), if down_since.is_some() => {
                 handled = losses.count.load(Ordering::Acquire);
-                if recover(&mut con, &desired).await {
-                    let since = down_since.take().unwrap_or_else(Instant::now);
-                    shared.subscriber_up.store(true, Ordering::Release);
-                    gap(&shared, since.elapsed());
-                } else {
-                    delay = (delay * 2).min(shared.timing.max_delay);
+                let requested = shared.check_wanted();
+                match shared.unless(STOPPED, recover(&shared, &mut con, &desired)).await {
+                    None => return,
+                    Some(true) => {
+                        let since = down_since.take().unwrap_or_else(Instant::now);
+                        shared.subscriber_up.store(true, Ordering::Release);
+                        shared.arm(last_seq);
+                        if let Some(requested) = requested {
+                            shared.checked(requested);
+                        }
+                        gap(&shared, since.elapsed());
+                    }
+                    Some(false) => delay = shared.timing.next_delay(delay),
                 }
             }
+            () = shared.check_wanted.notified() => {} // answered at the top
+            None = shared.unless(STOPPED, std::future::pending::<()>()) => return,
         }
     }
 }
 
 /// Whether every node answers a `PING` and every channel in `desired` could be subscribed
 /// again (a channel still subscribed on a node that stayed up is simply confirmed again).
-async fn recover(con: &mut ClusterConnection, desired: &HashSet<Arc<str>>) -> bool {
+async fn recover<T: ?Sized>(
+    shared: &Shared<T>,
+    con: &mut ClusterConnection,
+    desired: &HashSet<Arc<str>>,
+) -> bool {
     let every = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllNodes, None));
-    if con.route_command(&redis::cmd("PING"), every).await.is_err() {
+    let ping = redis::cmd("PING");
+    if !matches!(
+        shared.reply(STOPPED, con.route_command(&ping, every)).await,
+        Some(Ok(_))
+    ) {
         return false;
     }
     for name in desired {
-        if con.ssubscribe(name.as_bytes()).await.is_err() {
+        if !matches!(
+            shared.reply(STOPPED, con.ssubscribe(name.as_bytes())).await,
+            Some(Ok(()))
+        ) {
             return false;
         }
     }
@@ -139,7 +185,10 @@ fn gap<T: ?Sized>(shared: &Shared<T>, down_for: Duration) {
 }
 
 /// Sends the backlog with `SPUBLISH`, in order: each run of publishes on one channel (one
-/// slot) is one pipeline, the runs one after another.
+/// slot) is one pipeline, the runs one after another. A batch waits for the subscription
+/// side as on one server (`shared.rs`); a failed run is counted `lost` and asks for a check,
+/// so the next batch goes out only once every node answers and every channel is subscribed
+/// again. Runs on the subscription side's runtime, which stays driven until this ends.
 pub(crate) fn publish<T: ?Sized + Codec>(
     shared: Arc<Shared<T>>,
     mut con: ClusterConnection,
@@ -147,7 +196,8 @@ pub(crate) fn publish<T: ?Sized + Codec>(
 ) {
     while let Some(batch) = shared.backlog.take(super::publisher::BATCH) {
         let needed = batch.iter().map(|item| item.needed).max().unwrap_or(0);
-        shared.wait_applied(needed);
+        // `None` once the bridge is dropped: what is left goes out without waiting.
+        let _ = shared.wait_ready(needed);
         let mut start = 0;
         while start < batch.len() {
             let channel = &batch[start].channel;
@@ -163,18 +213,19 @@ pub(crate) fn publish<T: ?Sized + Codec>(
                     .arg(&*item.payload.encode());
             }
             let run = &batch[start..end];
-            let sent = runtime.block_on(con.req_packed_commands(&pipe, 0, run.len()));
+            let exchange = con.req_packed_commands(&pipe, 0, run.len());
+            let timeout = shared.timing.reply_timeout;
+            let sent = runtime.block_on(async { tokio::time::timeout(timeout, exchange).await });
             match sent {
-                Ok(replies) => {
+                Ok(Ok(replies)) => {
                     shared.publisher_up.store(true, Ordering::Release);
                     account(&shared, run, &replies);
                 }
-                Err(_) => {
+                Ok(Err(_)) | Err(_) => {
                     shared.publisher_up.store(false, Ordering::Release);
                     shared.give_up(run, &shared.counters.lost);
-                    if !shared.is_stopping() {
-                        std::thread::sleep(shared.timing.min_delay);
-                    }
+                    shared.request_check();
+                    shared.sleep_blocking(shared.timing.min_delay);
                 }
             }
             start = end;

@@ -3,8 +3,12 @@
 //! One thread runs a single-threaded tokio runtime for redis-rs's async Pub/Sub connection,
 //! split in two: this side (the sink) subscribes and unsubscribes as the registry reports
 //! names coming and going, while the receiving thread (`receive.rs`) reads the stream. When
-//! the connection drops, this side reconnects with back-off, subscribes to everything again
-//! and hands the new stream over with the length of the gap.
+//! the connection drops, this side disarms (no publish goes out meanwhile, see `shared.rs`),
+//! reconnects with back-off, subscribes to everything again, hands the new stream over with
+//! the length of the gap, and arms. It also answers publishers' checks with a PING.
+//!
+//! Every command waits for its reply at most the reply timeout (a server that hangs counts
+//! as lost), and every wait ends as soon as the bridge reaches `STOPPED`.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -16,7 +20,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::registry::{Change, Topic};
 
-use super::shared::{bump, Shared};
+use super::shared::{bump, Shared, STOPPED};
 
 /// A stream of arrivals for the receiving thread, and what it must report before reading it.
 pub(crate) struct Feed {
@@ -44,9 +48,9 @@ pub(crate) struct Mirror<T: ?Sized> {
     last_seq: u64,
 }
 
-/// Why the steady state ended.
+/// Why the steady state ended, or a command did not go through.
 enum Stop {
-    /// The connection dropped: reconnect.
+    /// The connection dropped, or a reply took too long: reconnect.
     Lost,
     /// The bridge was dropped.
     Closed,
@@ -85,12 +89,14 @@ impl<T: ?Sized> Mirror<T> {
                 },
             };
             let (mut sink, stream) = pubsub.split();
-            if !self.drain() {
-                return;
-            }
-            if !self.subscribe_all(&mut sink).await {
-                down_since.get_or_insert_with(Instant::now);
-                continue;
+            self.drain();
+            match self.subscribe_all(&mut sink).await {
+                Ok(()) => {}
+                Err(Stop::Closed) => return,
+                Err(Stop::Lost) => {
+                    down_since.get_or_insert_with(Instant::now);
+                    continue;
+                }
             }
             generation += 1;
             let gap = down_since.take().map(|since| since.elapsed());
@@ -106,8 +112,9 @@ impl<T: ?Sized> Mirror<T> {
                 return;
             }
             self.shared.subscriber_up.store(true, Ordering::Release);
-            self.shared.applied(self.last_seq);
+            self.shared.arm(self.last_seq);
             let stop = self.steady(&mut sink, generation).await;
+            self.shared.disarm();
             self.shared.subscriber_up.store(false, Ordering::Release);
             match stop {
                 Stop::Closed => return,
@@ -116,15 +123,32 @@ impl<T: ?Sized> Mirror<T> {
         }
     }
 
-    /// Follows the registry's changes until the connection drops or the bridge is dropped.
+    /// Follows the registry's changes and answers publishers' checks until the connection
+    /// drops or the bridge is dropped.
     async fn steady(&mut self, sink: &mut PubSubSink, generation: u64) -> Stop {
         loop {
+            if let Some(requested) = self.shared.check_wanted() {
+                // A PING that starts now proves this connection alive after the request.
+                match self
+                    .shared
+                    .reply(STOPPED, sink.ping::<redis::Value>())
+                    .await
+                {
+                    Some(Ok(_)) => self.shared.checked(requested),
+                    None if self.shared.is_stopped() => return Stop::Closed,
+                    _ => return Stop::Lost,
+                }
+            }
+            let shared = Arc::clone(&self.shared);
             tokio::select! {
                 change = self.changes.recv() => {
-                    let Some((seq, change)) = change else { return Stop::Closed };
+                    // The registry stops telling once the bridge is dropped: wait for the stop.
+                    let Some((seq, change)) = change else {
+                        return self.stopped().await;
+                    };
                     self.last_seq = seq;
-                    if !self.apply(sink, change).await {
-                        return Stop::Lost;
+                    if let Err(stop) = self.apply(sink, change).await {
+                        return stop;
                     }
                     self.shared.mirrored.store(self.desired.len(), Ordering::Relaxed);
                     self.shared.applied(seq);
@@ -132,65 +156,76 @@ impl<T: ?Sized> Mirror<T> {
                 ended = self.ended.recv() => match ended {
                     Some(ended) if ended == generation => return Stop::Lost,
                     Some(_) => {} // an earlier connection's stream
-                    None => return Stop::Closed,
+                    None => return self.stopped().await,
                 },
+                () = shared.check_wanted.notified() => {} // answered at the top
+                None = shared.unless(STOPPED, std::future::pending::<()>()) => return Stop::Closed,
             }
         }
     }
 
-    /// Records `change` and makes it on Redis; false if the connection dropped.
-    async fn apply(&mut self, sink: &mut PubSubSink, change: Change) -> bool {
+    /// Waits for the bridge to reach `STOPPED`.
+    async fn stopped(&self) -> Stop {
+        self.shared
+            .unless(STOPPED, std::future::pending::<()>())
+            .await;
+        Stop::Closed
+    }
+
+    /// Records `change` and makes it on Redis.
+    async fn apply(&mut self, sink: &mut PubSubSink, change: Change) -> Result<(), Stop> {
         let Some((topic, subscribe)) = self.record(change) else {
-            return true;
+            return Ok(());
         };
-        let up = self.command(sink, &topic, subscribe).await;
+        let done = self.command(sink, &topic, subscribe).await;
         if !subscribe {
             // Redis sends nothing more through it; echoes still expected never come.
             self.shared.echoes.forget_topic(&topic);
         }
-        up
+        done
     }
 
-    /// Subscribes to everything in `desired` on a new connection; false if it dropped.
-    async fn subscribe_all(&mut self, sink: &mut PubSubSink) -> bool {
+    /// Subscribes to everything in `desired` on a new connection.
+    async fn subscribe_all(&mut self, sink: &mut PubSubSink) -> Result<(), Stop> {
         let topics: Vec<Topic> = self.desired.iter().cloned().collect();
         for topic in &topics {
-            if !self.command(sink, topic, true).await {
-                return false;
-            }
+            self.command(sink, topic, true).await?;
         }
         self.shared.mirrored.store(topics.len(), Ordering::Relaxed);
-        true
+        Ok(())
     }
 
-    /// One (P)SUBSCRIBE or (P)UNSUBSCRIBE; false if the connection dropped. Any other error is
-    /// counted in `refused` and the connection kept.
-    async fn command(&self, sink: &mut PubSubSink, topic: &Topic, subscribe: bool) -> bool {
-        let result = match (topic, subscribe) {
-            (Topic::Channel(name), true) => sink.subscribe(name.as_bytes()).await,
-            (Topic::Channel(name), false) => sink.unsubscribe(name.as_bytes()).await,
-            (Topic::Pattern(name), true) => sink.psubscribe(name.as_bytes()).await,
-            (Topic::Pattern(name), false) => sink.punsubscribe(name.as_bytes()).await,
-        };
-        match result {
-            Ok(()) => true,
-            Err(error) if is_connection_error(&error) => false,
-            Err(_) => {
-                bump(&self.shared.counters.refused, 1);
-                true
+    /// One (P)SUBSCRIBE or (P)UNSUBSCRIBE, its reply waited for at most the reply timeout.
+    /// An error other than a lost connection is counted in `refused` and the connection kept.
+    async fn command(
+        &self,
+        sink: &mut PubSubSink,
+        topic: &Topic,
+        subscribe: bool,
+    ) -> Result<(), Stop> {
+        let sent = async {
+            match (topic, subscribe) {
+                (Topic::Channel(name), true) => sink.subscribe(name.as_bytes()).await,
+                (Topic::Channel(name), false) => sink.unsubscribe(name.as_bytes()).await,
+                (Topic::Pattern(name), true) => sink.psubscribe(name.as_bytes()).await,
+                (Topic::Pattern(name), false) => sink.punsubscribe(name.as_bytes()).await,
             }
+        };
+        match self.shared.reply(STOPPED, sent).await {
+            Some(Ok(())) => Ok(()),
+            Some(Err(error)) if !is_connection_error(&error) => {
+                bump(&self.shared.counters.refused, 1);
+                Ok(())
+            }
+            None if self.shared.is_stopped() => Err(Stop::Closed),
+            _ => Err(Stop::Lost),
         }
     }
 
-    /// Takes the changes already told into `desired`, without Redis; false once the bridge
-    /// is dropped.
-    fn drain(&mut self) -> bool {
-        loop {
-            match self.changes.try_recv() {
-                Ok((seq, change)) => self.record_offline(seq, change),
-                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => return true,
-                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => return false,
-            }
+    /// Takes the changes already told into `desired`, without Redis.
+    fn drain(&mut self) {
+        while let Ok((seq, change)) = self.changes.try_recv() {
+            self.record_offline(seq, change);
         }
     }
 
@@ -217,26 +252,27 @@ impl<T: ?Sized> Mirror<T> {
     }
 
     /// Connects again, waiting `min_delay`, then twice as long each time up to `max_delay`,
-    /// between attempts; keeps taking changes meanwhile. `None` once the bridge is dropped.
+    /// between attempts; keeps taking changes meanwhile. `None` once the bridge is dropped,
+    /// which cuts the wait and the attempt short.
     async fn reconnect(&mut self) -> Option<PubSub> {
-        let timing = self.shared.timing;
+        let shared = Arc::clone(&self.shared);
+        let timing = shared.timing;
         let mut delay = timing.min_delay;
         loop {
-            let deadline = tokio::time::Instant::now() + delay;
+            let pause = tokio::time::sleep(delay);
+            tokio::pin!(pause);
             loop {
                 tokio::select! {
-                    () = tokio::time::sleep_until(deadline) => break,
-                    change = self.changes.recv() => {
-                        let (seq, change) = change?;
-                        self.record_offline(seq, change);
-                    }
+                    () = &mut pause => break,
+                    Some((seq, change)) = self.changes.recv() => self.record_offline(seq, change),
+                    None = shared.unless(STOPPED, std::future::pending::<()>()) => return None,
                 }
             }
-            let attempt = self.client.get_async_pubsub();
-            if let Ok(Ok(pubsub)) = tokio::time::timeout(timing.connect_timeout, attempt).await {
+            let attempt = super::within(timing.connect_timeout, self.client.get_async_pubsub());
+            if let Ok(pubsub) = shared.unless(STOPPED, attempt).await? {
                 return Some(pubsub);
             }
-            delay = (delay * 2).min(timing.max_delay);
+            delay = timing.next_delay(delay);
         }
     }
 }

@@ -27,7 +27,7 @@ pub use codec::Codec;
 
 use backlog::Backlog;
 use mirror::Mirror;
-use shared::{Shared, Timing};
+use shared::{Shared, Timing, DRAINING, STOPPED};
 
 /// Where a publish on a bridged broker goes first. Either way, every subscriber in every
 /// attached process and every redis-py subscriber gets it once.
@@ -155,13 +155,17 @@ impl std::error::Error for BridgeError {
 /// - sends publishes through a backlog to a second connection, pipelined, as the raw bytes
 ///   [`Codec`] makes (`str` and `[u8]` as redis-py sends them);
 /// - delivers what Redis sends to the local handles subscribed to that channel or pattern;
-/// - on a lost connection reconnects with back-off, subscribes again, and gives every local
-///   handle a [`Message::Gap`](crate::Message::Gap) notice where messages may be missing.
+/// - on a lost connection (or a reply slower than the reply timeout: a hung server) reconnects
+///   with back-off, subscribes again, and gives every local handle a
+///   [`Message::Gap`](crate::Message::Gap) notice where messages may be missing: what was in
+///   flight when the connection died.
 ///
 /// Where a publish goes first is the [`Route`]; by default through Redis, so all processes
 /// see one order. A publish made after `subscribe` returned reaches that handle: the publish
-/// waits in the backlog until Redis has the subscription. For a *remote* publisher the usual
-/// Redis rule holds: it reaches the handle once Redis has the subscription, which
+/// waits in the backlog until Redis has the subscription, also across a server restart
+/// (nothing goes out while the subscription connection is down, nor after a reconnection
+/// until every name is subscribed again). For a *remote* publisher the usual Redis rule
+/// holds: it reaches the handle once Redis has the subscription, which
 /// [`flush`](Bridge::flush) waits for.
 ///
 /// While Redis is unreachable, publishes wait in the backlog, whose bound and policy are the
@@ -175,8 +179,11 @@ impl std::error::Error for BridgeError {
 /// the socket meanwhile, holding what arrives in memory (as Redis itself would, up to its
 /// `client-output-buffer-limit`, after which it drops the connection: a gap).
 ///
-/// Dropping the bridge sends what its backlog holds (if connected), and the broker is local
-/// again. [`Broker::close`] stops publishes through the bridge too.
+/// Dropping the bridge returns promptly whatever Redis is doing: back-offs, connection
+/// attempts and commands waiting for a reply are cut short; what the backlog holds is sent if
+/// a connection is up (each reply waited for at most the reply timeout), else counted `lost`.
+/// The broker is local again. [`Broker::close`] stops publishes through the bridge too, and
+/// unsubscribes on Redis what the closed handles had subscribed.
 ///
 /// # Examples
 ///
@@ -197,7 +204,10 @@ impl std::error::Error for BridgeError {
 pub struct Bridge<T: ?Sized + Codec + Send + Sync + 'static> {
     shared: Arc<Shared<T>>,
     url: String,
-    threads: Vec<JoinHandle<()>>,
+    /// The publishing thread, joined first on drop (it sends what the backlog holds).
+    publisher: Option<JoinHandle<()>>,
+    /// The subscription side's thread, joined once the publisher has ended.
+    mirror: Option<JoinHandle<()>>,
 }
 
 impl<T: ?Sized + Codec + Send + Sync + 'static> Bridge<T> {
@@ -222,6 +232,7 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> Bridge<T> {
             overflow: defaults.overflow,
             timing: Timing {
                 connect_timeout: Duration::from_secs(5),
+                reply_timeout: Duration::from_secs(5),
                 min_delay: Duration::from_millis(20),
                 max_delay: Duration::from_secs(2),
             },
@@ -250,8 +261,8 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> Bridge<T> {
     }
 
     /// Waits until Redis has every local subscription change and every publish made before
-    /// this call (forwarded, or given up as dropped or lost), at most `timeout`; false if
-    /// that did not happen in time.
+    /// this call (forwarded, or given up as dropped or lost), at most `timeout`
+    /// (`Duration::MAX` waits for ever); false if that did not happen in time.
     ///
     /// Useful before a remote process publishes to a handle that just subscribed, and before
     /// exiting.
@@ -260,16 +271,22 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> Bridge<T> {
     }
 }
 
+/// Stops the bridge in two stages (see `shared.rs`): the publishing thread stops waiting and
+/// sends what the backlog holds (each reply waited for at most the reply timeout; nothing
+/// when disconnected), then the subscription side ends, at once, whatever it was waiting for.
 impl<T: ?Sized + Codec + Send + Sync + 'static> Drop for Bridge<T> {
     fn drop(&mut self) {
         let registry = &self.shared.registry;
         registry.detach_bridge();
-        registry.watch(None); // closes the change channel: the mirror ends
+        registry.watch(None);
         self.shared.backlog.close();
-        self.shared.stopping.store(true, Ordering::Release);
-        self.shared.wake_all();
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
+        self.shared.set_stage(DRAINING);
+        if let Some(publisher) = self.publisher.take() {
+            let _ = publisher.join();
+        }
+        self.shared.set_stage(STOPPED);
+        if let Some(mirror) = self.mirror.take() {
+            let _ = mirror.join();
         }
     }
 }
@@ -312,12 +329,15 @@ pub struct BridgeBuilder<'a, T: ?Sized> {
 }
 
 /// The connections a bridge starts with.
+#[allow(clippy::large_enum_variant)] // made once per bridge, moved once
 enum Connections {
     /// One server: a Pub/Sub connection and a publishing one.
     Standalone {
         client: redis::Client,
         pubsub: redis::aio::PubSub,
-        publishing: redis::Connection,
+        publishing: redis::aio::MultiplexedConnection,
+        /// The publishing thread's runtime, which the publishing connection belongs to.
+        publishing_runtime: tokio::runtime::Runtime,
     },
     /// A cluster: one client for every node, its pushes on `pushes`.
     Cluster {
@@ -343,16 +363,40 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
     }
 
     /// How long to wait before reconnecting: `min` after a loss, twice as long after each
-    /// failed attempt, up to `max`. 20 ms and 2 s unless set.
+    /// failed attempt, up to `max`. 20 ms and 2 s unless set. `Duration::MAX` waits for
+    /// ever (until the bridge is dropped); dropping the bridge cuts any wait short.
     pub fn reconnect_delay(mut self, min: Duration, max: Duration) -> Self {
         self.timing.min_delay = min.max(Duration::from_millis(1));
         self.timing.max_delay = max.max(self.timing.min_delay);
         self
     }
 
-    /// How long one connection attempt may take; 5 s unless set.
+    /// How long one connection attempt may take; 5 s unless set (`Duration::MAX`: no
+    /// limit).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.timing.connect_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long Redis may take to answer a command (a `SUBSCRIBE`, a pipeline of publishes)
+    /// before the connection counts as lost and is made again; 5 s unless set
+    /// (`Duration::MAX`: no limit). A server that hangs is then treated as one that is down,
+    /// and dropping the bridge waits at most this long for the replies to its last publishes.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use fanout::{Bridge, Broker};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let bridge = Bridge::builder(&broker, "redis://127.0.0.1:6379")
+    ///     .reply_timeout(Duration::from_millis(500))
+    ///     .connect()?;
+    /// # Ok::<(), fanout::BridgeError>(())
+    /// ```
+    pub fn reply_timeout(mut self, timeout: Duration) -> Self {
+        self.timing.reply_timeout = timeout.max(Duration::from_millis(1));
         self
     }
 
@@ -385,10 +429,7 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
             return Err(BridgeError::AlreadyBridged);
         }
         let shown = hide_password(&self.url);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(BridgeError::Start)?;
+        let runtime = current_thread()?;
         let connections = self.open(&runtime, &shown)?;
 
         let backlog = Backlog::new(self.capacity, self.overflow);
@@ -400,7 +441,6 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
             backlog,
         ));
         shared.publisher_up.store(true, Ordering::Release);
-        shared.subscriber_up.store(true, Ordering::Release);
 
         let outbound: Arc<dyn Outbound<T>> = shared.clone();
         if !registry.attach_bridge(outbound) {
@@ -422,7 +462,8 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
         let mut bridge = Bridge {
             shared: Arc::clone(&shared),
             url: shown,
-            threads: Vec::new(),
+            publisher: None,
+            mirror: None,
         };
         let spawn = |name: &str, body: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
@@ -438,6 +479,7 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
                 client,
                 pubsub,
                 publishing,
+                publishing_runtime,
             } => {
                 let (feeds_tx, feeds) = crossbeam_channel::unbounded();
                 let (ended_tx, ended) = tokio::sync::mpsc::unbounded_channel();
@@ -446,13 +488,16 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
                     "fanout-redis-receive",
                     Box::new(move || receive::run(receiving, feeds, ended_tx)),
                 )?;
-                bridge.threads.push(spawn(
+                bridge.mirror = Some(spawn(
                     "fanout-redis-subscribe",
                     Box::new(move || runtime.block_on(mirror.run(pubsub))),
                 )?);
-                bridge.threads.push(spawn(
+                bridge.publisher = Some(spawn(
                     "fanout-redis-publish",
-                    Box::new(move || publisher::run(publishing_shared, client, publishing)),
+                    Box::new(move || {
+                        let runtime = publishing_runtime;
+                        publisher::run(publishing_shared, client, publishing, runtime)
+                    }),
                 )?);
             }
             Connections::Cluster { connection, pushes } => {
@@ -464,13 +509,13 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
                 )?;
                 let handle = runtime.handle().clone();
                 let publishing = connection.clone();
-                bridge.threads.push(spawn(
+                bridge.mirror = Some(spawn(
                     "fanout-redis-subscribe",
                     Box::new(move || {
                         runtime.block_on(cluster::mirror(shared, connection, changes, losses));
                     }),
                 )?);
-                bridge.threads.push(spawn(
+                bridge.publisher = Some(spawn(
                     "fanout-redis-publish",
                     Box::new(move || cluster::publish(publishing_shared, publishing, handle)),
                 )?);
@@ -499,6 +544,7 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
             let client = redis::cluster::ClusterClientBuilder::new(vec![self.url.as_str()])
                 .use_protocol(redis::ProtocolVersion::RESP3)
                 .connection_timeout(timeout)
+                .response_timeout(self.timing.reply_timeout)
                 .push_sender(move |push| tx.send(push))
                 .build()
                 .map_err(url_error)?;
@@ -511,13 +557,25 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
         let pubsub = runtime
             .block_on(within(timeout, client.get_async_pubsub()))
             .map_err(connect_error)?;
-        let publishing = publisher::open(&client, timeout).map_err(connect_error)?;
+        let publishing_runtime = current_thread()?;
+        let publishing = publishing_runtime
+            .block_on(publisher::open(&client, timeout))
+            .map_err(connect_error)?;
         Ok(Connections::Standalone {
             client,
             pubsub,
             publishing,
+            publishing_runtime,
         })
     }
+}
+
+/// A one-thread runtime for a bridge thread.
+fn current_thread() -> Result<tokio::runtime::Runtime, BridgeError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(BridgeError::Start)
 }
 
 /// `attempt`, failed with a time-out error if it takes longer than `timeout`.

@@ -1,69 +1,118 @@
 //! The publishing thread: the backlog, pipelined to Redis in batches.
 //!
 //! Each batch is one pipeline of `PUBLISH` commands on a connection of its own (a connection
-//! in subscribed state may not publish under RESP2). Before a batch goes out, Redis must have
-//! every subscription change made before its publishes, so that a publish made after
-//! `subscribe` returned comes back to that subscriber. A batch whose connection fails has an
-//! unknown fate (Redis may have run part of it): it is counted as `lost`, never sent twice.
+//! in subscribed state may not publish under RESP2). A batch goes out only when the
+//! subscription side says Redis has what it needs (the arming protocol, `shared.rs`), so that
+//! a publish made after `subscribe` returned comes back to that subscriber, also across a
+//! server restart. A batch whose connection fails has an unknown fate (Redis may have run
+//! part of it): it is counted as `lost`, never sent twice.
+//!
+//! The thread blocks on the backlog and on the arming protocol, and runs each exchange with
+//! Redis on a one-thread runtime of its own, so that every wait is bounded (the reply
+//! timeout) and a back-off or a connection attempt ends as soon as the bridge is dropped.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use redis::ConnectionLike;
-use std::time::Duration;
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use tokio::runtime::Runtime;
 
+use super::backlog::Outgoing;
 use super::codec::Codec;
-use super::shared::{bump, Shared};
+use super::shared::{bump, Shared, DRAINING};
 
 /// Publishes per pipeline at most.
 pub(crate) const BATCH: usize = 256;
 
-/// How long a reply may take before the connection counts as failed.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// A publishing connection, and the arming it was last known good for.
+struct Link {
+    connection: MultiplexedConnection,
+    /// `arms` (see `Shared::wait_ready`) when the connection last answered; a later arming
+    /// means the subscription side reconnected, and this connection may be as dead as its
+    /// old one was.
+    arms: u64,
+}
 
 /// Sends the backlog until the bridge is dropped and the backlog is empty.
 pub(crate) fn run<T: ?Sized + Codec>(
     shared: Arc<Shared<T>>,
     client: redis::Client,
-    first: redis::Connection,
+    first: MultiplexedConnection,
+    runtime: Runtime,
 ) {
-    let mut connection = Some(first);
+    let mut link = Some(Link {
+        connection: first,
+        arms: 0,
+    });
     while let Some(batch) = shared.backlog.take(BATCH) {
         let needed = batch.iter().map(|item| item.needed).max().unwrap_or(0);
-        shared.wait_applied(needed);
-        if connection.is_none() {
-            connection = reconnect(&shared, &client);
-        }
-        let Some(con) = connection.as_mut() else {
-            // Dropped while disconnected: these never go out.
-            shared.give_up(&batch, &shared.counters.lost);
-            shared.settled(batch.len());
-            continue;
-        };
-        let mut pipe = redis::pipe();
-        for item in &batch {
-            pipe.cmd("PUBLISH")
-                .arg(item.channel.as_bytes())
-                .arg(&*item.payload.encode());
-        }
-        match con.req_packed_commands(&pipe.get_packed_pipeline(), 0, batch.len()) {
-            Ok(replies) => account(&shared, &batch, &replies),
-            Err(_) => {
-                shared.publisher_up.store(false, Ordering::Release);
-                connection = None;
-                shared.give_up(&batch, &shared.counters.lost);
+        let mut sent = false;
+        loop {
+            // `None` once the bridge is dropped: what is left goes out on a live connection,
+            // without waiting for the subscription side.
+            let ready = shared.wait_ready(needed);
+            let Some(current) = link.as_mut() else {
+                if ready.is_none() {
+                    break; // dropped while disconnected: these never go out
+                }
+                link = runtime.block_on(reconnect(&shared, &client));
+                if link.is_some() {
+                    // The server may have restarted: have the subscription side prove it
+                    // is subscribed there before anything goes out.
+                    shared.request_check();
+                }
+                continue;
+            };
+            if let Some(arms) = ready.filter(|&arms| arms != current.arms) {
+                let ping = redis::cmd("PING");
+                let exchange = current.connection.req_packed_command(&ping);
+                if let Some(Ok(_)) = runtime.block_on(shared.reply(DRAINING, exchange)) {
+                    current.arms = arms;
+                } else {
+                    lose_link(&shared, &mut link);
+                    continue;
+                }
             }
+            let mut pipe = redis::pipe();
+            for item in &batch {
+                pipe.cmd("PUBLISH")
+                    .arg(item.channel.as_bytes())
+                    .arg(&*item.payload.encode());
+            }
+            let exchange = current
+                .connection
+                .req_packed_commands(&pipe, 0, batch.len());
+            // Not raced with the drop: what the backlog held goes out, within the timeout.
+            let timeout = shared.timing.reply_timeout;
+            match runtime.block_on(async { tokio::time::timeout(timeout, exchange).await }) {
+                Ok(Ok(replies)) => account(&shared, &batch, &replies),
+                Ok(Err(_)) | Err(_) => {
+                    lose_link(&shared, &mut link);
+                    shared.give_up(&batch, &shared.counters.lost);
+                }
+            }
+            sent = true;
+            break;
+        }
+        if !sent {
+            shared.give_up(&batch, &shared.counters.lost);
         }
         shared.settled(batch.len());
     }
     shared.publisher_up.store(false, Ordering::Release);
 }
 
+/// The publishing connection failed: it is dropped, and made again before the next batch.
+fn lose_link<T: ?Sized>(shared: &Shared<T>, link: &mut Option<Link>) {
+    shared.publisher_up.store(false, Ordering::Release);
+    *link = None;
+}
+
 /// Counts a batch's replies: a number for each publish Redis ran, an error for each it
 /// refused (an ACL rule on the channel, say), which is counted in `refused`.
 pub(crate) fn account<T: ?Sized>(
     shared: &Shared<T>,
-    batch: &[super::backlog::Outgoing<T>],
+    batch: &[Outgoing<T>],
     replies: &[redis::Value],
 ) {
     let mut forwarded = 0;
@@ -79,31 +128,33 @@ pub(crate) fn account<T: ?Sized>(
 }
 
 /// Connects again with the same back-off as the subscription side; `None` once the bridge is
-/// dropped.
-fn reconnect<T: ?Sized>(shared: &Shared<T>, client: &redis::Client) -> Option<redis::Connection> {
+/// dropped (which cuts the back-off and the attempt short).
+async fn reconnect<T: ?Sized>(shared: &Shared<T>, client: &redis::Client) -> Option<Link> {
     let timing = shared.timing;
     let mut delay = timing.min_delay;
     loop {
-        if shared.is_stopping() {
+        if !shared.sleep(DRAINING, delay).await {
             return None;
         }
-        std::thread::sleep(delay);
-        if let Ok(connection) = open(client, timing.connect_timeout) {
-            shared.publisher_up.store(true, Ordering::Release);
-            bump(&shared.counters.reconnects, 1);
-            return Some(connection);
+        let attempt = open(client, timing.connect_timeout);
+        match shared.unless(DRAINING, attempt).await? {
+            Ok(connection) => {
+                shared.publisher_up.store(true, Ordering::Release);
+                bump(&shared.counters.reconnects, 1);
+                return Some(Link {
+                    connection,
+                    arms: 0,
+                });
+            }
+            Err(_) => delay = timing.next_delay(delay),
         }
-        delay = (delay * 2).min(timing.max_delay);
     }
 }
 
-/// A publishing connection with time limits on connecting and on each reply.
-pub(crate) fn open(
+/// A publishing connection, within `timeout`.
+pub(crate) async fn open(
     client: &redis::Client,
-    timeout: Duration,
-) -> redis::RedisResult<redis::Connection> {
-    let connection = client.get_connection_with_timeout(timeout)?;
-    connection.set_read_timeout(Some(REPLY_TIMEOUT))?;
-    connection.set_write_timeout(Some(REPLY_TIMEOUT))?;
-    Ok(connection)
+    timeout: std::time::Duration,
+) -> redis::RedisResult<MultiplexedConnection> {
+    super::within(timeout, client.get_multiplexed_async_connection()).await
 }

@@ -4,6 +4,33 @@
 //!
 //! `progress` is a leaf, as are the backlog's and the echoes' locks; none is held while
 //! calling into the registry.
+//!
+//! # When a publish may go out (the arming protocol)
+//!
+//! A publish made after a local `subscribe` returned must come back to that subscription, so
+//! it may go to Redis only once Redis has the subscription, on the server the publish goes
+//! to. `Progress` holds what the subscription side (the mirror) has proved:
+//!
+//! - `armed`: its connection is up and subscribed to every name, as of change `applied`.
+//!   The mirror disarms as soon as it sees its connection fail, and arms again only after
+//!   subscribing to everything on a new one; each arming bumps `arms`.
+//! - `checks_done` against `checks_requested`: a publishing connection made again (after a
+//!   failure, the server may have restarted without the mirror noticing yet) asks for a check,
+//!   and the mirror answers it by a PING on its connection made after the request; a failed
+//!   PING is a lost connection (disarm, reconnect, subscribe again, then check).
+//!
+//! A batch goes out once `wait_ready` sees it armed, with `applied` at least the batch's
+//! `needed` and no check outstanding. Before sending on a connection that last answered
+//! before the latest arming, the publisher PINGs it: after a restart it is dead, and finding
+//! that out costs nothing, where sending on it would lose the batch.
+//!
+//! # Stopping
+//!
+//! `stage` says how far a drop has got: `RUNNING`, then `DRAINING` (the publishing threads
+//! stop waiting: back-offs, connection attempts and checks end at once, and what the backlog
+//! holds goes out on a live connection, each reply waited for at most the reply timeout),
+//! then `STOPPED` once they are done (the subscription side ends, even in the middle of a
+//! command). Every wait on Redis is bounded by a timeout and raced against `stage`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -22,15 +49,38 @@ use super::{BridgeStats, Route};
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Timing {
     pub(crate) connect_timeout: Duration,
+    /// How long a reply from Redis may take before the connection counts as lost.
+    pub(crate) reply_timeout: Duration,
     pub(crate) min_delay: Duration,
     pub(crate) max_delay: Duration,
 }
 
-/// How far the bridge has got; guarded by `Shared::progress`.
+impl Timing {
+    /// The back-off after `delay`: twice as long, up to `max_delay`, never overflowing.
+    pub(crate) fn next_delay(&self, delay: Duration) -> Duration {
+        delay.saturating_mul(2).min(self.max_delay)
+    }
+}
+
+/// The bridge runs.
+pub(crate) const RUNNING: u8 = 0;
+/// The bridge was dropped: publishing threads send what is left and end.
+pub(crate) const DRAINING: u8 = 1;
+/// The publishing threads ended: the subscription side ends too.
+pub(crate) const STOPPED: u8 = 2;
+
+/// How far the bridge has got; guarded by `Shared::progress`. See the module docs.
 #[derive(Default)]
 struct Progress {
-    /// The last subscription change (by sequence number) Redis has.
+    /// The last subscription change (by sequence number) Redis has, while `armed`.
     applied: u64,
+    /// The subscription connection is up and subscribed to everything as of `applied`.
+    armed: bool,
+    /// Times the subscription side armed.
+    arms: u64,
+    /// Checks publishers asked for, and checks the subscription side answered.
+    checks_requested: u64,
+    checks_done: u64,
     /// Publishes out of the backlog for good: forwarded, evicted or lost.
     settled: u64,
 }
@@ -68,13 +118,15 @@ pub(crate) struct Shared<T: ?Sized> {
     accepted: AtomicU64,
     progress: Mutex<Progress>,
     progressed: Condvar,
+    /// Wakes the subscription side when a publisher asks for a check.
+    pub(crate) check_wanted: tokio::sync::Notify,
+    /// `RUNNING`, `DRAINING` or `STOPPED`; see the module docs.
+    stage: tokio::sync::watch::Sender<u8>,
     /// Whether the subscription and the publishing connection are up.
     pub(crate) subscriber_up: AtomicBool,
     pub(crate) publisher_up: AtomicBool,
     /// Names subscribed on Redis now.
     pub(crate) mirrored: AtomicUsize,
-    /// Set when the bridge is dropped: connections are no longer retried.
-    pub(crate) stopping: AtomicBool,
 }
 
 impl<T: ?Sized> Shared<T> {
@@ -97,21 +149,102 @@ impl<T: ?Sized> Shared<T> {
             accepted: AtomicU64::new(0),
             progress: Mutex::new(Progress::default()),
             progressed: Condvar::new(),
+            check_wanted: tokio::sync::Notify::new(),
+            stage: tokio::sync::watch::channel(RUNNING).0,
             subscriber_up: AtomicBool::new(false),
             publisher_up: AtomicBool::new(false),
             mirrored: AtomicUsize::new(0),
-            stopping: AtomicBool::new(false),
         }
     }
 
+    /// Whether the bridge was dropped (`DRAINING` or later).
     pub(crate) fn is_stopping(&self) -> bool {
-        self.stopping.load(Ordering::Acquire)
+        *self.stage.borrow() >= DRAINING
     }
 
-    /// Records that Redis has every subscription change up to `seq`.
+    /// Whether the publishing threads are done and the subscription side must end.
+    pub(crate) fn is_stopped(&self) -> bool {
+        *self.stage.borrow() >= STOPPED
+    }
+
+    /// Moves to `stage` and wakes everyone waiting on progress or on the stage.
+    pub(crate) fn set_stage(&self, stage: u8) {
+        self.stage.send_replace(stage);
+        let _progress = self.progress.lock();
+        self.progressed.notify_all();
+    }
+
+    /// Runs `work` until it finishes (`Some`) or the bridge reaches `stage` (`None`).
+    pub(crate) async fn unless<F: std::future::Future>(
+        &self,
+        stage: u8,
+        work: F,
+    ) -> Option<F::Output> {
+        let mut watch = self.stage.subscribe();
+        tokio::select! {
+            biased;
+            _ = watch.wait_for(|now| *now >= stage) => None,
+            out = work => Some(out),
+        }
+    }
+
+    /// Waits for a reply from Redis: `None` if it took longer than the reply timeout or the
+    /// bridge reached `stage` first.
+    pub(crate) async fn reply<F: std::future::Future>(
+        &self,
+        stage: u8,
+        work: F,
+    ) -> Option<F::Output> {
+        let timed = tokio::time::timeout(self.timing.reply_timeout, work);
+        self.unless(stage, timed).await.and_then(Result::ok)
+    }
+
+    /// Sleeps for `delay`, cut short (false) when the bridge reaches `stage`.
+    pub(crate) async fn sleep(&self, stage: u8, delay: Duration) -> bool {
+        self.unless(stage, tokio::time::sleep(delay))
+            .await
+            .is_some()
+    }
+
+    /// Records that Redis has every subscription change up to `seq` (the connection stays
+    /// armed).
     pub(crate) fn applied(&self, seq: u64) {
         let mut progress = self.progress.lock();
         progress.applied = progress.applied.max(seq);
+        self.progressed.notify_all();
+    }
+
+    /// The subscription connection is up and subscribed to everything as of change `seq`.
+    pub(crate) fn arm(&self, seq: u64) {
+        let mut progress = self.progress.lock();
+        progress.applied = progress.applied.max(seq);
+        progress.armed = true;
+        progress.arms += 1;
+        self.progressed.notify_all();
+    }
+
+    /// The subscription connection failed: nothing goes out until it is armed again.
+    pub(crate) fn disarm(&self) {
+        self.progress.lock().armed = false;
+    }
+
+    /// Asks the subscription side to prove its connection is alive now (see the module docs).
+    pub(crate) fn request_check(&self) {
+        self.progress.lock().checks_requested += 1;
+        self.check_wanted.notify_one();
+    }
+
+    /// The check to answer, if one is outstanding: answer it with `checked` after a PING
+    /// that started after this call.
+    pub(crate) fn check_wanted(&self) -> Option<u64> {
+        let progress = self.progress.lock();
+        (progress.checks_done < progress.checks_requested).then_some(progress.checks_requested)
+    }
+
+    /// Checks up to `requested` are answered.
+    pub(crate) fn checked(&self, requested: u64) {
+        let mut progress = self.progress.lock();
+        progress.checks_done = progress.checks_done.max(requested);
         self.progressed.notify_all();
     }
 
@@ -124,40 +257,71 @@ impl<T: ?Sized> Shared<T> {
         self.progressed.notify_all();
     }
 
-    /// Wakes everyone waiting on progress (the bridge is stopping).
-    pub(crate) fn wake_all(&self) {
-        let _progress = self.progress.lock();
-        self.progressed.notify_all();
-    }
-
-    /// Waits until Redis has subscription change `seq`; false if the bridge stopped first.
-    pub(crate) fn wait_applied(&self, seq: u64) -> bool {
+    /// Waits until a batch that needs subscription change `needed` may go out (see the
+    /// module docs): returns how many times the subscription side armed, or `None` once the
+    /// bridge is stopping.
+    pub(crate) fn wait_ready(&self, needed: u64) -> Option<u64> {
         let mut progress = self.progress.lock();
-        while progress.applied < seq {
+        loop {
             if self.is_stopping() {
-                return false;
+                return None;
+            }
+            let checked = progress.checks_done >= progress.checks_requested;
+            if progress.armed && progress.applied >= needed && checked {
+                return Some(progress.arms);
             }
             self.progressed.wait(&mut progress);
         }
-        true
     }
 
-    /// Waits until Redis has every subscription change and every publish made so far.
+    /// Sleeps for `delay` on a thread, cut short (false) once the bridge is stopping.
+    pub(crate) fn sleep_blocking(&self, delay: Duration) -> bool {
+        let deadline = Instant::now().checked_add(delay);
+        let mut progress = self.progress.lock();
+        loop {
+            if self.is_stopping() {
+                return false;
+            }
+            match deadline {
+                Some(deadline) => {
+                    if self
+                        .progressed
+                        .wait_until(&mut progress, deadline)
+                        .timed_out()
+                    {
+                        return !self.is_stopping();
+                    }
+                }
+                None => self.progressed.wait(&mut progress),
+            }
+        }
+    }
+
+    /// Waits until Redis has every subscription change and every publish made so far, at
+    /// most `timeout` (`Duration::MAX`: for ever).
     pub(crate) fn flush(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now().checked_add(timeout);
         let (changes, publishes) = (
             self.issued.load(Ordering::Acquire),
             self.accepted.load(Ordering::Acquire),
         );
+        let done = |p: &Progress| p.armed && p.applied >= changes && p.settled >= publishes;
         let mut progress = self.progress.lock();
-        while progress.applied < changes || progress.settled < publishes {
-            if self.is_stopping()
-                || self
-                    .progressed
-                    .wait_until(&mut progress, deadline)
-                    .timed_out()
-            {
-                return progress.applied >= changes && progress.settled >= publishes;
+        while !done(&progress) {
+            if self.is_stopping() {
+                return false;
+            }
+            match deadline {
+                Some(deadline) => {
+                    if self
+                        .progressed
+                        .wait_until(&mut progress, deadline)
+                        .timed_out()
+                    {
+                        return done(&progress);
+                    }
+                }
+                None => self.progressed.wait(&mut progress),
             }
         }
         true

@@ -40,3 +40,26 @@ pub fn text_from(alphabet: &[char], max: usize) -> impl Strategy<Value = String>
     proptest::collection::vec(prop::sample::select(alphabet.to_vec()), 0..max)
         .prop_map(|chars| chars.into_iter().collect())
 }
+
+/// How many times a race test repeats its interleaving: `FANOUT_RACE_ROUNDS` if set, else
+/// 1,000 in release builds and 200 in debug ones (so `cargo test` stays quick; run
+/// `cargo test --release` for the full count).
+pub fn race_rounds() -> usize {
+    std::env::var("FANOUT_RACE_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(if cfg!(debug_assertions) { 200 } else { 1_000 })
+}
+
+/// Runs `f` on a thread of its own and returns what it returned, or `None` if it did not
+/// finish within `limit` (the thread is then left running: the caller unblocks it).
+pub fn within<R: Send + 'static>(
+    limit: Duration,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> Option<R> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit).ok()
+}

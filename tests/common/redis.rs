@@ -59,6 +59,25 @@ impl Server {
         let _ = self.child.wait();
     }
 
+    /// Stops the server process (SIGSTOP): it keeps its connections but answers nothing, as
+    /// a hung server does, until `resume`.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} failed");
+    }
+
     /// Starts a new server on the same port after `kill`.
     pub fn restart(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(10);
