@@ -230,13 +230,20 @@ fn a_handle_made_during_broker_close_ends_its_reader() {
     for round in 0..common::race_rounds() {
         let broker = Broker::<str>::new();
         let (tx, rx) = std::sync::mpsc::channel();
+        let (started_tx, started) = std::sync::mpsc::channel();
         let maker = {
             let broker = broker.clone();
             thread::spawn(move || {
+                let _ = started_tx.send(());
                 let sub = broker.pubsub();
                 let _ = tx.send(sub.listen_forever().count());
             })
         };
+        // Close at a different moment of the handle's making each round.
+        started.recv().unwrap();
+        for _ in 0..round % 64 {
+            std::hint::spin_loop();
+        }
         broker.close();
         assert!(
             rx.recv_timeout(Duration::from_secs(10)).is_ok(),
