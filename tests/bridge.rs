@@ -806,6 +806,11 @@ mod bridged {
             waiting.as_mut().poll(&mut cx).is_pending(),
             "waits for room"
         );
+        // Cancelled while it waits (a timeout, a select!): counted dropped, never sent.
+        let mut cancelled = Box::pin(broker.publish_async("q", "cancelled"));
+        assert!(cancelled.as_mut().poll(&mut cx).is_pending());
+        drop(cancelled);
+        assert_eq!(bridge.stats().dropped, 1);
         server.restart();
         assert_eq!(futures::executor::block_on(waiting), 0);
         assert!(bridge.flush(WAIT));

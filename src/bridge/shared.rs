@@ -448,24 +448,29 @@ impl<T: ?Sized + Codec + Send + Sync> Outbound<T> for Shared<T> {
             let Some((counted, item)) = self.prepare(channel, payload) else {
                 return Published::default();
             };
+            // Cancelled before the backlog took it, the publish is given up as dropped (its
+            // expected echoes forgotten), never left half made.
+            let mut unsent = Unsent {
+                shared: self,
+                item: Some(item),
+            };
             let mut published = match counted {
                 Some(counted) => counted,
                 None => {
-                    let payload = item.payload.clone();
+                    let payload = unsent.payload();
                     let local = self.registry.publish_async(channel, payload, self.scope());
                     local.await
                 }
             };
             // Waits for room in a full `Block` backlog without blocking the thread.
-            let mut item = Some(item);
             let pushed = std::future::poll_fn(|cx| {
-                let Some(pending) = item.take() else {
+                let Some(pending) = unsent.item.take() else {
                     return std::task::Poll::Ready(None);
                 };
                 match self.backlog.poll_push(pending, cx.waker()) {
                     Ok(pushed) => std::task::Poll::Ready(Some(pushed)),
                     Err(back) => {
-                        item = Some(back);
+                        unsent.item = Some(back);
                         std::task::Poll::Pending
                     }
                 }
@@ -476,5 +481,31 @@ impl<T: ?Sized + Codec + Send + Sync> Outbound<T> for Shared<T> {
             }
             published
         })
+    }
+}
+
+/// A publish on its way into the backlog from `publish_async`: given up as dropped if the
+/// future is dropped before the backlog took it.
+#[cfg(feature = "async")]
+struct Unsent<'a, T: ?Sized> {
+    shared: &'a Shared<T>,
+    item: Option<Outgoing<T>>,
+}
+
+#[cfg(feature = "async")]
+impl<T: ?Sized> Unsent<'_, T> {
+    fn payload(&self) -> Arc<T> {
+        let item = self.item.as_ref().expect("not sent yet");
+        Arc::clone(&item.payload)
+    }
+}
+
+#[cfg(feature = "async")]
+impl<T: ?Sized> Drop for Unsent<'_, T> {
+    fn drop(&mut self) {
+        if let Some(item) = self.item.take() {
+            let counter = &self.shared.counters.dropped;
+            self.shared.give_up(std::slice::from_ref(&item), counter);
+        }
     }
 }
