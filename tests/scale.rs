@@ -68,7 +68,7 @@ fn dropping_40000_handles_on_one_channel_is_linear() {
 }
 
 #[test]
-fn publish_timeout_zero_over_20000_full_block_handles_is_linear() {
+fn publish_timeout_zero_over_40000_full_block_handles_is_linear() {
     let broker = Broker::<u64>::builder()
         .capacity(1)
         .overflow(Overflow::Block)
