@@ -934,6 +934,7 @@ mod bridged {
         server.connect().call(&["CLIENT", "KILL", "TYPE", "normal"]);
         broker.publish("x", "1");
         eventually("the loss to be seen", || !bridge.is_connected());
+        broker.publish("x", "2"); // a batch waiting for the connection to be made again
         std::thread::sleep(ms(200));
         let took = drop_within(bridge, Duration::from_secs(30));
         assert!(
