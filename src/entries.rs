@@ -85,9 +85,10 @@ impl<T: ?Sized> Entries<T> {
         }
     }
 
-    /// Whether `id` holds the subscription numbered `seq` here.
-    pub(crate) fn contains(&self, id: SubscriberId, seq: u64) -> bool {
-        self.position(id).is_some_and(|i| self.list[i].seq == seq)
+    /// `id`'s entry, if it holds the subscription numbered `seq` here.
+    pub(crate) fn get(&self, id: SubscriberId, seq: u64) -> Option<&Entry<T>> {
+        let entry = &self.list[self.position(id)?];
+        (entry.seq == seq).then_some(entry)
     }
 
     /// Removes `id`'s entry, if any, giving memory back once the list is mostly empty.

@@ -84,7 +84,7 @@ fn reader_wake_loses_no_wake_up() {
                 let (woken, waker) = flag();
                 // `MessageStream::poll_next`: look, register, look again.
                 let ready = queued.load(Ordering::Relaxed) > 0 || {
-                    wake.register(&waker);
+                    wake.register(0, &waker);
                     queued.load(Ordering::Relaxed) > 0
                 };
                 for thread in threads {
@@ -129,7 +129,7 @@ fn room_handshake_loses_no_signal() {
                         thread::spawn(move || {
                             let mut q = queue.lock();
                             while q.len >= q.capacity {
-                                room.wait(&mut q, Duration::MAX);
+                                room.wait(&mut q, Duration::MAX, || {});
                             }
                             q.len += 1;
                         })
@@ -158,6 +158,45 @@ fn room_handshake_loses_no_signal() {
             },
         );
     }
+}
+
+/// A subscription removed (an unsubscribe, a close) while its publisher waits for room: the
+/// publisher checked it under the registry lock and registers before it lets go of that lock
+/// (`Room::wait`'s `unlock`); the remover changes it under that lock, then notifies. The
+/// publisher always sees the removal and stops waiting.
+#[test]
+fn room_handshake_sees_a_subscription_removed() {
+    explore("room handshake, subscription removed", || {
+        let subscribed = Arc::new(Mutex::new(true));
+        let queue = Arc::new(Mutex::new(Queue {
+            len: 1,
+            capacity: 1,
+            wakers: Vec::new(),
+        }));
+        let room = Arc::new(Room::new());
+        let remover = {
+            let (subscribed, queue, room) = (subscribed.clone(), queue.clone(), room.clone());
+            thread::spawn(move || {
+                *subscribed.lock() = false;
+                room.notify(|| queue.lock(), |q| std::mem::take(&mut q.wakers));
+            })
+        };
+        // `Registry::deliver_after_wait`: check under the registry lock, then wait for room.
+        loop {
+            let held = subscribed.lock();
+            if !*held {
+                break;
+            }
+            let mut q = queue.lock();
+            if q.len < q.capacity {
+                q.len += 1;
+                break;
+            }
+            let mut held = Some(held);
+            room.wait(&mut q, Duration::MAX, || drop(held.take()));
+        }
+        remover.join().unwrap();
+    });
 }
 
 /// The same handshake for an async publisher (`Broker::publish_async`): it registers its

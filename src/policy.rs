@@ -213,8 +213,7 @@ impl<T: ?Sized> Bounded<T> {
         if let Some(deadline) = deadline {
             slice = slice.min(deadline - now);
         }
-        unlock();
-        self.room.wait(&mut q, slice);
+        self.room.wait(&mut q, slice, unlock);
         Err(message)
     }
 

@@ -57,7 +57,7 @@ use crate::channel_map::ChannelTable;
 use crate::entries::{Entries, Entry};
 use crate::message::Message;
 use crate::pattern::glob_match;
-use crate::pattern_table::PatternTable;
+use crate::pattern_table::{Pattern, PatternTable};
 use crate::policy::{Offer, Overflow, Tally};
 use crate::shrink::shrink_if_sparse;
 use crate::stats::{BrokerStats, Disconnected};
@@ -153,6 +153,10 @@ pub(crate) trait Outbound<T: ?Sized>: Send + Sync {
         channel: &'a str,
         payload: Arc<T>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Published> + Send + 'a>>;
+
+    /// The broker was closed: publishers waiting for room in the bridge are released, and
+    /// later publishes are refused.
+    fn broker_closed(&self);
 }
 
 /// All subscriptions of one broker.
@@ -199,7 +203,6 @@ enum Held<'a, T: ?Sized> {
 /// A delivery that found a `Block` queue full, to retry without any registry lock held.
 struct Deferred<T: ?Sized> {
     subscriber: Arc<Subscriber<T>>,
-    sender: Sender<Message<T>>,
     seq: u64,
     target: Target,
     /// `None` only while it is being offered.
@@ -207,13 +210,11 @@ struct Deferred<T: ?Sized> {
 }
 
 impl<T: ?Sized> Deferred<T> {
-    /// Lets go of the sender, which may have been the queue's last: an async reader of a
-    /// handle closed meanwhile then sees the end.
+    /// The sender clones it queued with may have been the queue's last: an async reader of
+    /// a handle closed meanwhile then sees the end.
     fn done(self) {
-        let subscriber = self.subscriber;
-        drop(self.sender);
-        if !subscriber.is_open() {
-            subscriber.reader_wake.wake();
+        if !self.subscriber.is_open() {
+            self.subscriber.reader_wake.wake();
         }
     }
 }
@@ -283,7 +284,6 @@ impl<T: ?Sized> Round<'_, T> {
                 waiting.insert(entry.subscriber.id);
                 self.deferred.push(Deferred {
                     subscriber: Arc::clone(&entry.subscriber),
-                    sender: entry.sender.clone(),
                     seq: entry.seq,
                     target: target(),
                     message: Some(message),
@@ -518,17 +518,13 @@ impl<T: ?Sized> Registry<T> {
                     return std::task::Poll::Ready(false);
                 };
                 // Check the subscription and offer under its registry lock, as `publish` does.
-                let Some(_held) = self.hold_subscription(&next.target, &next.subscriber, next.seq)
+                let Some((_held, sender)) =
+                    self.hold_subscription(&next.target, &next.subscriber, next.seq)
                 else {
                     return std::task::Poll::Ready(false);
                 };
                 let subscriber = &next.subscriber;
-                match subscriber.offer_or_register(
-                    &next.sender,
-                    message,
-                    &mut round.tally,
-                    cx.waker(),
-                ) {
+                match subscriber.offer_or_register(&sender, message, &mut round.tally, cx.waker()) {
                     Ok(delivered) => std::task::Poll::Ready(delivered),
                     Err(again) => {
                         next.message = Some(again);
@@ -558,7 +554,7 @@ impl<T: ?Sized> Registry<T> {
             return;
         }
         let held = self.hold_subscription(&deferred.target, &deferred.subscriber, deferred.seq);
-        if let Some(_held) = held {
+        if let Some((_held, _sender)) = held {
             deferred.subscriber.refuse(&mut round.tally);
             round.published.full.push(deferred.subscriber.id);
         }
@@ -618,10 +614,7 @@ impl<T: ?Sized> Registry<T> {
         round.channel_delivered = round.published.delivered;
         if patterns {
             let table = self.patterns.read();
-            table.for_each_match(hash, channel, |pattern| {
-                if matches!(scope, Scope::Pattern(only) if only != &*pattern.pattern) {
-                    return;
-                }
+            let deliver = |pattern: &Pattern<Entries<T>>| {
                 let name = name.get_or_insert_with(|| Arc::from(channel));
                 for entry in &pattern.value {
                     let message = Message::PMessage {
@@ -631,7 +624,13 @@ impl<T: ?Sized> Registry<T> {
                     };
                     round.offer(entry, || Target::Pattern(pattern.pattern.clone()), message);
                 }
-            });
+            };
+            match scope {
+                // Redis matched it already: its matcher decides (it compares range ends as
+                // signed chars, where `glob_match` compares bytes), so it is not matched again.
+                Scope::Pattern(only) => table.get(only).into_iter().for_each(deliver),
+                Scope::All | Scope::Channel => table.for_each_match(hash, channel, deliver),
+            }
         }
         Some(round)
     }
@@ -659,27 +658,29 @@ impl<T: ?Sized> Registry<T> {
     /// The registry lock over `target`, held, if `subscriber`'s subscription with sequence
     /// number `seq` still stands there: a waiting publisher checks and queues under it, as
     /// `publish` does, so an unsubscription in between is a clean cut.
+    ///
+    /// Also gives a clone of the subscription's sender, for the caller to queue with and drop
+    /// right after: a waiting publisher holds none meanwhile, so a handle closed while a
+    /// `publish_async` future sits unpolled still sees its queue end.
     fn hold_subscription(
         &self,
         target: &Target,
         subscriber: &Arc<Subscriber<T>>,
         seq: u64,
-    ) -> Option<Held<'_, T>> {
+    ) -> Option<(Held<'_, T>, Sender<Message<T>>)> {
         match target {
             Target::Channel(name) => {
                 let (hash, stripe) = self.stripe(name);
                 let map = stripe.map.lock();
-                let stands = map
-                    .get(hash, name)
-                    .is_some_and(|c| c.value.contains(subscriber.id, seq));
-                stands.then_some(Held::Channel(map))
+                let entries = &map.get(hash, name)?.value;
+                let sender = entries.get(subscriber.id, seq)?.sender.clone();
+                Some((Held::Channel(map), sender))
             }
             Target::Pattern(pattern) => {
                 let table = self.patterns.read();
-                let stands = table
-                    .get(pattern)
-                    .is_some_and(|p| p.value.contains(subscriber.id, seq));
-                stands.then_some(Held::Pattern(table))
+                let entries = &table.get(pattern)?.value;
+                let sender = entries.get(subscriber.id, seq)?.sender.clone();
+                Some((Held::Pattern(table), sender))
             }
         }
     }
@@ -696,20 +697,19 @@ impl<T: ?Sized> Registry<T> {
         };
         let Deferred {
             subscriber,
-            sender,
             seq,
             target,
             ..
         } = &deferred;
         loop {
-            let Some(held) = self.hold_subscription(target, subscriber, *seq) else {
+            let Some((held, sender)) = self.hold_subscription(target, subscriber, *seq) else {
                 break;
             };
             // Released early only to wait; after a delivery it is held until the handle's
             // counters are updated, so an unsubscribe that returns sees them complete.
             let mut held = Some(held);
             let result =
-                subscriber.offer_after_wait(sender, message, deadline, &mut round.tally, || {
+                subscriber.offer_after_wait(&sender, message, deadline, &mut round.tally, || {
                     drop(held.take())
                 });
             drop(held);
@@ -773,6 +773,9 @@ impl<T: ?Sized> Registry<T> {
         // subscription either got in before its lock was taken (and is removed with its
         // handle) or sees the flag under that lock. See `handles` for new handles.
         self.closed.store(true, Ordering::Release);
+        if let Some(bridge) = self.bridge() {
+            bridge.broker_closed();
+        }
         let live: Vec<Arc<Subscriber<T>>> = {
             let handles = self.handles.lock();
             handles.values().filter_map(Weak::upgrade).collect()

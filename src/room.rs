@@ -15,6 +15,11 @@
 //! (parking_lot enqueues the waiter before it releases the lock). An idle queue costs its
 //! readers one atomic load. `src/model_check.rs` explores this with loom.
 //!
+//! The same holds for a change of the subscription the publisher waits for (an unsubscribe,
+//! a close): the publisher checked the subscription under a registry lock, and registers
+//! before it lets go of that lock too; the change is made under that lock and then
+//! notifies, so it sees the registration.
+//!
 //! `waiting` uses `SeqCst`, though the lock already orders the two sides: it is read outside
 //! the lock, and `SeqCst` keeps that read easy to reason about at no measurable cost.
 //!
@@ -44,8 +49,17 @@ impl Room {
 
     /// Waits for a signal, at most `timeout`, with the queue's lock `queue` held on entry
     /// (released while waiting, held again on return). The caller found no room under it.
-    pub(crate) fn wait<S>(&self, queue: &mut MutexGuard<'_, S>, timeout: Duration) {
+    /// `unlock` lets go of the registry lock the caller checked its subscription under; it
+    /// runs once this publisher is registered, so a subscription change (made under that
+    /// lock, then notified) cannot slip between the registration and the wait either.
+    pub(crate) fn wait<S>(
+        &self,
+        queue: &mut MutexGuard<'_, S>,
+        timeout: Duration,
+        unlock: impl FnOnce(),
+    ) {
         self.waiting.fetch_add(1, Ordering::SeqCst);
+        unlock();
         self.signal.wait_for(queue, timeout);
         self.waiting.fetch_sub(1, Ordering::SeqCst);
     }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use futures_core::Stream;
@@ -18,6 +19,8 @@ use crate::message::Message;
 /// it does not end when the last subscription goes. Reading never blocks the thread.
 pub struct MessageStream<T: ?Sized> {
     inbox: Inbox<T>,
+    /// Tells this stream's waker from the other streams' of the same handle.
+    id: u64,
     /// Whether the last poll returned `Pending`: the stream then counts as a waiting reader,
     /// room for a rendezvous queue (capacity 0), until it is polled again or dropped.
     waiting: bool,
@@ -25,8 +28,10 @@ pub struct MessageStream<T: ?Sized> {
 
 impl<T: ?Sized> MessageStream<T> {
     pub(crate) fn new(inbox: Inbox<T>) -> Self {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         MessageStream {
             inbox,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             waiting: false,
         }
     }
@@ -71,7 +76,10 @@ impl<T: ?Sized> Stream for MessageStream<T> {
         }
         // Register, then look once more: see `wake.rs` for why no wake-up is lost. Counted
         // as waiting first, so a rendezvous publisher woken by that finds room and queues.
-        this.inbox.subscriber.reader_wake.register(cx.waker());
+        this.inbox
+            .subscriber
+            .reader_wake
+            .register(this.id, cx.waker());
         this.set_waiting(true);
         match this.next_now() {
             Ok(message) => {
@@ -90,6 +98,7 @@ impl<T: ?Sized> Stream for MessageStream<T> {
 impl<T: ?Sized> Drop for MessageStream<T> {
     fn drop(&mut self) {
         self.set_waiting(false);
+        self.inbox.subscriber.reader_wake.forget(self.id);
     }
 }
 

@@ -1087,4 +1087,226 @@ mod bridged {
             missing.len()
         );
     }
+
+    /// `Broker::close` releases a publisher waiting for room in the bridge's full `Block`
+    /// backlog while Redis is down, as it releases one waiting for a handle's queue; what the
+    /// backlog held still goes out once Redis is back.
+    #[test]
+    fn broker_close_releases_a_publisher_waiting_for_the_bridge_backlog() {
+        let Some(mut server) = Server::start() else {
+            return;
+        };
+        let broker = Broker::<str>::new();
+        let bridge = Bridge::builder(&broker, &server.url())
+            .backlog(Some(1), Overflow::Block)
+            .reconnect_delay(ms(10), ms(100))
+            .connect()
+            .unwrap();
+        let sub = quiet(&broker);
+        sub.subscribe(["x"]);
+        assert!(bridge.flush(WAIT));
+        server.kill();
+        eventually("the loss to be seen", || !bridge.is_connected());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let publisher = broker.clone();
+        std::thread::spawn(move || {
+            let returned: Vec<usize> = (0..5)
+                .map(|i| publisher.publish("x", i.to_string()))
+                .collect();
+            let _ = tx.send(returned);
+        });
+        std::thread::sleep(ms(300));
+        assert!(rx.try_recv().is_err(), "the publisher waits for room");
+        broker.close();
+        let released = rx.recv_timeout(Duration::from_secs(10));
+        server.restart(); // lets it go if the close did not, so the test ends
+        let returned = released.expect("Broker::close released the publisher");
+        // The first was taken by the publishing thread, the second filled the backlog; the
+        // third waited and was refused by the close (dropped), the later ones came after it.
+        assert_eq!(returned, [1, 1, 0, 0, 0]);
+        assert!(bridge.flush(WAIT));
+        let stats = bridge.stats();
+        // The two queued ones go out once Redis is back, to a channel nobody subscribes to
+        // any more (the close removed `sub`'s subscription): Redis answers 0 receivers where
+        // a local handle was counted, so they are counted lost.
+        assert_eq!((stats.forwarded + stats.lost, stats.dropped), (2, 1));
+    }
+
+    /// Redis matches a pattern whose range ends are not ASCII differently from
+    /// `glob_match` (it compares signed chars). A `pmessage` Redis sends for a pattern goes
+    /// to that pattern's handles as Redis matched it, not dropped by a second, local match.
+    #[test]
+    fn a_pmessage_from_redis_reaches_its_pattern_as_redis_matched_it() {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let broker = Broker::<str>::new();
+        let bridge = bridge(&broker, &server, Route::ViaRedis);
+        let sub = quiet(&broker);
+        sub.psubscribe(["[a-é]"]);
+        assert!(bridge.flush(WAIT));
+        assert!(
+            !fanout::glob_match("[a-é]", "A"),
+            "bytes compare unsigned here"
+        );
+        let receivers = server.connect().call(&["PUBLISH", "A", "from redis"]);
+        assert_eq!(receivers, Reply::Int(1), "Redis matches it");
+        assert_eq!(read(&sub, 1), ["from redis"]);
+    }
+
+    /// Killing only the subscription connection (`CLIENT KILL TYPE pubsub`) under a steady
+    /// publisher: what the handle misses sits at the `Gap` notice and is counted `lost`
+    /// (Redis answers those publishes with 0 receivers), not `forwarded`, beyond at most one
+    /// batch Redis answered in the same moment it dropped the connection.
+    #[test]
+    fn a_killed_subscription_connection_counts_what_it_missed() {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        for round in 0..3 {
+            let broker = Broker::<str>::new();
+            let bridge = bridge(&broker, &server, Route::ViaRedis);
+            let sub = quiet(&broker);
+            let channel = format!("s{round}");
+            sub.subscribe([channel.as_str()]);
+            assert!(bridge.flush(WAIT));
+            let stop = Arc::new(AtomicBool::new(false));
+            let publisher = {
+                let (broker, stop, channel) = (broker.clone(), stop.clone(), channel.clone());
+                std::thread::spawn(move || {
+                    let mut sent = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        broker.publish(&channel, sent.to_string());
+                        sent += 1;
+                        // Slow enough for a debug build's receiving thread to keep up:
+                        // the bridge notices the loss when that thread reaches the end of
+                        // the old connection's stream.
+                        if sent % 8 == 0 {
+                            std::thread::sleep(Duration::from_micros(200));
+                        }
+                    }
+                    sent
+                })
+            };
+            std::thread::sleep(ms(200));
+            server.connect().call(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+            std::thread::sleep(ms(300));
+            stop.store(true, Ordering::Relaxed);
+            let sent = publisher.join().unwrap();
+            assert!(bridge.flush(WAIT));
+            broker.publish(&channel, "end");
+            let mut got = Vec::new();
+            read_until(&sub, "end", &mut got);
+            assert!(bridge.flush(WAIT));
+            let gap_at = got.iter().position(|m| m == "<gap>").expect("a gap notice");
+            let received = numbers(&got, "");
+            assert!(
+                received.windows(2).all(|w| w[0] < w[1]),
+                "in order, none twice"
+            );
+            let before = numbers(&got[..gap_at], "");
+            let (last_before, first_after) = (before.last().copied(), received.get(before.len()));
+            let missing: Vec<u64> = (0..sent)
+                .filter(|n| received.binary_search(n).is_err())
+                .collect();
+            let stats = bridge.stats();
+            eprintln!(
+                "round {round}: sent {sent}, {} missing, {stats:?}",
+                missing.len()
+            );
+            assert!(
+                missing
+                    .iter()
+                    .all(|&n| Some(n) > last_before && Some(&n) < first_after),
+                "only at the gap: {missing:?}"
+            );
+            assert_eq!(stats.forwarded + stats.lost, sent + 1);
+            assert!(
+                missing.len() as u64 <= stats.lost + BATCH,
+                "{} missing, {} counted lost",
+                missing.len(),
+                stats.lost
+            );
+        }
+    }
+
+    /// A shard that hangs (SIGSTOP) while the backlog holds runs of publishes for two of its
+    /// channels: dropping the cluster bridge waits for one reply at most, not one per run.
+    #[test]
+    fn dropping_a_cluster_bridge_while_a_shard_hangs_returns_promptly() {
+        let Some(cluster) = Cluster::start(3) else {
+            return;
+        };
+        // Two channels whose slots the first node owns (the others answer MOVED).
+        let mut first = cluster.nodes[0].connect();
+        let channels: Vec<String> = (0..)
+            .map(|i| format!("ch{i}"))
+            .filter(|name| !matches!(first.call(&["SPUBLISH", name, "probe"]), Reply::Error(_)))
+            .take(2)
+            .collect();
+        let broker = Broker::<str>::new();
+        let bridge = Bridge::builder(&broker, &cluster.url())
+            .cluster()
+            .reply_timeout(ms(300))
+            .reconnect_delay(ms(10), ms(50))
+            .connect()
+            .unwrap();
+        let sub = broker.pubsub();
+        sub.subscribe(&channels);
+        assert!(bridge.flush(WAIT));
+        cluster.nodes[0].pause();
+        for i in 0..40 {
+            broker.publish(&channels[i % 2], i.to_string());
+        }
+        std::thread::sleep(ms(100));
+        let took = drop_within(bridge, Duration::from_secs(60));
+        cluster.nodes[0].resume();
+        assert!(
+            took.is_some_and(|t| t < Duration::from_secs(2)),
+            "drop took {took:?}"
+        );
+    }
+
+    /// The subscription connection dies while the bridge cannot notice (its receiving thread
+    /// waits for a full `Block` handle): publishes still go out, and Redis answers them with
+    /// 0 receivers where a local handle was counted. They are counted `lost`, not
+    /// `forwarded` as they once were.
+    #[test]
+    fn publishes_redis_delivered_to_no_one_are_counted_lost() {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let broker = Broker::<str>::new();
+        let bridge = bridge(&broker, &server, Route::ViaRedis);
+        let slow = broker
+            .pubsub_builder()
+            .capacity(1)
+            .overflow(Overflow::Block)
+            .ignore_subscribe_messages(true)
+            .build();
+        slow.subscribe(["s"]);
+        assert!(bridge.flush(WAIT));
+        broker.publish("s", "fills the queue");
+        broker.publish("s", "holds the receiving thread");
+        eventually("the queue to fill", || slow.stats().queued == 2);
+        assert!(bridge.flush(WAIT));
+        server.connect().call(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+        std::thread::sleep(ms(100));
+        for i in 0..10 {
+            broker.publish("s", i.to_string());
+        }
+        assert!(bridge.flush(WAIT));
+        let stats = bridge.stats();
+        assert_eq!((stats.forwarded, stats.lost), (2, 10), "{stats:?}");
+        // Once the handle reads, the bridge notices the loss and goes on after a gap.
+        let mut got = read(&slow, 2);
+        eventually("the loss to be noticed", || bridge.stats().gaps == 1);
+        assert!(bridge.flush(WAIT));
+        broker.publish("s", "end");
+        read_until(&slow, "end", &mut got);
+        assert_eq!(
+            got,
+            ["fills the queue", "holds the receiving thread", "<gap>"]
+        );
+    }
 }

@@ -2,6 +2,7 @@
 //! arrives, supports handlers, and ends when the handle is closed.
 #![cfg(feature = "async")]
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -313,4 +314,80 @@ fn capacity_zero_delivers_to_a_waiting_stream() {
         };
         assert_eq!(message.payload().map(|p| &**p), Some("now"));
     }
+}
+
+/// A handle may have several streams: each one waiting is woken when something is queued
+/// and when the handle ends (it once kept a single waker slot: only the last stream to
+/// wait was woken, even by `Broker::close`).
+#[test]
+fn every_stream_of_a_handle_is_woken() {
+    let broker = Broker::<str>::new();
+    let sub = broker
+        .pubsub_builder()
+        .ignore_subscribe_messages(true)
+        .build();
+    sub.subscribe(["a"]);
+    let (mut first, mut second, third) = (sub.stream(), sub.stream(), sub.stream());
+    let counters: Vec<_> = (0..2)
+        .map(|_| Arc::new(Counter(AtomicUsize::new(0))))
+        .collect();
+    let wakers: Vec<Waker> = counters.iter().map(|c| Waker::from(c.clone())).collect();
+    assert!(poll_once(&mut first, &wakers[0]).is_pending());
+    assert!(poll_once(&mut second, &wakers[1]).is_pending());
+    drop(third); // a stream that never waited, gone
+    broker.publish("a", "x");
+    let woken: Vec<usize> = counters
+        .iter()
+        .map(|c| c.0.load(Ordering::SeqCst))
+        .collect();
+    assert_eq!(woken, [1, 1], "both waiting streams were woken");
+    assert!(matches!(
+        poll_once(&mut second, &wakers[1]),
+        Poll::Ready(Some(_))
+    ));
+    assert!(
+        poll_once(&mut first, &wakers[0]).is_pending(),
+        "the other took it"
+    );
+    drop(second);
+    broker.close();
+    assert_eq!(counters[0].0.load(Ordering::SeqCst), 2, "the close woke it");
+    assert!(matches!(
+        poll_once(&mut first, &wakers[0]),
+        Poll::Ready(None)
+    ));
+}
+
+/// A `publish_async` waiting for a full `Block` queue, polled once and kept unpolled (as a
+/// `select!` over `&mut future` may leave it), does not keep the handle's queue open:
+/// `Broker::close` still ends its readers.
+#[test]
+fn broker_close_ends_readers_while_a_publish_async_future_is_parked() {
+    let broker = Broker::<str>::builder()
+        .capacity(1)
+        .overflow(Overflow::Block)
+        .build();
+    let sub = broker.pubsub();
+    sub.subscribe(["a"]);
+    broker.publish("a", "1"); // the queue is full
+    let mut parked = Box::pin(broker.publish_async("a", "2"));
+    let counter = Arc::new(Counter(AtomicUsize::new(0)));
+    let waker = Waker::from(counter);
+    assert!(parked
+        .as_mut()
+        .poll(&mut Context::from_waker(&waker))
+        .is_pending());
+    broker.close();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let _ = tx.send(sub.listen_forever().count());
+        });
+        let ended = rx.recv_timeout(Duration::from_secs(10));
+        if ended.is_err() {
+            drop(parked); // lets the reader end, so the test can fail instead of hanging
+            panic!("listen_forever() kept waiting while a publish_async future was parked");
+        }
+        assert_eq!(ended, Ok(2), "the confirmation and the message");
+    });
 }

@@ -2,8 +2,9 @@
 //!
 //! # Locks
 //!
-//! `state` is a leaf: nothing else is taken while it is held. A publisher waiting for room
-//! waits on `room` with only `state` held by the condition variable, which releases it.
+//! `state` is a leaf: nothing else is taken while it is held, and async publishers' wakers
+//! are woken after it is let go. A publisher waiting for room waits on `room` with only
+//! `state` held by the condition variable, which releases it.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -24,6 +25,10 @@ pub(crate) struct Outgoing<T: ?Sized> {
     pub(crate) needed: u64,
     /// Echoes of this publish to skip when they come back (`Route::LocalFirst`).
     pub(crate) echoes: Vec<EchoKey>,
+    /// Local subscriptions matched it when it was published, so the bridge's own
+    /// subscription connection is among its receivers: Redis answering "0 receivers" means
+    /// they missed it.
+    pub(crate) comes_back: bool,
 }
 
 /// What `push` did with a publish.
@@ -106,7 +111,9 @@ impl<T: ?Sized> Backlog<T> {
         match self.try_push(&mut state, item) {
             Ok(pushed) => Ok(pushed),
             Err(back) => {
-                state.wakers.push(waker.clone());
+                if !state.wakers.iter().any(|w| w.will_wake(waker)) {
+                    state.wakers.push(waker.clone());
+                }
                 Err(back)
             }
         }
@@ -150,9 +157,10 @@ impl<T: ?Sized> Backlog<T> {
         let batch: Vec<_> = state.items.drain(..n).collect();
         self.room.notify_all();
         #[cfg(feature = "async")]
-        for waker in state.wakers.drain(..) {
-            waker.wake();
-        }
+        let wakers = std::mem::take(&mut state.wakers);
+        drop(state);
+        #[cfg(feature = "async")]
+        wakers.into_iter().for_each(std::task::Waker::wake);
         Some(batch)
     }
 
@@ -168,8 +176,9 @@ impl<T: ?Sized> Backlog<T> {
         self.room.notify_all();
         self.ready.notify_all();
         #[cfg(feature = "async")]
-        for waker in state.wakers.drain(..) {
-            waker.wake();
-        }
+        let wakers = std::mem::take(&mut state.wakers);
+        drop(state);
+        #[cfg(feature = "async")]
+        wakers.into_iter().for_each(std::task::Waker::wake);
     }
 }

@@ -185,19 +185,21 @@ fn gap<T: ?Sized>(shared: &Shared<T>, down_for: Duration) {
 }
 
 /// Sends the backlog with `SPUBLISH`, in order: each run of publishes on one channel (one
-/// slot) is one pipeline, the runs one after another. A batch waits for the subscription
+/// slot) is one pipeline, the runs one after another. Each run waits for the subscription
 /// side as on one server (`shared.rs`); a failed run is counted `lost` and asks for a check,
-/// so the next batch goes out only once every node answers and every channel is subscribed
-/// again. Runs on the subscription side's runtime, which stays driven until this ends.
+/// so the next run goes out only once every node answers and every channel is subscribed
+/// again. Once the bridge is dropped, runs go out without waiting until one fails: the rest
+/// of the backlog is then counted `lost` at once, so a hung shard costs the drop one reply
+/// timeout, not one per run. Runs on the subscription side's runtime, which stays driven
+/// until this ends.
 pub(crate) fn publish<T: ?Sized + Codec>(
     shared: Arc<Shared<T>>,
     mut con: ClusterConnection,
     runtime: tokio::runtime::Handle,
 ) {
+    let mut failed_while_draining = false;
     while let Some(batch) = shared.backlog.take(super::publisher::BATCH) {
         let needed = batch.iter().map(|item| item.needed).max().unwrap_or(0);
-        // `None` once the bridge is dropped: what is left goes out without waiting.
-        let _ = shared.wait_ready(needed);
         let mut start = 0;
         while start < batch.len() {
             let channel = &batch[start].channel;
@@ -206,13 +208,20 @@ pub(crate) fn publish<T: ?Sized + Codec>(
                     .iter()
                     .take_while(|item| &item.channel == channel)
                     .count();
+            let run = &batch[start..end];
+            start = end;
+            if failed_while_draining {
+                shared.give_up(run, &shared.counters.lost);
+                continue;
+            }
+            // `None` once the bridge is dropped: what is left goes out without waiting.
+            let draining = shared.wait_ready(needed).is_none();
             let mut pipe = redis::pipe();
-            for item in &batch[start..end] {
+            for item in run {
                 pipe.cmd("SPUBLISH")
                     .arg(item.channel.as_bytes())
                     .arg(&*item.payload.encode());
             }
-            let run = &batch[start..end];
             let exchange = con.req_packed_commands(&pipe, 0, run.len());
             let timeout = shared.timing.reply_timeout;
             let sent = runtime.block_on(async { tokio::time::timeout(timeout, exchange).await });
@@ -224,11 +233,14 @@ pub(crate) fn publish<T: ?Sized + Codec>(
                 Ok(Err(_)) | Err(_) => {
                     shared.publisher_up.store(false, Ordering::Release);
                     shared.give_up(run, &shared.counters.lost);
-                    shared.request_check();
-                    shared.sleep_blocking(shared.timing.min_delay);
+                    if draining {
+                        failed_while_draining = true;
+                    } else {
+                        shared.request_check();
+                        shared.sleep_blocking(shared.timing.min_delay);
+                    }
                 }
             }
-            start = end;
         }
         shared.settled(batch.len());
     }

@@ -73,7 +73,11 @@ pub struct BridgeStats {
     pub echoes_skipped: u64,
     /// Publishes the backlog refused or evicted under its overflow policy.
     pub dropped: u64,
-    /// Publishes whose connection failed while Redis had them: maybe delivered, never resent.
+    /// Publishes whose connection failed while Redis had them (maybe delivered, never
+    /// resent), and publishes local subscriptions were waiting for that Redis delivered to
+    /// no one (the subscription connection had just dropped, or the subscriptions were
+    /// removed before the publish reached Redis), and, once the bridge is dropped, what was
+    /// left with no connection to send it on.
     pub lost: u64,
     /// Messages from Redis whose channel or pattern was not UTF-8, or whose payload
     /// [`Codec::decode`] refused; they were skipped.
@@ -157,8 +161,8 @@ impl std::error::Error for BridgeError {
 /// - delivers what Redis sends to the local handles subscribed to that channel or pattern;
 /// - on a lost connection (or a reply slower than the reply timeout: a hung server) reconnects
 ///   with back-off, subscribes again, and gives every local handle a
-///   [`Message::Gap`](crate::Message::Gap) notice where messages may be missing: what was in
-///   flight when the connection died.
+///   [`Message::Gap`](crate::Message::Gap) notice where messages may be missing: what went
+///   out before the loss was noticed, counted in [`BridgeStats::lost`].
 ///
 /// Where a publish goes first is the [`Route`]; by default through Redis, so all processes
 /// see one order. A publish made after `subscribe` returned reaches that handle: the publish

@@ -108,8 +108,11 @@ fn lose_link<T: ?Sized>(shared: &Shared<T>, link: &mut Option<Link>) {
     *link = None;
 }
 
-/// Counts a batch's replies: a number for each publish Redis ran, an error for each it
-/// refused (an ACL rule on the channel, say), which is counted in `refused`.
+/// Counts a batch's replies: the number of receivers for each publish Redis ran, an error
+/// for each it refused (an ACL rule on the channel, say), counted in `refused`. A publish
+/// that local subscriptions were waiting for but that Redis delivered to no one missed the
+/// bridge's own subscription connection (it had just dropped, or those subscriptions were
+/// removed first): counted `lost`, not `forwarded`.
 pub(crate) fn account<T: ?Sized>(
     shared: &Shared<T>,
     batch: &[Outgoing<T>],
@@ -117,12 +120,15 @@ pub(crate) fn account<T: ?Sized>(
 ) {
     let mut forwarded = 0;
     for (item, reply) in batch.iter().zip(replies) {
-        match reply {
-            redis::Value::ServerError(_) => {
-                shared.give_up(std::slice::from_ref(item), &shared.counters.refused)
+        let counter = match reply {
+            redis::Value::ServerError(_) => &shared.counters.refused,
+            redis::Value::Int(0) if item.comes_back => &shared.counters.lost,
+            _ => {
+                forwarded += 1;
+                continue;
             }
-            _ => forwarded += 1,
-        }
+        };
+        shared.give_up(std::slice::from_ref(item), counter);
     }
     bump(&shared.counters.forwarded, forwarded);
 }

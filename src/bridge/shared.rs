@@ -369,6 +369,7 @@ impl<T: ?Sized + Codec> Shared<T> {
             return None;
         }
         let (count, topics) = self.registry.matching(channel, !self.sharded);
+        let comes_back = !topics.is_empty();
         let channel: Arc<str> = Arc::from(channel);
         let mut echoes = Vec::new();
         if self.route == Route::LocalFirst && !topics.is_empty() {
@@ -390,6 +391,7 @@ impl<T: ?Sized + Codec> Shared<T> {
             payload,
             needed,
             echoes,
+            comes_back,
         };
         let counted = (self.route == Route::ViaRedis).then(|| Published {
             delivered: count,
@@ -417,7 +419,13 @@ impl<T: ?Sized + Codec> Shared<T> {
             }
             Pushed::Refused(item) => {
                 self.give_up(std::slice::from_ref(&item), &self.counters.dropped);
-                published.backlog_full = true;
+                if self.registry.is_closed() {
+                    // Released by `Broker::close`: a publish after the close, which delivers
+                    // nothing and reports nothing.
+                    *published = Published::default();
+                } else {
+                    published.backlog_full = true;
+                }
             }
         }
     }
@@ -436,6 +444,10 @@ impl<T: ?Sized + Codec + Send + Sync> Outbound<T> for Shared<T> {
         let pushed = self.backlog.push(item, wait);
         self.pushed(pushed, &mut published);
         published
+    }
+
+    fn broker_closed(&self) {
+        self.backlog.close();
     }
 
     #[cfg(feature = "async")]
