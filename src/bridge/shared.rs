@@ -276,55 +276,43 @@ impl<T: ?Sized> Shared<T> {
 
     /// Sleeps for `delay` on a thread, cut short (false) once the bridge is stopping.
     pub(crate) fn sleep_blocking(&self, delay: Duration) -> bool {
-        let deadline = Instant::now().checked_add(delay);
-        let mut progress = self.progress.lock();
-        loop {
-            if self.is_stopping() {
-                return false;
-            }
-            match deadline {
-                Some(deadline) => {
-                    if self
-                        .progressed
-                        .wait_until(&mut progress, deadline)
-                        .timed_out()
-                    {
-                        return !self.is_stopping();
-                    }
-                }
-                None => self.progressed.wait(&mut progress),
-            }
-        }
+        self.wait_progress(Instant::now().checked_add(delay), |_| false);
+        !self.is_stopping()
     }
 
     /// Waits until Redis has every subscription change and every publish made so far, at
     /// most `timeout` (`Duration::MAX`: for ever).
     pub(crate) fn flush(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now().checked_add(timeout);
         let (changes, publishes) = (
             self.issued.load(Ordering::Acquire),
             self.accepted.load(Ordering::Acquire),
         );
-        let done = |p: &Progress| p.armed && p.applied >= changes && p.settled >= publishes;
+        self.wait_progress(Instant::now().checked_add(timeout), |p| {
+            p.armed && p.applied >= changes && p.settled >= publishes
+        })
+    }
+
+    /// Waits until `done` holds (true), or `deadline` passes (`None`: never) or the bridge
+    /// stops (false, unless `done` holds by then).
+    fn wait_progress(&self, deadline: Option<Instant>, done: impl Fn(&Progress) -> bool) -> bool {
         let mut progress = self.progress.lock();
-        while !done(&progress) {
+        loop {
+            if done(&progress) {
+                return true;
+            }
             if self.is_stopping() {
                 return false;
             }
             match deadline {
                 Some(deadline) => {
-                    if self
-                        .progressed
-                        .wait_until(&mut progress, deadline)
-                        .timed_out()
-                    {
+                    let waited = self.progressed.wait_until(&mut progress, deadline);
+                    if waited.timed_out() {
                         return done(&progress);
                     }
                 }
                 None => self.progressed.wait(&mut progress),
             }
         }
-        true
     }
 
     /// Whether both connections are up now.
