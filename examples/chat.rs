@@ -1,12 +1,13 @@
 //! A small chat: each user is a thread that publishes to rooms and listens, and one
-//! moderator thread uses `select!` over two handles (a room and a pattern for direct
-//! messages) plus a shutdown channel.
+//! moderator thread waits on two handles (a room and a pattern for direct messages) plus a
+//! shutdown channel at once, with `crossbeam_channel::Select`.
 //!
 //! Run: `cargo run --example chat`.
 
 use std::thread;
+use std::time::Duration;
 
-use crossbeam_channel::{bounded, select};
+use crossbeam_channel::{bounded, Select};
 use fanout::{Broker, Message};
 
 const USERS: [&str; 3] = ["ada", "linus", "grace"];
@@ -37,15 +38,29 @@ fn main() {
             }
             _ => {} // confirmations
         };
+        // The recipe: `Select::ready` says which handle has something, and the handle reads
+        // it, exactly as `get_message` always does (handlers, ignored confirmations, names).
+        let mut select = Select::new();
+        let lobby_ready = select.recv(lobby.receiver());
+        let direct_ready = select.recv(direct.receiver());
+        select.recv(&shutdown_rx);
         loop {
-            select! {
-                recv(lobby.receiver()) -> m => m.into_iter().for_each(&mut show),
-                recv(direct.receiver()) -> m => m.into_iter().for_each(&mut show),
-                recv(shutdown_rx) -> _ => {
-                    // `select!` picks among ready channels at random: read what is queued.
-                    lobby.receiver().try_iter().chain(direct.receiver().try_iter()).for_each(&mut show);
-                    break;
+            let ready = select.ready();
+            for (index, handle) in [(lobby_ready, &lobby), (direct_ready, &direct)] {
+                if ready == index {
+                    while let Some(message) = handle.get_message(Duration::ZERO) {
+                        show(message);
+                    }
                 }
+            }
+            if ready != lobby_ready && ready != direct_ready {
+                // Shut down: read what is still queued.
+                for handle in [&lobby, &direct] {
+                    while let Some(message) = handle.get_message(Duration::ZERO) {
+                        show(message);
+                    }
+                }
+                break;
             }
         }
         (said, whispered)

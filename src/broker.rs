@@ -2,15 +2,16 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::builder::{BrokerBuilder, PubSubBuilder};
 use crate::error::PublishError;
-use crate::pubsub::PubSub;
 #[cfg(feature = "async")]
-use crate::registry::Scope;
-use crate::registry::{QueueConfig, Registry, Wait};
+use crate::publish::Reach;
+use crate::pubsub::PubSub;
+use crate::queue::QueueConfig;
+use crate::registry::Registry;
 use crate::stats::BrokerStats;
+use crate::wait::Wait;
 
 /// A message broker with Redis Pub/Sub semantics, shared by cloning.
 ///
@@ -42,11 +43,6 @@ impl<T: ?Sized> Broker<T> {
     /// Makes a broker with no subscriptions, whose handles have unbounded queues.
     pub fn new() -> Self {
         Broker::with_config(QueueConfig::default())
-    }
-
-    /// Starts a broker whose handles get bounded queues by default; see [`BrokerBuilder`].
-    pub fn builder() -> BrokerBuilder<T> {
-        BrokerBuilder::new()
     }
 
     pub(crate) fn with_config(config: QueueConfig) -> Self {
@@ -89,6 +85,7 @@ impl<T: ?Sized> Broker<T> {
     /// ```
     pub fn publish(&self, channel: &str, payload: impl Into<Arc<T>>) -> usize {
         let payload = payload.into();
+        #[cfg(feature = "redis")]
         if let Some(bridge) = self.registry.bridge() {
             return bridge.publish(channel, payload, Wait::Forever).delivered;
         }
@@ -155,10 +152,11 @@ impl<T: ?Sized> Broker<T> {
     #[cfg(feature = "async")]
     pub async fn publish_async(&self, channel: &str, payload: impl Into<Arc<T>>) -> usize {
         let payload = payload.into();
+        #[cfg(feature = "redis")]
         if let Some(bridge) = self.registry.bridge() {
             return bridge.publish_async(channel, payload).await.delivered;
         }
-        let published = self.registry.publish_async(channel, payload, Scope::All);
+        let published = self.registry.publish_async(channel, payload, Reach::All);
         published.await.delivered
     }
 
@@ -174,11 +172,7 @@ impl<T: ?Sized> Broker<T> {
         payload: impl Into<Arc<T>>,
         timeout: Duration,
     ) -> Result<usize, PublishError<T>> {
-        let wait = match Instant::now().checked_add(timeout) {
-            Some(deadline) => Wait::Until(deadline),
-            None => Wait::Forever,
-        };
-        self.publish_waiting(channel, payload.into(), wait)
+        self.publish_waiting(channel, payload.into(), Wait::at_most(timeout))
     }
 
     fn publish_waiting(
@@ -187,38 +181,30 @@ impl<T: ?Sized> Broker<T> {
         payload: Arc<T>,
         wait: Wait,
     ) -> Result<usize, PublishError<T>> {
-        let mut published = match self.registry.bridge() {
-            Some(bridge) => bridge.publish(channel, payload.clone(), wait),
-            None => self.registry.publish(channel, payload.clone(), wait),
-        };
-        published.full.sort_unstable();
-        published.full.dedup();
-        if published.full.is_empty() && !published.backlog_full {
-            Ok(published.delivered)
-        } else {
-            Err(PublishError {
-                delivered: published.delivered,
-                full: published.full,
-                backlog_full: published.backlog_full,
-                payload,
-            })
+        #[cfg(feature = "redis")]
+        if let Some(bridge) = self.registry.bridge() {
+            return bridge
+                .publish(channel, payload.clone(), wait)
+                .into_result(payload);
         }
+        let published = self.registry.publish(channel, payload.clone(), wait);
+        published.into_result(payload)
     }
 
     /// Makes a new subscriber handle with no subscriptions, with the broker's default queue.
     pub fn pubsub(&self) -> PubSub<T> {
-        PubSub::new(Arc::clone(&self.registry), self.registry.defaults)
-    }
-
-    /// Starts a handle with its own queue bound and policy; see [`PubSubBuilder`].
-    pub fn pubsub_builder(&self) -> PubSubBuilder<'_, T> {
-        PubSubBuilder::new(self, self.registry.defaults)
+        PubSub::new(Arc::clone(&self.registry), self.registry.defaults())
     }
 
     /// The shared state, for the Redis bridge.
     #[cfg(feature = "redis")]
     pub(crate) fn registry(&self) -> &Arc<Registry<T>> {
         &self.registry
+    }
+
+    /// The broker's default queue, for builders.
+    pub(crate) fn defaults(&self) -> QueueConfig {
+        self.registry.defaults()
     }
 
     pub(crate) fn pubsub_with(&self, config: QueueConfig) -> PubSub<T> {
@@ -264,19 +250,19 @@ impl<T: ?Sized> Broker<T> {
     ///
     /// Pattern subscriptions do not make a channel active.
     pub fn channels(&self, pattern: Option<&str>) -> Vec<String> {
-        self.registry.channels(pattern)
+        self.registry.index().channels(pattern)
     }
 
     /// How many handles subscribe to exactly `channel` (`PUBSUB NUMSUB`); patterns are not
     /// counted, and an unknown channel gives 0.
     pub fn numsub(&self, channel: &str) -> usize {
-        self.registry.numsub(channel)
+        self.registry.index().numsub(channel)
     }
 
     /// How many unique patterns are subscribed across all handles (`PUBSUB NUMPAT`): two
     /// handles on `foo*` count once.
     pub fn numpat(&self) -> usize {
-        self.registry.numpat()
+        self.registry.index().numpat()
     }
 }
 
@@ -298,7 +284,7 @@ impl<T: ?Sized> Default for Broker<T> {
 impl<T: ?Sized> fmt::Debug for Broker<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Broker")
-            .field("channels", &self.registry.channel_count())
+            .field("channels", &self.registry.index().channel_count())
             .field("patterns", &self.numpat())
             .finish()
     }

@@ -4,9 +4,20 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use crate::broker::Broker;
-use crate::policy::Overflow;
 use crate::pubsub::PubSub;
-use crate::registry::QueueConfig;
+use crate::queue::{Overflow, QueueConfig};
+
+impl<T: ?Sized> Broker<T> {
+    /// Starts a broker whose handles get bounded queues by default; see [`BrokerBuilder`].
+    pub fn builder() -> BrokerBuilder<T> {
+        BrokerBuilder::new()
+    }
+
+    /// Starts a handle with its own queue bound and policy; see [`PubSubBuilder`].
+    pub fn pubsub_builder(&self) -> PubSubBuilder<'_, T> {
+        PubSubBuilder::new(self, self.defaults())
+    }
+}
 
 /// Sets up a [`Broker`]: the queue every handle gets unless its own builder says otherwise.
 ///

@@ -1,7 +1,15 @@
-//! The reading side of a handle: its queue, the wait, and the handler a message goes to.
+//! The reading side of a handle: its queue, the wait, the names, and the handler a message
+//! goes to. Shared by [`PubSub`](crate::PubSub)'s own reads, its [`Worker`](crate::Worker)
+//! and its streams, which hold a clone.
 //!
-//! Shared by [`PubSub`](crate::PubSub)'s own reads and by its [`Worker`](crate::Worker),
-//! which holds a clone.
+//! # Reading
+//!
+//! An item is taken and turned into a [`Message`] under the handle's `names` lock (then, for
+//! a bounded queue, under the queue's lock): a delivery takes its subscription's name from
+//! the slot it carries, and an `Unsubscribe` confirmation retires its slot, so a reader on
+//! another thread can never find a slot retired under a delivery it took. A reader that finds
+//! the queue empty spins a little, then waits as `wake.rs` describes (register, look again,
+//! park); a waiting reader counts as room for a rendezvous queue (capacity 0).
 //!
 //! # The listen-end check
 //!
@@ -21,36 +29,37 @@
 //! A skipped item (an ignored confirmation, a delivery that went to its handler) goes back
 //! to step 1, so the check runs again after it. See [`next_while_subscribed`].
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Select, TryRecvError};
+use crossbeam_channel::TryRecvError;
 
+use crate::item::{Item, ItemReceiver};
+use crate::kind::Kind;
 use crate::message::Message;
+use crate::names::Names;
+use crate::queue::Tally;
 use crate::subscriber::{Handler, Subscriber};
-
-/// How long a read may wait.
-#[derive(Clone, Copy)]
-pub(crate) enum Wait {
-    Poll,
-    Until(Instant),
-    Forever,
-}
+use crate::wait::Wait;
+use crate::wake::this_thread;
 
 /// Why a read returned nothing.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Nothing {
-    /// Nothing arrived in time.
+    /// Nothing arrived in time (or the reader was asked to stop).
     Empty,
     /// The queue has ended: the handle is closed or disconnected, and everything was read.
     Ended,
 }
 
+/// Rounds of spinning, then of yielding, before a reader parks (as crossbeam's `Backoff`).
+const SPIN_ROUNDS: u32 = 6;
+const YIELD_ROUNDS: u32 = 4;
+
 /// A handle's queue and the shared state its reads consult.
 pub(crate) struct Inbox<T: ?Sized> {
-    pub(crate) subscriber: Arc<Subscriber<T>>,
-    pub(crate) receiver: Receiver<Message<T>>,
+    subscriber: Arc<Subscriber<T>>,
+    receiver: ItemReceiver<T>,
 }
 
 impl<T: ?Sized> Clone for Inbox<T> {
@@ -63,99 +72,136 @@ impl<T: ?Sized> Clone for Inbox<T> {
 }
 
 impl<T: ?Sized> Inbox<T> {
-    /// Takes the next item, waiting as `wait` allows.
-    pub(crate) fn read(&self, wait: Wait) -> Result<Message<T>, Nothing> {
-        let Some(bounded) = &self.subscriber.bounded else {
-            return match wait {
-                Wait::Poll => self.receiver.try_recv().map_err(|e| match e {
-                    TryRecvError::Empty => Nothing::Empty,
-                    TryRecvError::Disconnected => self.ended(),
-                }),
-                Wait::Until(deadline) => {
-                    self.receiver.recv_deadline(deadline).map_err(|e| match e {
-                        RecvTimeoutError::Timeout => Nothing::Empty,
-                        RecvTimeoutError::Disconnected => self.ended(),
-                    })
-                }
-                Wait::Forever => self.receiver.recv().map_err(|_| self.ended()),
-            };
-        };
-        loop {
-            match self.subscriber.take(bounded) {
-                Ok(message) => return Ok(message),
-                Err(TryRecvError::Disconnected) => return Err(self.ended()),
-                Err(TryRecvError::Empty) => {}
+    pub(crate) fn new(subscriber: Arc<Subscriber<T>>, receiver: ItemReceiver<T>) -> Self {
+        Inbox {
+            subscriber,
+            receiver,
+        }
+    }
+
+    pub(crate) fn subscriber(&self) -> &Arc<Subscriber<T>> {
+        &self.subscriber
+    }
+
+    /// The queue's receiving end: for `Select::ready`, and its length.
+    pub(crate) fn receiver(&self) -> &ItemReceiver<T> {
+        &self.receiver
+    }
+
+    /// Takes the next item as a message, without waiting.
+    pub(crate) fn take(&self) -> Result<Message<T>, Nothing> {
+        let mut names = self.subscriber.names();
+        let taken = match self.subscriber.queue() {
+            None => self.receiver.try_recv().map(|queued| queued.0),
+            Some(queue) => {
+                let mut tally = Tally::default();
+                let taken = queue.take(&mut tally);
+                let delivery = taken.as_ref().is_ok_and(Item::is_delivery);
+                self.subscriber.took(&tally, delivery);
+                taken
             }
-            let deadline = match wait {
-                Wait::Poll => return Err(Nothing::Empty),
-                Wait::Until(deadline) => Some(deadline),
-                Wait::Forever => None,
-            };
-            // Wait for an item without taking it (see `Bounded::take`). A waiting reader is
-            // room for a rendezvous queue (capacity 0).
-            bounded.reader_waiting(true);
-            let mut select = Select::new();
-            select.recv(&self.receiver);
-            let ready = match deadline {
-                Some(deadline) => select.ready_deadline(deadline).is_ok(),
-                None => {
-                    select.ready();
-                    true
-                }
-            };
-            bounded.reader_waiting(false);
-            if !ready {
-                return self.subscriber.take(bounded).map_err(|e| match e {
-                    TryRecvError::Empty => Nothing::Empty,
-                    TryRecvError::Disconnected => self.ended(),
-                });
+        };
+        match taken {
+            Ok(item) => Ok(open(item, &mut names)),
+            Err(TryRecvError::Empty) => Err(Nothing::Empty),
+            Err(TryRecvError::Disconnected) => {
+                drop(names);
+                Err(self.ended())
             }
         }
     }
 
-    /// The next item for `listen()`: see the listen-end check in the module docs.
+    /// Takes the next message, waiting as `wait` allows.
+    pub(crate) fn read(&self, wait: Wait) -> Result<Message<T>, Nothing> {
+        self.read_unless(wait, || false)
+    }
+
+    /// `read`, which also stops waiting (with `Nothing::Empty`) once `stopped()` holds; the
+    /// caller unparks this thread when it may have changed.
+    pub(crate) fn read_unless(
+        &self,
+        wait: Wait,
+        stopped: impl Fn() -> bool,
+    ) -> Result<Message<T>, Nothing> {
+        match self.take() {
+            Err(Nothing::Empty) if wait.may_wait() => {}
+            taken => return taken,
+        }
+        let queue = self.subscriber.queue();
+        if let Some(queue) = queue {
+            queue.reader_waiting(true);
+        }
+        let read = self.wait_and_take(wait.deadline(), stopped);
+        if let Some(queue) = queue {
+            queue.reader_waiting(false);
+        }
+        read
+    }
+
+    /// Spins, then waits as `wake.rs` describes, until an item comes, the queue ends, the
+    /// deadline passes or `stopped()` holds.
+    fn wait_and_take(
+        &self,
+        deadline: Option<Instant>,
+        stopped: impl Fn() -> bool,
+    ) -> Result<Message<T>, Nothing> {
+        for round in 0..SPIN_ROUNDS + YIELD_ROUNDS {
+            if round < SPIN_ROUNDS {
+                (0..1 << round).for_each(|_| std::hint::spin_loop());
+            } else {
+                std::thread::yield_now();
+            }
+            match self.take() {
+                Err(Nothing::Empty) if !stopped() => {}
+                taken => return taken,
+            }
+        }
+        let (reader, waker) = this_thread();
+        let wake = self.subscriber.wake();
+        let read = loop {
+            wake.register(reader, &waker);
+            match self.take() {
+                Err(Nothing::Empty) => {}
+                taken => break taken,
+            }
+            if stopped() {
+                break Err(Nothing::Empty);
+            }
+            match deadline {
+                None => std::thread::park(),
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break Err(Nothing::Empty);
+                    }
+                    std::thread::park_timeout(deadline - now);
+                }
+            }
+        };
+        wake.forget(reader);
+        read
+    }
+
+    /// The next message for `listen()`: see the listen-end check in the module docs.
     pub(crate) fn read_while_subscribed(&self) -> Result<Message<T>, Nothing> {
         next_while_subscribed(
-            || self.read(Wait::Poll),
+            || self.take(),
             |wait| self.read(wait),
-            || {
-                let _state = self.subscriber.state.lock();
-                self.subscriber.subscriptions.load(Ordering::Relaxed) > 0
-            },
+            || self.subscriber.settled_subscriptions() > 0,
         )
-    }
-
-    /// Blocks until the queue has an item or has ended, or `also` is ready. Meanwhile this
-    /// reader counts as waiting, as one blocked in `read` does: room for a rendezvous queue
-    /// (capacity 0). For readers that wait on more than their queue (a worker's stop signal).
-    pub(crate) fn wait_with(&self, also: &Receiver<()>) {
-        let bounded = self.subscriber.bounded.as_ref();
-        if let Some(bounded) = bounded {
-            bounded.reader_waiting(true);
-        }
-        let mut select = Select::new();
-        select.recv(&self.receiver);
-        select.recv(also);
-        select.ready();
-        if let Some(bounded) = bounded {
-            bounded.reader_waiting(false);
-        }
     }
 
     /// The queue has ended and nothing is left to hand to a handler: let the handlers go, so
     /// one that holds its own handle (a cycle) does not keep it alive.
     fn ended(&self) -> Nothing {
-        if self.subscriber.has_handlers.swap(false, Ordering::AcqRel) {
-            let handlers = std::mem::take(&mut self.subscriber.state.lock().handlers);
-            drop(handlers); // outside the lock: dropping a handler may drop a handle
-        }
+        self.subscriber.drop_handlers();
         Nothing::Ended
     }
 
     /// What a reader does with a message it took: `None` when a confirmation is ignored, or
     /// when the message went to its handler (called here, with no lock held).
     pub(crate) fn for_reader(&self, message: Message<T>) -> Option<Message<T>> {
-        if message.is_confirmation() && self.subscriber.ignore_confirmations {
+        if message.is_confirmation() && self.subscriber.ignores_confirmations() {
             return None;
         }
         match self.handler_for(&message) {
@@ -169,22 +215,39 @@ impl<T: ?Sized> Inbox<T> {
 
     /// The handler registered for the subscription a delivery came through, if any.
     pub(crate) fn handler_for(&self, message: &Message<T>) -> Option<Handler<T>> {
-        if !self.subscriber.has_handlers.load(Ordering::Acquire) {
-            return None;
+        match message {
+            Message::Message { channel, .. } => self.subscriber.handler(Kind::Channel, channel),
+            Message::PMessage { pattern, .. } => self.subscriber.handler(Kind::Pattern, pattern),
+            _ => None,
         }
-        let (kind, name) = match message {
-            Message::Message { channel, .. } => (0, channel),
-            Message::PMessage { pattern, .. } => (1, pattern),
-            _ => return None,
-        };
-        let state = self.subscriber.state.lock();
-        state.handlers[kind].get(&**name).cloned()
     }
 }
 
-/// Step 1 to 3 of the listen-end check (module docs): `poll` takes an item without waiting,
-/// `read` takes one waiting as told, and `subscribed` loads the count under the handle's
-/// `state` lock. Generic so that the protocol can be model-checked on its own (`loom.rs`).
+/// Turns a queued item into the message it stands for, with the names in `names`.
+fn open<T: ?Sized>(item: Item<T>, names: &mut Names) -> Message<T> {
+    match item {
+        Item::Channel { slot, payload } => Message::Message {
+            channel: names.name(slot),
+            payload,
+        },
+        Item::Pattern { slot, publish } => Message::PMessage {
+            pattern: names.name(slot),
+            channel: Arc::clone(&publish.channel),
+            payload: Arc::clone(&publish.payload),
+        },
+        Item::Control { message, retire } => {
+            if let Some(slot) = retire {
+                names.retire(slot);
+            }
+            *message
+        }
+    }
+}
+
+/// Steps 1 to 3 of the listen-end check (module docs): `poll` takes an item without
+/// waiting, `read` takes one waiting as told, and `subscribed` loads the count under the
+/// handle's `state` lock. Generic so that the protocol can be model-checked on its own
+/// (`model_check.rs`).
 pub(crate) fn next_while_subscribed<M>(
     poll: impl FnOnce() -> Result<M, Nothing>,
     read: impl FnOnce(Wait) -> Result<M, Nothing>,
@@ -197,6 +260,6 @@ pub(crate) fn next_while_subscribed<M>(
     read(if subscribed() {
         Wait::Forever
     } else {
-        Wait::Poll
+        Wait::Never
     })
 }

@@ -97,12 +97,9 @@
 //! [`PubSub::get_message`] or [`PubSub::listen`], in a [`Worker`] blocked on the queue, or
 //! in a stream that returned `Pending` (feature `async`).
 //!
-//! Read bounded handles with `get_message` or `listen`. Taking items straight from
-//! [`PubSub::receiver`] works, with three differences: a `DropNewest` notice shows up only
-//! before the next delivery (not when the queue runs dry), a `Block` publisher notices the
-//! room within 5 ms instead of at once, and a `DropOldest` eviction, which re-queues what it
-//! keeps, may reorder items for a reader that takes them at that moment. To wait on several
-//! handles, use `crossbeam_channel::Select::ready` and then `get_message(Duration::ZERO)`.
+//! To wait on several handles and other channels at once, register each handle's
+//! [`PubSub::receiver`] with a `crossbeam_channel::Select`, wait with `Select::ready`, and read
+//! the handle it reports with `get_message(Duration::ZERO)`; see [`PubSub::receiver`].
 //!
 //! # Closing and dropping
 //!
@@ -174,12 +171,16 @@
 //! # Cost model
 //!
 //! A publish locks one stripe of the channel map (64 stripes, so publishers on different
-//! channels seldom meet), and, only while patterns exist, reads the pattern table and tests
-//! each pattern. Each delivery is one `Arc` clone of the payload and one clone of the
-//! channel's shared name, pushed into the handle's `crossbeam-channel` queue; nothing is
-//! copied or formatted. A bounded queue adds one uncontended mutex per delivery for its
-//! count. Statistics are relaxed atomic adds: the broker's per stripe, a handle's its own.
-//! The `async` feature adds one fence and one atomic load per delivery (to wake a stream).
+//! channels seldom meet), and, only while patterns exist, reads the pattern table (a cache
+//! remembers which patterns match a channel). Each delivery is one `Arc` clone of the payload
+//! (the last one takes the publisher's), pushed into the handle's `crossbeam-channel` queue as
+//! a 24-byte item that names its subscription by slot: the reader takes the channel's name
+//! from its handle's own table, so a publisher touches no name's reference count and nothing
+//! is copied or formatted. The deliveries of one publish to patterns share one envelope (one
+//! allocation per such publish). A bounded queue adds one uncontended mutex per delivery for
+//! its count. A publish issues one fence for all its deliveries under one lock, to see which
+//! readers wait, and wakes them after letting go of its locks. Statistics are relaxed atomic
+//! adds: the broker's per stripe, a handle's its own.
 //!
 //! # Cargo features
 //!
@@ -250,17 +251,21 @@
 pub mod bridge;
 mod broker;
 mod builder;
-mod channel_map;
-mod entries;
 mod error;
+#[cfg(feature = "redis")]
+mod hooks;
 mod inbox;
+mod index;
+mod item;
+mod kind;
 mod message;
 #[cfg(all(test, loom))]
 mod model_check;
+mod names;
 mod pattern;
-mod pattern_table;
-mod policy;
+mod publish;
 mod pubsub;
+mod queue;
 mod registry;
 mod room;
 mod shrink;
@@ -269,6 +274,7 @@ mod stats;
 mod stream;
 mod subscriber;
 mod sync;
+mod wait;
 mod wake;
 mod worker;
 
@@ -277,10 +283,11 @@ pub use bridge::{Bridge, BridgeBuilder, BridgeError, BridgeStats, Codec, Route};
 pub use broker::Broker;
 pub use builder::{BrokerBuilder, PubSubBuilder};
 pub use error::{HandlerPanic, PublishError, WorkerError};
+pub use item::Queued;
 pub use message::Message;
 pub use pattern::{glob_match, MAX_STAR_NESTING};
-pub use policy::Overflow;
 pub use pubsub::PubSub;
+pub use queue::Overflow;
 pub use stats::{BrokerStats, Disconnected, PubSubStats};
 #[cfg(feature = "async")]
 pub use stream::MessageStream;

@@ -175,11 +175,6 @@ impl<T: ?Sized> Message<T> {
         }
     }
 
-    /// Whether this carries a payload (`Message` or `PMessage`): what capacity counts.
-    pub(crate) fn is_delivery(&self) -> bool {
-        self.payload().is_some()
-    }
-
     /// Whether this is a confirmation (what redis-py's `ignore_subscribe_messages` hides).
     pub fn is_confirmation(&self) -> bool {
         self.count().is_some()

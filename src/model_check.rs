@@ -13,19 +13,16 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering::Relaxed as StdRelaxed};
-#[cfg(feature = "async")]
-use std::task::Wake;
-use std::task::Waker;
+use std::task::{Wake, Waker};
 use std::time::Duration;
 
 use loom::sync::Arc;
 use loom::thread;
 
-use crate::inbox::{next_while_subscribed, Nothing, Wait};
+use crate::inbox::{next_while_subscribed, Nothing};
 use crate::room::Room;
-#[cfg(feature = "async")]
-use crate::sync::AtomicBool;
-use crate::sync::{AtomicUsize, Condvar, Mutex, Ordering};
+use crate::sync::{AtomicBool, AtomicUsize, Condvar, Mutex, Ordering};
+use crate::wait::Wait;
 
 /// Runs `model` under loom and prints how many interleavings it explored.
 fn explore(name: &str, model: impl Fn() + Sync + Send + 'static) {
@@ -42,27 +39,24 @@ fn explore(name: &str, model: impl Fn() + Sync + Send + 'static) {
 }
 
 /// A waker that records that it was woken.
-#[cfg(feature = "async")]
 struct Flag(AtomicBool);
 
-#[cfg(feature = "async")]
 impl Wake for Flag {
     fn wake(self: std::sync::Arc<Self>) {
         self.0.store(true, Ordering::SeqCst);
     }
 }
 
-#[cfg(feature = "async")]
 fn flag() -> (std::sync::Arc<Flag>, Waker) {
     let flag = std::sync::Arc::new(Flag(AtomicBool::new(false)));
     (flag.clone(), Waker::from(flag))
 }
 
-/// The reader wake slot (`wake.rs`): a stream that looks at its queue, registers its waker
-/// and looks again, against publishers that queue and then wake. Whenever the stream ends up
-/// waiting (`Pending`), it was woken. The queue is a counter used with `Relaxed` only, so
-/// the slot's own fences must carry the ordering.
-#[cfg(feature = "async")]
+/// The reader wake slot (`wake.rs`): a reader (a stream, or a thread before it parks) that
+/// looks at its queue, registers its waker and looks again, against publishers that queue
+/// and then take the wakers and wake them. Whenever the reader ends up waiting, it was
+/// woken. The queue is a counter used with `Relaxed` only, so the slot's own fences must
+/// carry the ordering.
 #[test]
 fn reader_wake_loses_no_wake_up() {
     use crate::wake::ReaderWake;
@@ -129,7 +123,8 @@ fn room_handshake_loses_no_signal() {
                         thread::spawn(move || {
                             let mut q = queue.lock();
                             while q.len >= q.capacity {
-                                room.wait(&mut q, Duration::MAX, || {});
+                                room.register();
+                                room.wait(&mut q, Duration::MAX);
                             }
                             q.len += 1;
                         })
@@ -161,8 +156,8 @@ fn room_handshake_loses_no_signal() {
 }
 
 /// A subscription removed (an unsubscribe, a close) while its publisher waits for room: the
-/// publisher checked it under the registry lock and registers before it lets go of that lock
-/// (`Room::wait`'s `unlock`); the remover changes it under that lock, then notifies. The
+/// publisher checked it under the index lock and registers before it lets go of that lock
+/// (`Room::register`, then `Room::wait`); the remover changes it under that lock, then notifies. The
 /// publisher always sees the removal and stops waiting.
 #[test]
 fn room_handshake_sees_a_subscription_removed() {
@@ -192,8 +187,10 @@ fn room_handshake_sees_a_subscription_removed() {
                 q.len += 1;
                 break;
             }
-            let mut held = Some(held);
-            room.wait(&mut q, Duration::MAX, || drop(held.take()));
+            // `Locked::register`, then the publish path lets go of its index lock, then waits.
+            room.register();
+            drop(held);
+            room.wait(&mut q, Duration::MAX);
         }
         remover.join().unwrap();
     });
@@ -337,7 +334,7 @@ fn listen_without_the_check_is_found_to_hang() {
             let wait = if count.load(Ordering::Acquire) > 0 {
                 Wait::Forever
             } else {
-                Wait::Poll
+                Wait::Never
             };
             queue.read(wait)
         });

@@ -3,42 +3,29 @@
 //! # Locks
 //!
 //! `state` is this handle's own list of subscriptions. Every (un)subscription holds it for
-//! the whole call and takes registry locks inside it (see `registry.rs` for the order), so
+//! the whole call and takes index locks inside it (see `index/mod.rs` for the order), so
 //! two threads changing one handle at once still see counts that rise and fall one by one,
-//! in queue order. Publishers never take it.
+//! in queue order. Publishers never take it. The readers woken by a call's confirmations are
+//! woken once it has let go of every lock.
 
 use std::fmt;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 
 use crate::error::WorkerError;
-use crate::inbox::{Inbox, Wait};
+use crate::inbox::Inbox;
+use crate::item::{Item, ItemSender, Queued};
+use crate::kind::Kind;
 use crate::message::Message;
-use crate::policy::{Bounded, Overflow};
-use crate::registry::{QueueConfig, Registry};
-use crate::shrink::shrink_if_sparse;
+use crate::queue::{Bounded, Overflow, QueueConfig};
+use crate::registry::{Registry, Stopped};
 use crate::stats::{Disconnected, PubSubStats};
 use crate::subscriber::{Handler, State, Subscriber, SubscriberId};
+use crate::wait::Wait;
+use crate::wake::Woken;
 use crate::worker::{Worker, WorkerBuilder};
-
-/// Channels or patterns: the two kinds of subscription, which work alike.
-#[derive(Clone, Copy)]
-enum Kind {
-    Channel = 0,
-    Pattern = 1,
-}
-
-impl<T: ?Sized> State<T> {
-    fn of(&mut self, kind: Kind) -> &mut std::collections::HashMap<Arc<str>, u64> {
-        match kind {
-            Kind::Channel => &mut self.channels,
-            Kind::Pattern => &mut self.patterns,
-        }
-    }
-}
 
 fn confirmation<T: ?Sized>(
     kind: Kind,
@@ -96,7 +83,6 @@ fn confirmation<T: ?Sized>(
 /// ```
 pub struct PubSub<T: ?Sized> {
     registry: Arc<Registry<T>>,
-    subscriber: Arc<Subscriber<T>>,
     inbox: Inbox<T>,
 }
 
@@ -118,12 +104,12 @@ impl<T: ?Sized> PubSub<T> {
         }
         PubSub {
             registry,
-            inbox: Inbox {
-                subscriber: Arc::clone(&subscriber),
-                receiver,
-            },
-            subscriber,
+            inbox: Inbox::new(subscriber, receiver),
         }
+    }
+
+    fn subscriber(&self) -> &Arc<Subscriber<T>> {
+        self.inbox.subscriber()
     }
 
     /// Subscribes to each channel in `names`, queuing one `Subscribe` confirmation per name,
@@ -279,11 +265,7 @@ impl<T: ?Sized> PubSub<T> {
     }
 
     fn set_handler(&self, kind: Kind, name: &str, handler: Handler<T>) {
-        let mut state = self.subscriber.state.lock();
-        if state.sender.is_some() {
-            state.handlers[kind as usize].insert(Arc::from(name), handler);
-            self.subscriber.has_handlers.store(true, Ordering::Release);
-        }
+        self.subscriber().set_handler(kind, name, handler);
     }
 
     /// Closes the handle, like redis-py's `close()`: every subscription goes at once, without
@@ -312,7 +294,8 @@ impl<T: ?Sized> PubSub<T> {
     /// assert_eq!(sub.stats().disconnected, Some(Disconnected::Closed));
     /// ```
     pub fn close(&self) {
-        self.registry.detach(&self.subscriber, Disconnected::Closed);
+        self.registry
+            .detach(self.subscriber(), Disconnected::Closed);
     }
 
     /// Whether the handle was closed, disconnected by its overflow policy, or belongs to a
@@ -325,13 +308,7 @@ impl<T: ?Sized> PubSub<T> {
     ///
     /// `Duration::ZERO` polls without waiting. Returns `None` when nothing arrived in time.
     pub fn get_message(&self, timeout: Duration) -> Option<Message<T>> {
-        if timeout.is_zero() {
-            return self.next(Wait::Poll);
-        }
-        match Instant::now().checked_add(timeout) {
-            Some(deadline) => self.next(Wait::Until(deadline)),
-            None => self.next(Wait::Forever),
-        }
+        self.next(Wait::at_most(timeout))
     }
 
     /// A blocking iterator over the queue, like redis-py's `listen()`.
@@ -467,50 +444,70 @@ impl<T: ?Sized> PubSub<T> {
 
     /// The handle's channels plus patterns: the count its last confirmation carried.
     pub fn subscriptions(&self) -> usize {
-        self.subscriber.subscriptions.load(Ordering::Acquire)
+        self.subscriber().subscriptions()
     }
 
-    /// The receiving end of this handle's queue, for `crossbeam_channel::select!` over several
-    /// handles and other channels.
+    /// The receiving end of this handle's queue, to wait on it beside other handles and
+    /// channels with [`crossbeam_channel::Select`].
     ///
-    /// Reading from it is the same as [`get_message`](PubSub::get_message). The queue stays
-    /// open while the handle lives, so a receive never reports disconnection while it does.
+    /// The recipe: register it with `Select::recv`, wait with `Select::ready` (or
+    /// `ready_timeout`), and when it reports this handle, read with
+    /// [`get_message(Duration::ZERO)`](PubSub::get_message), which returns exactly what it
+    /// always does (names, handlers, ignored confirmations, `Lagged` notices, the order
+    /// around `DropOldest` evictions). It may return `None` (a delivery its handler took, a
+    /// confirmation it ignores): wait again. `Select::ready` also reports the handle once its
+    /// queue has ended (closed, disconnected), and `get_message` then returns `None` for good:
+    /// [`is_closed`](PubSub::is_closed) tells.
+    ///
+    /// Do not receive from it (`recv`, `select!`'s `recv` arm): its items are opaque
+    /// ([`Queued`](crate::Queued)) and only the handle can read them, so an item received
+    /// straight is taken away from the handle.
     ///
     /// # Examples
     ///
     /// ```
-    /// use crossbeam_channel::select;
+    /// use std::time::Duration;
+    /// use crossbeam_channel::Select;
     /// use fanout::Broker;
     ///
     /// let broker = Broker::<str>::new();
-    /// let (a, b) = (broker.pubsub(), broker.pubsub());
+    /// let a = broker.pubsub_builder().ignore_subscribe_messages(true).build();
+    /// let b = broker.pubsub_builder().ignore_subscribe_messages(true).build();
     /// a.subscribe(["x"]);
     /// b.subscribe(["y"]);
-    /// let mut seen = 0;
-    /// while seen < 2 {
-    ///     select! {
-    ///         recv(a.receiver()) -> m => { m.unwrap(); seen += 1 }
-    ///         recv(b.receiver()) -> m => { m.unwrap(); seen += 1 }
+    /// broker.publish("x", "for a");
+    /// broker.publish("y", "for b");
+    ///
+    /// let mut select = Select::new();
+    /// let (at_a, at_b) = (select.recv(a.receiver()), select.recv(b.receiver()));
+    /// let mut seen = Vec::new();
+    /// while seen.len() < 2 {
+    ///     let ready = select.ready();
+    ///     let handle = if ready == at_a { &a } else { assert_eq!(ready, at_b); &b };
+    ///     while let Some(message) = handle.get_message(Duration::ZERO) {
+    ///         seen.push(message.payload().unwrap().to_string());
     ///     }
     /// }
+    /// seen.sort();
+    /// assert_eq!(seen, ["for a", "for b"]);
     /// ```
-    pub fn receiver(&self) -> &Receiver<Message<T>> {
-        &self.inbox.receiver
+    pub fn receiver(&self) -> &Receiver<Queued<T>> {
+        self.inbox.receiver()
     }
 
     /// This handle's id, as [`PublishError::full`](crate::PublishError::full) reports it.
     pub fn id(&self) -> SubscriberId {
-        self.subscriber.id
+        self.subscriber().id()
     }
 
     /// The most deliveries the queue holds, or `None` when it is unbounded.
     pub fn capacity(&self) -> Option<usize> {
-        self.subscriber.bounded.as_ref().map(|b| b.capacity)
+        self.subscriber().queue().map(Bounded::capacity)
     }
 
     /// What a full queue does, or `None` when it is unbounded.
     pub fn overflow(&self) -> Option<Overflow> {
-        self.subscriber.bounded.as_ref().map(|b| b.overflow)
+        self.subscriber().queue().map(Bounded::overflow)
     }
 
     /// This handle's counters: what is queued now, delivered, dropped, lag notices, and why
@@ -535,9 +532,9 @@ impl<T: ?Sized> PubSub<T> {
     /// assert_eq!(sub.stats().lagged, 1);
     /// ```
     pub fn stats(&self) -> PubSubStats {
-        let (delivered, dropped, lagged) = self.subscriber.counters();
+        let (delivered, dropped, lagged) = self.subscriber().counters();
         PubSubStats {
-            queued: self.inbox.receiver.len(),
+            queued: self.inbox.receiver().len(),
             delivered,
             dropped,
             lagged,
@@ -546,7 +543,7 @@ impl<T: ?Sized> PubSub<T> {
     }
 
     fn disconnected(&self) -> Option<Disconnected> {
-        self.subscriber.disconnected().or_else(|| {
+        self.subscriber().disconnected().or_else(|| {
             self.registry
                 .is_closed()
                 .then_some(Disconnected::BrokerClosed)
@@ -569,38 +566,43 @@ impl<T: ?Sized> PubSub<T> {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        let subscriber = &self.subscriber;
-        let mut state = subscriber.state.lock();
+        let subscriber = self.subscriber();
+        let (mut woken, mut stopped) = (Woken::default(), None);
+        let mut state = subscriber.state();
         for name in names {
-            let Some(sender) = self.open_sender(&mut state) else {
-                return;
+            let Some(sender) = self.open_sender(&mut state, &mut stopped) else {
+                break;
             };
             let name = name.as_ref();
-            if let Some((known, _)) = state.of(kind).get_key_value(name) {
-                let message = confirmation(kind, true, known.clone(), state.count());
-                subscriber.send_control(&sender, message);
+            if let Some((known, _)) = state.get(kind, name) {
+                let confirm = confirmation(kind, true, known.clone(), state.count());
+                subscriber.send_control(&sender, Item::control(confirm), &mut woken);
                 continue;
             }
             let count = state.count() + 1;
-            let seq = state.next_seq;
-            let confirm = |name| confirmation(kind, true, name, count);
-            let added = match kind {
-                Kind::Channel => self
-                    .registry
-                    .add_channel(name, subscriber, &sender, seq, confirm),
-                Kind::Pattern => self
-                    .registry
-                    .add_pattern(name, subscriber, &sender, seq, confirm),
+            let added = self.registry.index().add(
+                kind,
+                name,
+                subscriber,
+                &sender,
+                |shared| {
+                    let id = subscriber.names().claim(shared.clone());
+                    let confirm = confirmation(kind, true, shared.clone(), count);
+                    (id, Item::control(confirm))
+                },
+                &mut woken,
+            );
+            let Some((shared, id)) = added else {
+                // Closed meanwhile: the handle stops, as it would at its next call.
+                let reason = Disconnected::BrokerClosed;
+                stopped = Some(self.registry.detach_locked(subscriber, &mut state, reason));
+                break;
             };
-            let Some(shared) = added else {
-                self.registry
-                    .detach_locked(subscriber, &mut state, Disconnected::BrokerClosed);
-                return;
-            };
-            state.next_seq += 1;
-            state.of(kind).insert(shared, seq);
-            subscriber.subscriptions.store(count, Ordering::Release);
+            state.insert(kind, shared, id);
+            subscriber.set_subscriptions(count);
         }
+        drop(state);
+        wake(woken, stopped);
     }
 
     fn unsubscribe_each<I>(&self, kind: Kind, names: I)
@@ -608,69 +610,89 @@ impl<T: ?Sized> PubSub<T> {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        let mut state = self.subscriber.state.lock();
+        let (mut woken, mut stopped) = (Woken::default(), None);
+        let mut state = self.subscriber().state();
         for name in names {
-            self.unsubscribe_one(&mut state, kind, name.as_ref());
+            self.unsubscribe_one(&mut state, kind, name.as_ref(), &mut woken, &mut stopped);
         }
-    }
-
-    /// The sender for confirmations, or `None` once the handle or its broker is closed (the
-    /// handle is then detached, if it was not yet): (un)subscribing does nothing then.
-    fn open_sender(&self, state: &mut State<T>) -> Option<crossbeam_channel::Sender<Message<T>>> {
-        if self.registry.is_closed() {
-            self.registry
-                .detach_locked(&self.subscriber, state, Disconnected::BrokerClosed);
-        }
-        state.sender.clone()
-    }
-
-    fn unsubscribe_one(&self, state: &mut State<T>, kind: Kind, name: &str) {
-        let Some(sender) = self.open_sender(state) else {
-            return;
-        };
-        let removed = state.of(kind).remove_entry(name);
-        shrink_if_sparse(state.of(kind));
-        let count = state.count();
-        let Some((shared, _)) = removed else {
-            let message = confirmation(kind, false, Arc::from(name), count);
-            self.subscriber.send_control(&sender, message);
-            return;
-        };
-        state.handlers[kind as usize].remove(&shared);
-        let message = confirmation(kind, false, shared.clone(), count);
-        match kind {
-            Kind::Channel => {
-                self.registry
-                    .remove_channel(&shared, &self.subscriber, Some((&sender, message)))
-            }
-            Kind::Pattern => {
-                self.registry
-                    .remove_pattern(&shared, &self.subscriber, Some((&sender, message)))
-            }
-        }
-        self.subscriber
-            .subscriptions
-            .store(count, Ordering::Release);
+        drop(state);
+        // Publishers waiting for this handle's room re-check their subscription.
+        self.subscriber().wake_publishers();
+        wake(woken, stopped);
     }
 
     fn unsubscribe_every(&self, kind: Kind) {
-        let mut state = self.subscriber.state.lock();
-        let mut names: Vec<(Arc<str>, u64)> = state
-            .of(kind)
-            .iter()
-            .map(|(name, seq)| (name.clone(), *seq))
-            .collect();
-        names.sort_unstable_by_key(|&(_, seq)| seq);
-        for (name, _) in names {
-            self.unsubscribe_one(&mut state, kind, &name);
+        let (mut woken, mut stopped) = (Woken::default(), None);
+        let mut state = self.subscriber().state();
+        for name in state.in_order(kind) {
+            self.unsubscribe_one(&mut state, kind, &name, &mut woken, &mut stopped);
         }
+        drop(state);
+        self.subscriber().wake_publishers();
+        wake(woken, stopped);
     }
+
+    /// The sender for confirmations, or `None` once the handle or its broker is closed (the
+    /// handle is then detached, if it was not yet, and `stopped` says whom to wake once the
+    /// caller lets go of `state`): (un)subscribing does nothing then.
+    fn open_sender<'a>(
+        &'a self,
+        state: &mut State<T>,
+        stopped: &mut Option<Stopped<'a, T>>,
+    ) -> Option<ItemSender<T>> {
+        if self.registry.is_closed() && stopped.is_none() {
+            let reason = Disconnected::BrokerClosed;
+            *stopped = Some(
+                self.registry
+                    .detach_locked(self.subscriber(), state, reason),
+            );
+        }
+        state.sender().cloned()
+    }
+
+    fn unsubscribe_one<'a>(
+        &'a self,
+        state: &mut State<T>,
+        kind: Kind,
+        name: &str,
+        woken: &mut Woken,
+        stopped: &mut Option<Stopped<'a, T>>,
+    ) {
+        let Some(sender) = self.open_sender(state, stopped) else {
+            return;
+        };
+        let subscriber = self.subscriber();
+        let removed = state.remove(kind, name);
+        let count = state.count();
+        let Some((shared, sub)) = removed else {
+            let confirm = confirmation(kind, false, Arc::from(name), count);
+            subscriber.send_control(&sender, Item::control(confirm), woken);
+            return;
+        };
+        // The last item that names the subscription's slot: a reader frees it (`names.rs`).
+        let confirm = Item::Control {
+            message: Box::new(confirmation(kind, false, shared.clone(), count)),
+            retire: Some(sub.id.slot),
+        };
+        let index = self.registry.index();
+        index.remove(kind, &shared, subscriber, Some((&sender, confirm)), woken);
+        subscriber.set_subscriptions(count);
+    }
+}
+
+/// Wakes what an (un)subscription call woke, once it has let go of every lock.
+fn wake<T: ?Sized>(woken: Woken, stopped: Option<Stopped<'_, T>>) {
+    if let Some(stopped) = stopped {
+        stopped.wake();
+    }
+    woken.wake_all();
 }
 
 impl<T: ?Sized> Drop for PubSub<T> {
     fn drop(&mut self) {
-        self.registry.detach(&self.subscriber, Disconnected::Closed);
-        self.registry.handle_dropped(self.subscriber.id);
+        self.registry
+            .detach(self.subscriber(), Disconnected::Closed);
+        self.registry.handle_dropped(self.id());
     }
 }
 
@@ -678,9 +700,9 @@ impl<T: ?Sized> Drop for PubSub<T> {
 impl<T: ?Sized> fmt::Debug for PubSub<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PubSub")
-            .field("id", &self.subscriber.id)
+            .field("id", &self.id())
             .field("subscriptions", &self.subscriptions())
-            .field("queued", &self.inbox.receiver.len())
+            .field("queued", &self.inbox.receiver().len())
             .finish()
     }
 }

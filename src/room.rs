@@ -6,7 +6,7 @@
 //! A publisher checks for room while it holds the queue's lock. Finding none, it registers
 //! (`waiting += 1`, or its task's waker added to the queue's list under that lock) before it
 //! lets go of the lock, and then waits on `signal`, which releases the lock as it starts
-//! waiting. A reader makes room under the queue's lock, lets go of it, and then calls
+//! waiting (`register`, then `wait`). A reader makes room under the queue's lock, lets go of it, and then calls
 //! [`Room::notify`], which loads `waiting` and, if a publisher is registered, takes the lock
 //! (to take the wakers) and signals.
 //!
@@ -24,7 +24,7 @@
 //! the lock, and `SeqCst` keeps that read easy to reason about at no measurable cost.
 //!
 //! A reader that takes items straight from the raw receiver makes room without the lock and
-//! without calling `notify`; waiting publishers re-check on a timer for it (`policy.rs`).
+//! without calling `notify`; waiting publishers re-check on a timer for it (`queue.rs`).
 
 use std::task::Waker;
 use std::time::Duration;
@@ -47,19 +47,17 @@ impl Room {
         }
     }
 
-    /// Waits for a signal, at most `timeout`, with the queue's lock `queue` held on entry
-    /// (released while waiting, held again on return). The caller found no room under it.
-    /// `unlock` lets go of the registry lock the caller checked its subscription under; it
-    /// runs once this publisher is registered, so a subscription change (made under that
-    /// lock, then notified) cannot slip between the registration and the wait either.
-    pub(crate) fn wait<S>(
-        &self,
-        queue: &mut MutexGuard<'_, S>,
-        timeout: Duration,
-        unlock: impl FnOnce(),
-    ) {
+    /// Registers a blocked publisher, with the queue's lock held: it found no room under it.
+    /// The caller then lets go of the registry lock it checked its subscription under, and
+    /// calls `wait`: so a subscription change (made under that lock, then notified) cannot
+    /// slip between the check and the wait either.
+    pub(crate) fn register(&self) {
         self.waiting.fetch_add(1, Ordering::SeqCst);
-        unlock();
+    }
+
+    /// Waits for a signal, at most `timeout`, after `register`, with the queue's lock
+    /// `queue` held on entry (released while waiting, held again on return).
+    pub(crate) fn wait<S>(&self, queue: &mut MutexGuard<'_, S>, timeout: Duration) {
         self.signal.wait_for(queue, timeout);
         self.waiting.fetch_sub(1, Ordering::SeqCst);
     }

@@ -2,13 +2,13 @@
 
 use std::fmt;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use futures_core::Stream;
 
-use crate::inbox::{Inbox, Nothing, Wait};
+use crate::inbox::{Inbox, Nothing};
 use crate::message::Message;
+use crate::wake::reader_id;
 
 /// A handle's messages as a [`futures_core::Stream`], from [`PubSub::stream`](crate::PubSub::stream).
 ///
@@ -28,10 +28,9 @@ pub struct MessageStream<T: ?Sized> {
 
 impl<T: ?Sized> MessageStream<T> {
     pub(crate) fn new(inbox: Inbox<T>) -> Self {
-        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         MessageStream {
             inbox,
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id: reader_id(),
             waiting: false,
         }
     }
@@ -42,15 +41,15 @@ impl<T: ?Sized> MessageStream<T> {
             return;
         }
         self.waiting = waiting;
-        if let Some(bounded) = &self.inbox.subscriber.bounded {
-            bounded.reader_waiting(waiting);
+        if let Some(queue) = self.inbox.subscriber().queue() {
+            queue.reader_waiting(waiting);
         }
     }
 
     /// The next message for the reader, or why there is none.
     fn next_now(&self) -> Result<Message<T>, Nothing> {
         loop {
-            let message = self.inbox.read(Wait::Poll)?;
+            let message = self.inbox.take()?;
             if let Some(message) = self.inbox.for_reader(message) {
                 return Ok(message);
             }
@@ -76,10 +75,7 @@ impl<T: ?Sized> Stream for MessageStream<T> {
         }
         // Register, then look once more: see `wake.rs` for why no wake-up is lost. Counted
         // as waiting first, so a rendezvous publisher woken by that finds room and queues.
-        this.inbox
-            .subscriber
-            .reader_wake
-            .register(this.id, cx.waker());
+        this.inbox.subscriber().wake().register(this.id, cx.waker());
         this.set_waiting(true);
         match this.next_now() {
             Ok(message) => {
@@ -98,15 +94,15 @@ impl<T: ?Sized> Stream for MessageStream<T> {
 impl<T: ?Sized> Drop for MessageStream<T> {
     fn drop(&mut self) {
         self.set_waiting(false);
-        self.inbox.subscriber.reader_wake.forget(self.id);
+        self.inbox.subscriber().wake().forget(self.id);
     }
 }
 
 impl<T: ?Sized> fmt::Debug for MessageStream<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MessageStream")
-            .field("id", &self.inbox.subscriber.id)
-            .field("queued", &self.inbox.receiver.len())
+            .field("id", &self.inbox.subscriber().id())
+            .field("queued", &self.inbox.receiver().len())
             .finish()
     }
 }

@@ -1,23 +1,42 @@
-//! The shared half of a subscriber handle: what the registry's entries point to.
+//! The shared half of a subscriber handle: what the index's entries point to, and what its
+//! readers consult.
 //!
 //! # Locks
 //!
-//! `state` is the handle's list of subscriptions and its own sender. It is taken before any
-//! registry lock (see `registry.rs`), and a bounded queue's lock (`policy.rs`) after both.
+//! - `state` (the handle's subscriptions, its own sender, its handlers) is taken before any
+//!   registry lock, by every (un)subscription of the handle for the whole call, and by
+//!   `listen()`'s end check (`inbox.rs`); publishers never take it.
+//! - `names` (the slot table, `names.rs`) is taken under `state` by (un)subscriptions, and by
+//!   readers before a bounded queue's lock; nothing else is taken under it.
+//! - A bounded queue's lock (`queue.rs`) comes after both, and after the registry's.
+//! - The wake slot's lock (`wake.rs`) is a leaf.
+//!
+//! # Atomics
+//!
+//! - `subscriptions`: stored only while `state` is locked, after the change's confirmation is
+//!   queued; `listen()` loads it under that lock (the listen-end check), lock-free readers
+//!   (`subscriptions()`) load it Acquire, paired with the Release stores.
+//! - `status`: set once from `OPEN` by a compare-exchange (AcqRel), loaded Acquire by
+//!   publishers and readers.
+//! - `has_handlers`: set (Release) when a handler is added, cleared once the queue has ended;
+//!   readers load it (Acquire) and skip `state` while it is false.
+//! - The counters are relaxed: each is exact, not read at one instant with the others.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
-use crossbeam_channel::{Sender, TryRecvError};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 
+use crate::item::{Item, ItemSender, Queued};
+use crate::kind::Kind;
 use crate::message::Message;
-use crate::policy::{Bounded, Offer, Tally};
+use crate::names::{Names, SubId};
+use crate::queue::{Bounded, Offer, Tally};
+use crate::shrink::shrink_if_sparse;
 use crate::stats::Disconnected;
-use crate::wake::ReaderWake;
+use crate::wake::{ReaderWake, Woken};
 
 /// Identifies one [`PubSub`](crate::PubSub) handle of a broker, for reports such as
 /// [`PublishError::full`](crate::PublishError::full). Shown as `#n`.
@@ -33,25 +52,114 @@ impl fmt::Display for SubscriberId {
 /// A handler for the deliveries of one subscription.
 pub(crate) type Handler<T> = Arc<dyn Fn(Message<T>) + Send + Sync>;
 
-/// What one handle is subscribed to, in subscription order, and how it confirms.
+/// One subscription of a handle, by name.
+#[derive(Clone, Copy)]
+pub(crate) struct Sub {
+    /// Its slot and generation: what the index's entry and the queued deliveries carry.
+    pub(crate) id: SubId,
+    /// When it was made: `unsubscribe_all` goes in this order.
+    order: u64,
+}
+
+/// What one handle is subscribed to, and how it confirms.
 pub(crate) struct State<T: ?Sized> {
-    /// Channel name to the sequence number of its subscription.
-    pub(crate) channels: HashMap<Arc<str>, u64>,
-    /// Pattern text to the sequence number of its subscription.
-    pub(crate) patterns: HashMap<Arc<str>, u64>,
-    /// The next sequence number: orders `unsubscribe_all`, and tells a publisher that waited
-    /// whether the subscription it found is still the same one.
-    pub(crate) next_seq: u64,
+    channels: HashMap<Arc<str>, Sub>,
+    patterns: HashMap<Arc<str>, Sub>,
+    next_order: u64,
     /// The handle's own sender, for confirmations; `None` once it is closed or disconnected,
-    /// so that the queue disconnects when the registry's senders are gone too.
-    pub(crate) sender: Option<Sender<Message<T>>>,
-    /// Handlers of channel (`[0]`) and pattern (`[1]`) subscriptions, by name.
-    pub(crate) handlers: [HashMap<Arc<str>, Handler<T>>; 2],
+    /// so that the queue ends once the index's senders are gone too.
+    sender: Option<ItemSender<T>>,
+    channel_handlers: HashMap<Arc<str>, Handler<T>>,
+    pattern_handlers: HashMap<Arc<str>, Handler<T>>,
 }
 
 impl<T: ?Sized> State<T> {
+    /// Channels plus patterns: the count a confirmation carries.
     pub(crate) fn count(&self) -> usize {
         self.channels.len() + self.patterns.len()
+    }
+
+    /// The sender for confirmations, `None` once the handle stopped.
+    pub(crate) fn sender(&self) -> Option<&ItemSender<T>> {
+        self.sender.as_ref()
+    }
+
+    fn of(&self, kind: Kind) -> &HashMap<Arc<str>, Sub> {
+        match kind {
+            Kind::Channel => &self.channels,
+            Kind::Pattern => &self.patterns,
+        }
+    }
+
+    fn of_mut(&mut self, kind: Kind) -> &mut HashMap<Arc<str>, Sub> {
+        match kind {
+            Kind::Channel => &mut self.channels,
+            Kind::Pattern => &mut self.patterns,
+        }
+    }
+
+    fn handlers_mut(&mut self, kind: Kind) -> &mut HashMap<Arc<str>, Handler<T>> {
+        match kind {
+            Kind::Channel => &mut self.channel_handlers,
+            Kind::Pattern => &mut self.pattern_handlers,
+        }
+    }
+
+    /// The subscription to `name`, with the name as the handle holds it.
+    pub(crate) fn get(&self, kind: Kind, name: &str) -> Option<(&Arc<str>, Sub)> {
+        self.of(kind).get_key_value(name).map(|(k, s)| (k, *s))
+    }
+
+    /// Records a new subscription to `name` (the index's shared text).
+    pub(crate) fn insert(&mut self, kind: Kind, name: Arc<str>, id: SubId) {
+        let order = self.next_order;
+        self.next_order += 1;
+        self.of_mut(kind).insert(name, Sub { id, order });
+    }
+
+    /// Forgets the subscription to `name` and its handler.
+    pub(crate) fn remove(&mut self, kind: Kind, name: &str) -> Option<(Arc<str>, Sub)> {
+        let removed = self.of_mut(kind).remove_entry(name);
+        shrink_if_sparse(self.of_mut(kind));
+        self.handlers_mut(kind).remove(name);
+        removed
+    }
+
+    /// The names of one kind, in the order they were subscribed.
+    pub(crate) fn in_order(&self, kind: Kind) -> Vec<Arc<str>> {
+        let mut subs: Vec<(&Arc<str>, &Sub)> = self.of(kind).iter().collect();
+        subs.sort_unstable_by_key(|(_, sub)| sub.order);
+        subs.into_iter().map(|(name, _)| name.clone()).collect()
+    }
+
+    /// Empties the subscriptions and lets go of the handle's sender: the handle stops.
+    pub(crate) fn take_all(&mut self) -> Vec<(Kind, Arc<str>)> {
+        let channels = self.channels.drain().map(|(name, _)| (Kind::Channel, name));
+        let patterns = self.patterns.drain().map(|(name, _)| (Kind::Pattern, name));
+        let all = channels.chain(patterns).collect();
+        self.channels.shrink_to_fit();
+        self.patterns.shrink_to_fit();
+        self.sender = None;
+        all
+    }
+
+    pub(crate) fn set_handler(&mut self, kind: Kind, name: &str, handler: Handler<T>) {
+        self.handlers_mut(kind).insert(Arc::from(name), handler);
+    }
+
+    /// The first subscription, by kind then name, that has no handler.
+    pub(crate) fn without_handler(&self) -> Option<(Kind, String)> {
+        let missing = |kind: Kind, handlers: &HashMap<Arc<str>, Handler<T>>| {
+            let mut names: Vec<&Arc<str>> = self
+                .of(kind)
+                .keys()
+                .filter(|n| !handlers.contains_key(*n))
+                .collect();
+            names.sort();
+            names.first().map(|name| (kind, name.to_string()))
+        };
+        missing(Kind::Channel, &self.channel_handlers)
+            .or_else(|| missing(Kind::Pattern, &self.pattern_handlers))
     }
 }
 
@@ -59,23 +167,21 @@ const OPEN: u8 = 0;
 
 /// One handle's shared state.
 pub(crate) struct Subscriber<T: ?Sized> {
-    pub(crate) id: SubscriberId,
-    pub(crate) state: Mutex<State<T>>,
-    /// `state.count()`, stored only while `state` is locked, after the change's confirmation
-    /// is queued. `listen()` loads it under that lock to decide whether to wait (the
-    /// listen-end check, `inbox.rs`); lock-free readers (`subscriptions()`) load it Acquire,
-    /// paired with the Release stores.
-    pub(crate) subscriptions: AtomicUsize,
+    id: SubscriberId,
+    state: Mutex<State<T>>,
+    names: Mutex<Names>,
+    /// `state.count()`; see the module docs.
+    subscriptions: AtomicUsize,
     /// `OPEN`, or 1 + the `Disconnected` reason's index. Set once, from `OPEN`.
     status: AtomicU8,
     /// `None` for an unbounded queue.
-    pub(crate) bounded: Option<Bounded<T>>,
-    /// Whether `state.handlers` may be non-empty: readers skip the lock while it is false.
-    pub(crate) has_handlers: AtomicBool,
+    queue: Option<Bounded<T>>,
+    /// Whether `state` may hold handlers: readers skip the lock while it is false.
+    has_handlers: AtomicBool,
     /// redis-py's `ignore_subscribe_messages`: reads skip confirmations.
-    pub(crate) ignore_confirmations: bool,
-    /// The async reader to wake when something is queued (feature `async`).
-    pub(crate) reader_wake: ReaderWake,
+    ignore_confirmations: bool,
+    /// The readers to wake when something is queued or the queue ends.
+    wake: ReaderWake,
     counters: Counters,
 }
 
@@ -91,8 +197,8 @@ struct Counters {
 impl<T: ?Sized> Subscriber<T> {
     pub(crate) fn new(
         id: SubscriberId,
-        sender: Sender<Message<T>>,
-        bounded: Option<Bounded<T>>,
+        sender: ItemSender<T>,
+        queue: Option<Bounded<T>>,
         ignore_confirmations: bool,
     ) -> Self {
         Subscriber {
@@ -100,22 +206,67 @@ impl<T: ?Sized> Subscriber<T> {
             state: Mutex::new(State {
                 channels: HashMap::new(),
                 patterns: HashMap::new(),
-                next_seq: 0,
+                next_order: 0,
                 sender: Some(sender),
-                handlers: [HashMap::new(), HashMap::new()],
+                channel_handlers: HashMap::new(),
+                pattern_handlers: HashMap::new(),
             }),
+            names: Mutex::new(Names::default()),
             subscriptions: AtomicUsize::new(0),
             status: AtomicU8::new(OPEN),
-            bounded,
+            queue,
             has_handlers: AtomicBool::new(false),
             ignore_confirmations,
-            reader_wake: ReaderWake::default(),
+            wake: ReaderWake::default(),
             counters: Counters {
                 delivered: AtomicU64::new(0),
                 dropped: AtomicU64::new(0),
                 lagged: AtomicU64::new(0),
             },
         }
+    }
+
+    pub(crate) fn id(&self) -> SubscriberId {
+        self.id
+    }
+
+    /// The handle's subscriptions, locked (see the module docs for the order).
+    pub(crate) fn state(&self) -> MutexGuard<'_, State<T>> {
+        self.state.lock()
+    }
+
+    /// The slot table, locked (see the module docs for the order).
+    pub(crate) fn names(&self) -> MutexGuard<'_, Names> {
+        self.names.lock()
+    }
+
+    /// The bounded queue's bookkeeping, `None` for an unbounded queue.
+    pub(crate) fn queue(&self) -> Option<&Bounded<T>> {
+        self.queue.as_ref()
+    }
+
+    pub(crate) fn wake(&self) -> &ReaderWake {
+        &self.wake
+    }
+
+    pub(crate) fn ignores_confirmations(&self) -> bool {
+        self.ignore_confirmations
+    }
+
+    /// Channels plus patterns, as the last confirmation counted them.
+    pub(crate) fn subscriptions(&self) -> usize {
+        self.subscriptions.load(Ordering::Acquire)
+    }
+
+    /// Stores the count; the caller holds `state` (see the module docs).
+    pub(crate) fn set_subscriptions(&self, count: usize) {
+        self.subscriptions.store(count, Ordering::Release);
+    }
+
+    /// `subscriptions()`, loaded under `state`: the listen-end check (`inbox.rs`).
+    pub(crate) fn settled_subscriptions(&self) -> usize {
+        let _state = self.state.lock();
+        self.subscriptions.load(Ordering::Relaxed)
     }
 
     pub(crate) fn is_open(&self) -> bool {
@@ -144,88 +295,102 @@ impl<T: ?Sized> Subscriber<T> {
             .is_ok()
     }
 
-    /// Queues a confirmation: never refused, never counted against capacity.
-    pub(crate) fn send_control(&self, sender: &Sender<Message<T>>, message: Message<T>) {
-        match &self.bounded {
+    /// Registers `handler` for `name` while the handle is open.
+    pub(crate) fn set_handler(&self, kind: Kind, name: &str, handler: Handler<T>) {
+        let mut state = self.state.lock();
+        if state.sender.is_some() {
+            state.set_handler(kind, name, handler);
+            self.has_handlers.store(true, Ordering::Release);
+        }
+    }
+
+    /// The handler registered for `name`, if any.
+    pub(crate) fn handler(&self, kind: Kind, name: &str) -> Option<Handler<T>> {
+        if !self.has_handlers.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut state = self.state.lock();
+        state.handlers_mut(kind).get(name).cloned()
+    }
+
+    /// Lets the handlers go (the queue has ended), outside the lock: dropping a handler may
+    /// drop a handle.
+    pub(crate) fn drop_handlers(&self) {
+        if self.has_handlers.swap(false, Ordering::AcqRel) {
+            let handlers = {
+                let mut state = self.state.lock();
+                (
+                    std::mem::take(&mut state.channel_handlers),
+                    std::mem::take(&mut state.pattern_handlers),
+                )
+            };
+            drop(handlers);
+        }
+    }
+
+    /// Queues a confirmation or notice: never refused, never counted against capacity. The
+    /// readers to wake go into `woken`.
+    pub(crate) fn send_control(&self, sender: &ItemSender<T>, item: Item<T>, woken: &mut Woken) {
+        match &self.queue {
             None => {
-                let _ = sender.send(message);
+                let _ = sender.send(Queued(item));
             }
-            Some(bounded) => {
+            Some(queue) => {
                 let mut tally = Tally::default();
-                bounded.send_control(sender, message, &mut tally);
+                queue.send_control(sender, item, &mut tally);
                 self.count(&tally);
             }
         }
-        self.reader_wake.wake();
+        self.wake.take(woken);
     }
 
-    /// Offers one delivery; `tally` collects the broker-wide counts.
+    /// Offers one delivery; `tally` collects the broker-wide counts. The caller then takes
+    /// the readers to wake (`wake().take_after_fence`, after one fence for all its sends).
     pub(crate) fn offer(
         &self,
-        sender: &Sender<Message<T>>,
-        message: Message<T>,
+        sender: &ItemSender<T>,
+        item: Item<T>,
         may_wait: bool,
         tally: &mut Tally,
     ) -> Offer<T> {
         if !self.is_open() {
             return Offer::Gone;
         }
-        let offer = match &self.bounded {
-            None => match sender.send(message) {
+        let offer = match &self.queue {
+            None => match sender.send(Queued(item)) {
                 Ok(()) => Offer::Delivered,
                 Err(_) => Offer::Gone,
             },
-            Some(bounded) => {
-                self.tallied(tally, |mine| bounded.offer(sender, message, may_wait, mine))
-            }
+            Some(queue) => self.tallied(tally, |mine| {
+                queue.lock().offer(sender, item, may_wait, mine)
+            }),
         };
         if let Offer::Delivered = offer {
-            self.queued_one();
+            self.counters.delivered.fetch_add(1, Ordering::Relaxed);
         }
         offer
     }
 
-    /// Waits for room (see `Bounded::offer_after_wait`); `unlock` releases the caller's
-    /// registry lock just before the wait.
-    pub(crate) fn offer_after_wait(
-        &self,
-        sender: &Sender<Message<T>>,
-        message: Message<T>,
-        deadline: Option<Instant>,
-        tally: &mut Tally,
-        unlock: impl FnOnce(),
-    ) -> Result<Offer<T>, Message<T>> {
-        let Some(bounded) = self.bounded.as_ref().filter(|_| self.is_open()) else {
-            return Ok(Offer::Gone);
-        };
-        let result = self.tallied(tally, |mine| {
-            bounded.offer_after_wait(sender, message, deadline, mine, unlock)
-        });
-        if let Ok(Offer::Delivered) = result {
-            self.queued_one();
-        }
-        result
-    }
-
-    /// For an async publisher after a `Full`: queues the message if there is room now
+    /// For an async publisher after a `Full`: queues the delivery if there is room now
     /// (`Ok(true)`; `Ok(false)` if the handle stopped meanwhile), or registers `waker` to be
-    /// woken when room may appear and gives the message back.
+    /// woken when room may appear and gives the delivery back.
     #[cfg(feature = "async")]
     pub(crate) fn offer_or_register(
         &self,
-        sender: &Sender<Message<T>>,
-        message: Message<T>,
+        sender: &ItemSender<T>,
+        item: Item<T>,
         tally: &mut Tally,
         waker: &std::task::Waker,
-    ) -> Result<bool, Message<T>> {
-        let Some(bounded) = self.bounded.as_ref().filter(|_| self.is_open()) else {
+        woken: &mut Woken,
+    ) -> Result<bool, Item<T>> {
+        let Some(queue) = self.queue.as_ref().filter(|_| self.is_open()) else {
             return Ok(false);
         };
         let result = self.tallied(tally, |mine| {
-            bounded.offer_or_register(sender, message, mine, waker)
+            queue.offer_or_register(sender, item, mine, waker)
         });
         if let Ok(true) = result {
-            self.queued_one();
+            self.delivered(woken);
         }
         result
     }
@@ -234,27 +399,25 @@ impl<T: ?Sized> Subscriber<T> {
     /// dropped, and reported by a `Lagged` notice.
     #[cfg(feature = "async")]
     pub(crate) fn refuse(&self, tally: &mut Tally) {
-        if let Some(bounded) = &self.bounded {
-            self.tallied(tally, |mine| bounded.refuse(mine));
+        if let Some(queue) = &self.queue {
+            self.tallied(tally, |mine| queue.refuse(mine));
         }
     }
 
     /// Wakes publishers waiting for this handle's room, to re-check.
     pub(crate) fn wake_publishers(&self) {
-        if let Some(bounded) = &self.bounded {
-            bounded.wake_publishers();
+        if let Some(queue) = &self.queue {
+            queue.wake_publishers();
         }
     }
 
-    /// Takes the next item for a bounded handle's reader (see `Bounded::take`).
-    pub(crate) fn take(&self, bounded: &Bounded<T>) -> Result<Message<T>, TryRecvError> {
-        let mut tally = Tally::default();
-        let taken = bounded.take(&mut tally);
-        self.count(&tally);
-        if taken.as_ref().is_ok_and(Message::is_delivery) {
-            bounded.wake_publishers();
+    /// Counts what a reader took from a bounded queue (a notice it made) and, for a
+    /// delivery, wakes the publishers waiting for room.
+    pub(crate) fn took(&self, tally: &Tally, delivery: bool) {
+        self.count(tally);
+        if delivery {
+            self.wake_publishers();
         }
-        taken
     }
 
     pub(crate) fn counters(&self) -> (u64, u64, u64) {
@@ -265,9 +428,9 @@ impl<T: ?Sized> Subscriber<T> {
         )
     }
 
-    /// Runs `f` on the bounded queue with a tally of its own, then adds that tally to this
-    /// handle's counters and to the caller's (the broker's).
-    fn tallied<R>(&self, tally: &mut Tally, f: impl FnOnce(&mut Tally) -> R) -> R {
+    /// Runs `f` with a tally of its own, then adds that tally to this handle's counters and
+    /// to the caller's (the broker's).
+    pub(crate) fn tallied<R>(&self, tally: &mut Tally, f: impl FnOnce(&mut Tally) -> R) -> R {
         let mut mine = Tally::default();
         let result = f(&mut mine);
         self.count(&mine);
@@ -275,10 +438,10 @@ impl<T: ?Sized> Subscriber<T> {
         result
     }
 
-    /// A delivery was queued: count it, and wake an async reader.
-    fn queued_one(&self) {
+    /// A delivery was queued: count it, and take the waiting readers to wake.
+    pub(crate) fn delivered(&self, woken: &mut Woken) {
         self.counters.delivered.fetch_add(1, Ordering::Relaxed);
-        self.reader_wake.wake();
+        self.wake.take(woken);
     }
 
     fn count(&self, tally: &Tally) {

@@ -1,6 +1,6 @@
 //! The primitives of the wait/wake protocols, in one place so that `loom` can stand in for
 //! them, as tokio does: the reader wake slot (`wake.rs`) and the room handshake of bounded
-//! queues (`policy.rs`) take their atomics, mutexes and condition variables from here.
+//! queues (`room.rs`) take their atomics, mutexes and condition variables from here.
 //! `src/model_check.rs` then explores their interleavings with
 //! `RUSTFLAGS="--cfg loom" cargo test --release --lib model_check`.
 //!
@@ -10,16 +10,11 @@
 
 #[cfg(not(loom))]
 pub(crate) use parking_lot::{Condvar, Mutex, MutexGuard};
-/// The reader wake slot's (feature `async`).
-#[cfg(all(not(loom), feature = "async"))]
-pub(crate) use std::sync::atomic::{fence, AtomicBool};
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 
-#[cfg(all(loom, feature = "async"))]
-pub(crate) use loom::sync::atomic::{fence, AtomicBool};
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 #[cfg(loom)]
 pub(crate) use modelled::{Condvar, Mutex, MutexGuard};
 

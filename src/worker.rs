@@ -8,13 +8,15 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle, ThreadId};
+use std::thread::{self, JoinHandle, Thread, ThreadId};
 
-use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
 use crate::error::{HandlerPanic, WorkerError};
-use crate::inbox::{Inbox, Nothing, Wait};
+use crate::inbox::{Inbox, Nothing};
+use crate::kind::Kind;
+use crate::message::Message;
+use crate::wait::Wait;
 
 /// What a panic handler is given: see [`WorkerBuilder::on_panic`].
 type PanicHandler = Arc<dyn Fn(HandlerPanic) + Send + Sync>;
@@ -25,15 +27,25 @@ type PanicHandler = Arc<dyn Fn(HandlerPanic) + Send + Sync>;
 #[derive(Clone)]
 pub struct StopHandle {
     stopped: Arc<AtomicBool>,
-    /// Dropped by `stop`: that disconnects the worker's stop channel and wakes it.
-    wake: Arc<Mutex<Option<Sender<()>>>>,
+    /// The worker's thread, which `stop` unparks. Set by the thread itself before it first
+    /// waits; `stop` sets `stopped` under this lock and the thread checks it after setting
+    /// this, so either `stop` unparks it or the thread sees the flag.
+    thread: Arc<Mutex<Option<Thread>>>,
 }
 
 impl StopHandle {
     /// Asks the worker to stop; returns at once. Stopping twice is harmless.
     pub fn stop(&self) {
+        let thread = self.thread.lock();
         self.stopped.store(true, Ordering::Release);
-        drop(self.wake.lock().take());
+        if let Some(thread) = &*thread {
+            thread.unpark();
+        }
+    }
+
+    /// Records the worker's thread, from the thread itself.
+    fn started(&self) {
+        *self.thread.lock() = Some(thread::current());
     }
 
     /// Whether `stop` was called.
@@ -163,26 +175,16 @@ impl<T: ?Sized + Send + Sync + 'static> WorkerBuilder<T> {
     /// naming the first such subscription; [`WorkerError::Spawn`] when the thread could not
     /// start.
     pub fn spawn(self) -> Result<Worker, WorkerError> {
-        {
-            let state = self.inbox.subscriber.state.lock();
-            let channels = state.channels.keys().map(|name| (false, name));
-            let patterns = state.patterns.keys().map(|name| (true, name));
-            let mut missing: Vec<(bool, &Arc<str>)> = channels
-                .chain(patterns)
-                .filter(|&(pattern, name)| !state.handlers[usize::from(pattern)].contains_key(name))
-                .collect();
-            missing.sort();
-            if let Some((pattern, name)) = missing.first() {
-                return Err(WorkerError::NoHandler {
-                    pattern: *pattern,
-                    name: name.to_string(),
-                });
-            }
+        let missing = self.inbox.subscriber().state().without_handler();
+        if let Some((kind, name)) = missing {
+            return Err(WorkerError::NoHandler {
+                pattern: kind == Kind::Pattern,
+                name,
+            });
         }
-        let (wake, woken) = crossbeam_channel::bounded::<()>(0);
         let stop = StopHandle {
             stopped: Arc::new(AtomicBool::new(false)),
-            wake: Arc::new(Mutex::new(Some(wake))),
+            thread: Arc::new(Mutex::new(None)),
         };
         let (inbox, on_panic, stopped) = (self.inbox, self.on_panic, stop.clone());
         let mut builder = thread::Builder::new();
@@ -190,7 +192,7 @@ impl<T: ?Sized + Send + Sync + 'static> WorkerBuilder<T> {
             builder = builder.name(name);
         }
         let thread = builder
-            .spawn(move || run(&inbox, &woken, &stopped, on_panic.as_ref()))
+            .spawn(move || run(&inbox, &stopped, on_panic.as_ref()))
             .map_err(WorkerError::Spawn)?;
         Ok(Worker {
             stop,
@@ -212,31 +214,34 @@ impl<T: ?Sized> fmt::Debug for WorkerBuilder<T> {
 /// The worker's loop: wait for the queue or the stop signal, handle what arrives.
 fn run<T: ?Sized>(
     inbox: &Inbox<T>,
-    woken: &Receiver<()>,
     stop: &StopHandle,
     on_panic: Option<&PanicHandler>,
 ) -> Result<(), WorkerError> {
+    stop.started();
     loop {
         if stop.is_stopped() {
             return Ok(());
         }
-        let message = match inbox.read(Wait::Poll) {
+        // Blocks until the queue has something or `stop` unparks it: no polling, no sleep.
+        let message = match inbox.read_unless(Wait::Forever, || stop.is_stopped()) {
             Ok(message) => message,
             Err(Nothing::Ended) => return Ok(()),
-            Err(Nothing::Empty) => {
-                // Block until the queue or the stop channel is ready: no polling, no sleep.
-                inbox.wait_with(woken);
-                continue;
-            }
+            Err(Nothing::Empty) => continue,
         };
         // Confirmations, notices and deliveries without a handler are not the worker's.
         let Some(handler) = inbox.handler_for(&message) else {
             continue;
         };
-        let channel = message.channel().unwrap_or_default().to_string();
+        // Kept for a panic report: a shared name, not a copy, so a delivery allocates nothing.
+        let channel = match &message {
+            Message::Message { channel, .. } | Message::PMessage { channel, .. } => {
+                Some(Arc::clone(channel))
+            }
+            _ => None,
+        };
         if let Err(panic) = catch_unwind(AssertUnwindSafe(|| handler(message))) {
             let panic = HandlerPanic {
-                channel,
+                channel: channel.as_deref().unwrap_or_default().to_string(),
                 message: panic_message(&*panic),
             };
             let Some(on_panic) = on_panic else {

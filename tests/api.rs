@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fanout::{Broker, Message, PubSub};
+use fanout::{Broker, Message, PubSub, Queued};
 
 fn assert_send_sync<T: Send + Sync>() {}
 
@@ -50,7 +50,7 @@ fn signatures_match_the_issue() {
     let _: fn(&PubSub<str>) = PubSub::punsubscribe_all;
     let _: fn(&PubSub<str>) -> bool = PubSub::is_subscribed;
     let _: fn(&PubSub<str>) -> usize = PubSub::subscriptions;
-    let _: fn(&PubSub<str>) -> &crossbeam_channel::Receiver<Message<str>> = PubSub::receiver;
+    let _: fn(&PubSub<str>) -> &crossbeam_channel::Receiver<Queued<str>> = PubSub::receiver;
     let _: fn(&Message<str>) -> &'static str = Message::kind;
     let _: fn(&Message<str>) -> Option<&str> = Message::channel;
     let _: fn(&Message<str>) -> Option<&str> = Message::pattern;

@@ -345,10 +345,12 @@ fn block_publisher_is_released_by_a_reader_on_the_raw_receiver() {
         within_10s(move || broker.publish("ch", 1))
     };
     thread::sleep(Duration::from_millis(20));
+    // Items taken from the raw receiver are opaque (only the handle reads its queue); taking
+    // them still makes room.
     let _confirmation = slow.receiver().recv().unwrap();
     let _first = slow.receiver().recv().unwrap();
     assert_eq!(publisher(), 1);
-    assert_eq!(payloads(&[slow.receiver().recv().unwrap()]), [1]);
+    assert_eq!(payloads(&drain(&slow)), [1]);
 }
 
 #[test]

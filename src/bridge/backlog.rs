@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::policy::Overflow;
-use crate::registry::Wait;
+use crate::queue::Overflow;
+use crate::wait::Wait;
 
 use super::echo::EchoKey;
 

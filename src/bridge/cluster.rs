@@ -17,8 +17,9 @@ use redis::{Msg, PushInfo, PushKind};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::Notify;
 
+use crate::hooks::{Change, Topic};
+use crate::kind::Kind;
 use crate::message::Message;
-use crate::registry::{Change, Topic};
 
 use redis::aio::ConnectionLike;
 
@@ -72,12 +73,16 @@ pub(crate) async fn mirror<T: ?Sized>(
                 last_seq = seq;
                 let command = async {
                     match change {
-                        Change::Added(Topic::Channel(name)) if desired.insert(name.clone()) => {
+                        Change::Added(Topic { kind: Kind::Channel, name })
+                            if desired.insert(name.clone()) =>
+                        {
                             con.ssubscribe(name.as_bytes()).await.is_ok()
                         }
-                        Change::Removed(Topic::Channel(name)) if desired.remove(&name) => {
-                            shared.echoes.forget_topic(&Topic::Channel(name.clone()));
-                            con.sunsubscribe(name.as_bytes()).await.is_ok()
+                        Change::Removed(topic)
+                            if topic.kind == Kind::Channel && desired.remove(&topic.name) =>
+                        {
+                            shared.echoes.forget_topic(&topic);
+                            con.sunsubscribe(topic.name.as_bytes()).await.is_ok()
                         }
                         // Patterns are not mirrored; a name already (un)subscribed needs nothing.
                         _ => true,

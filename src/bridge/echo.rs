@@ -18,7 +18,8 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::registry::Topic;
+use crate::hooks::Topic;
+use crate::kind::Kind;
 
 /// One echo expected back from Redis.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -71,8 +72,8 @@ impl Echoes {
             return false;
         }
         let topic = match pattern {
-            Some(pattern) => Topic::Pattern(Arc::from(pattern)),
-            None => Topic::Channel(Arc::from(channel)),
+            Some(pattern) => Topic::new(Kind::Pattern, Arc::from(pattern)),
+            None => Topic::new(Kind::Channel, Arc::from(channel)),
         };
         let key = EchoKey {
             topic,

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use redis::aio::{PubSub, PubSubSink, PubSubStream};
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use crate::registry::{Change, Topic};
+use crate::hooks::{Change, Topic};
+use crate::kind::Kind;
 
 use super::shared::{bump, Shared, STOPPED};
 
@@ -204,11 +205,12 @@ impl<T: ?Sized> Mirror<T> {
         subscribe: bool,
     ) -> Result<(), Stop> {
         let sent = async {
-            match (topic, subscribe) {
-                (Topic::Channel(name), true) => sink.subscribe(name.as_bytes()).await,
-                (Topic::Channel(name), false) => sink.unsubscribe(name.as_bytes()).await,
-                (Topic::Pattern(name), true) => sink.psubscribe(name.as_bytes()).await,
-                (Topic::Pattern(name), false) => sink.punsubscribe(name.as_bytes()).await,
+            let name = topic.name.as_bytes();
+            match (topic.kind, subscribe) {
+                (Kind::Channel, true) => sink.subscribe(name).await,
+                (Kind::Channel, false) => sink.unsubscribe(name).await,
+                (Kind::Pattern, true) => sink.psubscribe(name).await,
+                (Kind::Pattern, false) => sink.punsubscribe(name).await,
             }
         };
         match self.shared.reply(STOPPED, sent).await {

@@ -20,8 +20,8 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use crate::broker::Broker;
-use crate::policy::Overflow;
-use crate::registry::{Change, Outbound, Watcher};
+use crate::hooks::{Change, Outbound, Watcher};
+use crate::queue::Overflow;
 
 pub use codec::Codec;
 
@@ -227,7 +227,7 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> Bridge<T> {
 
     /// Starts a bridge to `url` with settings of its own.
     pub fn builder<'a>(broker: &'a Broker<T>, url: &str) -> BridgeBuilder<'a, T> {
-        let defaults = broker.registry().defaults;
+        let defaults = broker.registry().defaults();
         BridgeBuilder {
             broker,
             url: url.to_owned(),
@@ -282,7 +282,7 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> Drop for Bridge<T> {
     fn drop(&mut self) {
         let registry = &self.shared.registry;
         registry.detach_bridge();
-        registry.watch(None);
+        registry.index().watch(None);
         self.shared.backlog.close();
         self.shared.set_stage(DRAINING);
         if let Some(publisher) = self.publisher.take() {
@@ -461,7 +461,7 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
             watching.issued.store(numbered.0, Ordering::Release);
             let _ = numbered.1.send((numbered.0, change));
         });
-        registry.watch(Some(watcher));
+        registry.index().watch(Some(watcher));
 
         let mut bridge = Bridge {
             shared: Arc::clone(&shared),

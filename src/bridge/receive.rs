@@ -16,7 +16,8 @@ use redis::Msg;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::message::Message;
-use crate::registry::{Scope, Wait};
+use crate::publish::Reach;
+use crate::wait::Wait;
 
 use super::codec::Codec;
 use super::mirror::Feed;
@@ -67,14 +68,15 @@ pub(crate) fn deliver<T: ?Sized + Codec>(shared: &Shared<T>, msg: &Msg) {
     let Ok(payload) = T::decode(bytes) else {
         return bump(&counters.undecodable, 1);
     };
-    let scope = match &pattern {
-        Some(pattern) => Scope::Pattern(pattern),
-        None => Scope::Channel,
+    let reach = match pattern {
+        Some(pattern) => Reach::Pattern(Arc::from(pattern)),
+        None => Reach::Channel,
     };
+    // Counted first, so a reader that got it sees it counted.
+    bump(&counters.received, 1);
     shared
         .registry
-        .publish_to(&channel, payload, scope, Wait::Forever);
-    bump(&counters.received, 1);
+        .publish_to(&channel, payload, reach, Wait::Forever);
 }
 
 /// The next item of `stream`.

@@ -38,7 +38,11 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::registry::{Outbound, Published, Registry, Scope, Wait};
+use crate::error::Published;
+use crate::hooks::Outbound;
+use crate::publish::Reach;
+use crate::registry::Registry;
+use crate::wait::Wait;
 
 use super::backlog::{Backlog, Outgoing, Pushed};
 use super::codec::Codec;
@@ -356,7 +360,7 @@ impl<T: ?Sized + Codec> Shared<T> {
         if self.registry.is_closed() {
             return None;
         }
-        let (count, topics) = self.registry.matching(channel, !self.sharded);
+        let (count, topics) = self.registry.index().matching(channel, !self.sharded);
         let comes_back = !topics.is_empty();
         let channel: Arc<str> = Arc::from(channel);
         let mut echoes = Vec::new();
@@ -389,11 +393,11 @@ impl<T: ?Sized + Codec> Shared<T> {
     }
 
     /// Which local subscriptions a publish reaches: not patterns under sharded Pub/Sub.
-    fn scope(&self) -> Scope<'static> {
+    fn reach(&self) -> Reach {
         if self.sharded {
-            Scope::Channel
+            Reach::Channel
         } else {
-            Scope::All
+            Reach::All
         }
     }
 
@@ -427,7 +431,7 @@ impl<T: ?Sized + Codec + Send + Sync> Outbound<T> for Shared<T> {
         let mut published = counted.unwrap_or_else(|| {
             let payload = item.payload.clone();
             self.registry
-                .publish_to(channel, payload, self.scope(), wait)
+                .publish_to(channel, payload, self.reach(), wait)
         });
         let pushed = self.backlog.push(item, wait);
         self.pushed(pushed, &mut published);
@@ -458,7 +462,7 @@ impl<T: ?Sized + Codec + Send + Sync> Outbound<T> for Shared<T> {
                 Some(counted) => counted,
                 None => {
                     let payload = unsent.payload();
-                    let local = self.registry.publish_async(channel, payload, self.scope());
+                    let local = self.registry.publish_async(channel, payload, self.reach());
                     local.await
                 }
             };

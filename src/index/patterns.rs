@@ -9,17 +9,18 @@
 //!
 //! # Locks
 //!
-//! The table sits behind the registry's `patterns` read-write lock. The cache is split into
-//! stripes with a mutex each, taken while the read lock is held (a publisher holds its
-//! stripe while it delivers the cached matches); a write lock has the table to itself and
-//! clears the cache without them.
+//! The table sits behind the index's `patterns` read-write lock. The cache is split into
+//! stripes with a mutex each, taken while the read lock is held, only to look a channel up
+//! (or scan and fill it): a publisher takes the matches out (one shared slice) and lets go of
+//! the stripe before it delivers. A write lock has the table to itself and clears the cache
+//! without them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::Mutex;
 
-use crate::channel_map::ChannelTable;
+use crate::index::channels::ChannelTable;
 use crate::pattern::glob_match;
 use crate::shrink::is_sparse;
 
@@ -27,6 +28,9 @@ use crate::shrink::is_sparse;
 const CACHE_STRIPES: usize = 64;
 /// Channels remembered per cache stripe before it starts over (about 64k in all).
 const CACHE_CHANNELS: usize = 1024;
+
+/// One stripe of the match cache: channel to the slots of the patterns that match it.
+type CacheStripe = Mutex<ChannelTable<Arc<[u32]>>>;
 
 /// A pattern and what the registry keeps for it (its subscriptions).
 pub(crate) struct Pattern<V> {
@@ -50,7 +54,7 @@ pub(crate) struct PatternTable<V> {
     /// The next pattern's `order`.
     next_order: u64,
     /// Channel to the slots of the patterns that match it, in order of appearance.
-    cache: Box<[Mutex<ChannelTable<Vec<u32>>>]>,
+    cache: Box<[CacheStripe]>,
 }
 
 impl<V> Default for PatternTable<V> {
@@ -71,6 +75,7 @@ impl<V> PatternTable<V> {
     }
 
     /// Every pattern, in no particular order.
+    #[cfg(feature = "redis")]
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Pattern<V>> {
         self.slots.iter().flatten()
     }
@@ -151,40 +156,40 @@ impl<V> PatternTable<V> {
         }
     }
 
-    /// Calls `deliver` for each pattern that matches `channel` (whose hash is `hash`), in
-    /// order of appearance, holding the channel's cache stripe meanwhile.
-    pub(crate) fn for_each_match(
-        &self,
-        hash: u64,
-        channel: &str,
-        mut deliver: impl FnMut(&Pattern<V>),
-    ) {
-        let mut stripe: MutexGuard<'_, ChannelTable<Vec<u32>>> =
-            self.cache[hash as usize & (CACHE_STRIPES - 1)].lock();
-        if stripe.get(hash, channel).is_none() {
-            if stripe.len() >= CACHE_CHANNELS {
-                drop(stripe.take());
-            }
-            let mut matches: Vec<(u64, u32)> = self
-                .slots
-                .iter()
-                .enumerate()
-                .filter_map(|(slot, entry)| {
-                    let entry = entry.as_ref()?;
-                    glob_match(&entry.pattern, channel).then_some((entry.order, slot as u32))
-                })
-                .collect();
-            matches.sort_unstable();
-            stripe.get_or_insert(hash, channel).value =
-                matches.into_iter().map(|(_, slot)| slot).collect();
-        }
+    /// The slots of the patterns that match `channel` (whose hash is `hash`), in order of
+    /// appearance: from the cache, or scanned and cached. The cache's stripe is let go of
+    /// before this returns.
+    pub(crate) fn matches(&self, hash: u64, channel: &str) -> Arc<[u32]> {
+        let mut stripe = self.cache[hash as usize & (CACHE_STRIPES - 1)].lock();
         if let Some(cached) = stripe.get(hash, channel) {
-            for &slot in &cached.value {
-                if let Some(entry) = &self.slots[slot as usize] {
-                    deliver(entry);
-                }
-            }
+            return Arc::clone(&cached.value);
         }
+        if stripe.len() >= CACHE_CHANNELS {
+            drop(stripe.take());
+        }
+        let mut matches: Vec<(u64, u32)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, entry)| {
+                let entry = entry.as_ref()?;
+                glob_match(&entry.pattern, channel).then_some((entry.order, slot as u32))
+            })
+            .collect();
+        matches.sort_unstable();
+        let slots: Arc<[u32]> = matches.into_iter().map(|(_, slot)| slot).collect();
+        stripe.get_or_insert(hash, channel).value = Arc::clone(&slots);
+        slots
+    }
+
+    /// The slot of `pattern`, compared as text.
+    pub(crate) fn slot(&self, pattern: &str) -> Option<u32> {
+        self.index.get(pattern).copied()
+    }
+
+    /// The pattern in `slot`, from `matches`.
+    pub(crate) fn at(&self, slot: u32) -> Option<&Pattern<V>> {
+        self.slots.get(slot as usize)?.as_ref()
     }
 
     fn clear_cache(&mut self) {

@@ -11,9 +11,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crossbeam_channel::Sender;
-
-use crate::message::Message;
+use crate::item::ItemSender;
+use crate::names::SubId;
 use crate::subscriber::{Subscriber, SubscriberId};
 
 /// Lists longer than this keep a position index.
@@ -24,9 +23,10 @@ pub(crate) struct Entry<T: ?Sized> {
     pub(crate) subscriber: Arc<Subscriber<T>>,
     /// The registry's own sender into the handle's queue: the queue disconnects once every
     /// entry and the handle have let go of theirs.
-    pub(crate) sender: Sender<Message<T>>,
-    /// The handle's sequence number for this subscription.
-    pub(crate) seq: u64,
+    pub(crate) sender: ItemSender<T>,
+    /// Which of the handle's subscriptions this is: the slot its deliveries name, and the
+    /// slot's generation, so a waiting publisher knows it is still the same one.
+    pub(crate) id: SubId,
 }
 
 /// The subscriptions of one channel or pattern, each handle at most once.
@@ -67,12 +67,12 @@ impl<T: ?Sized> Entries<T> {
             self.list.reserve_exact(1);
         }
         if let Some(positions) = &mut self.positions {
-            positions.insert(entry.subscriber.id, self.list.len() as u32);
+            positions.insert(entry.subscriber.id(), self.list.len() as u32);
         }
         self.list.push(entry);
         if self.positions.is_none() && self.list.len() > INDEXED_FROM {
             let index = self.list.iter().enumerate();
-            let positions = index.map(|(i, e)| (e.subscriber.id, i as u32)).collect();
+            let positions = index.map(|(i, e)| (e.subscriber.id(), i as u32)).collect();
             self.positions = Some(Box::new(positions));
         }
     }
@@ -81,14 +81,14 @@ impl<T: ?Sized> Entries<T> {
     fn position(&self, id: SubscriberId) -> Option<usize> {
         match &self.positions {
             Some(positions) => positions.get(&id).map(|&i| i as usize),
-            None => self.list.iter().position(|e| e.subscriber.id == id),
+            None => self.list.iter().position(|e| e.subscriber.id() == id),
         }
     }
 
-    /// `id`'s entry, if it holds the subscription numbered `seq` here.
-    pub(crate) fn get(&self, id: SubscriberId, seq: u64) -> Option<&Entry<T>> {
-        let entry = &self.list[self.position(id)?];
-        (entry.seq == seq).then_some(entry)
+    /// `subscriber`'s entry, if it is still its subscription `id`.
+    pub(crate) fn get(&self, subscriber: SubscriberId, id: SubId) -> Option<&Entry<T>> {
+        let entry = &self.list[self.position(subscriber)?];
+        (entry.id == id).then_some(entry)
     }
 
     /// Removes `id`'s entry, if any, giving memory back once the list is mostly empty.
@@ -100,7 +100,7 @@ impl<T: ?Sized> Entries<T> {
         if let Some(positions) = &mut self.positions {
             positions.remove(&id);
             if let Some(moved) = self.list.get(i) {
-                positions.insert(moved.subscriber.id, i as u32);
+                positions.insert(moved.subscriber.id(), i as u32);
             }
             if self.list.len() <= INDEXED_FROM / 2 {
                 self.positions = None;

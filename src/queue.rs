@@ -2,10 +2,9 @@
 //!
 //! # How a bounded queue is counted
 //!
-//! Every handle's queue is an unbounded `crossbeam-channel`; a bounded handle adds the
-//! bookkeeping here, under one mutex (`QueueState`), so that only *deliveries* count against
-//! the capacity and confirmations and notices never do, even when the reader takes items
-//! straight from [`PubSub::receiver`](crate::PubSub::receiver). Every item sent gets a
+//! Every handle's queue is an unbounded `crossbeam-channel` of [`Item`]s; a bounded handle
+//! adds the bookkeeping here, under one mutex (`QueueState`), so that only *deliveries* count
+//! against the capacity and confirmations and notices never do. Every item sent gets a
 //! position (`sent` counts them); items leave at the head in order, by a read or an eviction,
 //! so `sent - len` of them have left. `marks` holds the positions of the non-delivery items
 //! that may still be queued; those below `sent - len` are gone. What is queued is therefore
@@ -14,16 +13,18 @@
 //! # Locks
 //!
 //! `queue` is taken after the registry's stripe or pattern lock and after the handle's
-//! `state` (see `registry.rs`), never before them, and nothing else is taken while it is held.
-//! A publisher waiting for room (`Overflow::Block`) waits on `room` with only `queue` held by
-//! the condition variable, which releases it while it sleeps; `room.rs` has the handshake
-//! with the readers that make room.
+//! `state` and `names` (see `index/mod.rs`), never before them, and nothing else is taken while
+//! it is held. A publisher waiting for room (`Overflow::Block`) registers under `queue` and
+//! waits on `room` (`room.rs` has the handshake with the readers that make room); the
+//! publish path holds a [`Locked`] queue, and lets go of its own registry lock itself between
+//! the registration and the wait.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::TryRecvError;
 
+use crate::item::{Item, ItemReceiver, ItemSender, Queued};
 use crate::message::Message;
 use crate::room::Room;
 use crate::sync::{Mutex, MutexGuard};
@@ -55,15 +56,24 @@ pub enum Overflow {
     Disconnect,
 }
 
+/// The queue a new handle gets unless its builder says otherwise.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct QueueConfig {
+    pub(crate) capacity: Option<usize>,
+    pub(crate) overflow: Overflow,
+    /// redis-py's `ignore_subscribe_messages`.
+    pub(crate) ignore_confirmations: bool,
+}
+
 /// The outcome of offering one delivery to a handle.
 pub(crate) enum Offer<T: ?Sized> {
     /// Queued.
     Delivered,
-    /// Not queued, and counted as dropped (full under a drop policy, refused without waiting,
-    /// or the handle is closing).
+    /// Not queued, and counted as dropped (full under a drop policy, or refused without
+    /// waiting).
     Dropped,
-    /// Full under `Block`, and the caller may wait: the message comes back to retry.
-    Full(Message<T>),
+    /// Full under `Block`, and the caller may wait: the delivery comes back to retry.
+    Full(Item<T>),
     /// Full under `Disconnect`: the caller must disconnect the handle once it holds no lock.
     Disconnect,
     /// The handle is closing or gone: not queued, not counted.
@@ -72,10 +82,10 @@ pub(crate) enum Offer<T: ?Sized> {
 
 /// A bounded queue's limit, policy and bookkeeping.
 pub(crate) struct Bounded<T: ?Sized> {
-    pub(crate) capacity: usize,
-    pub(crate) overflow: Overflow,
+    capacity: usize,
+    overflow: Overflow,
     /// A second receiver of the handle's queue: its length, and evictions for `DropOldest`.
-    receiver: Receiver<Message<T>>,
+    receiver: ItemReceiver<T>,
     queue: Mutex<QueueState>,
     /// Publishers waiting for room, signalled when room may have appeared or the handle's
     /// subscriptions changed.
@@ -116,7 +126,7 @@ impl Tally {
 }
 
 impl<T: ?Sized> Bounded<T> {
-    pub(crate) fn new(capacity: usize, overflow: Overflow, receiver: Receiver<Message<T>>) -> Self {
+    pub(crate) fn new(capacity: usize, overflow: Overflow, receiver: ItemReceiver<T>) -> Self {
         Bounded {
             capacity,
             overflow,
@@ -132,89 +142,27 @@ impl<T: ?Sized> Bounded<T> {
         }
     }
 
-    /// Queues a confirmation, never refused; a pending `Lagged` notice goes first.
-    pub(crate) fn send_control(
-        &self,
-        sender: &Sender<Message<T>>,
-        message: Message<T>,
-        tally: &mut Tally,
-    ) {
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub(crate) fn overflow(&self) -> Overflow {
+        self.overflow
+    }
+
+    /// The queue, locked: for the publish path to offer, and to wait for room.
+    pub(crate) fn lock(&self) -> Locked<'_, T> {
+        Locked {
+            bounded: self,
+            q: self.queue.lock(),
+        }
+    }
+
+    /// Queues a confirmation or notice, never refused; a pending `Lagged` notice goes first.
+    pub(crate) fn send_control(&self, sender: &ItemSender<T>, item: Item<T>, tally: &mut Tally) {
         let mut q = self.queue.lock();
         self.flush_missed(&mut q, sender, tally);
-        push(&mut q, sender, message, true);
-    }
-
-    /// Offers one delivery under the policy. `may_wait` is false for `try_publish`.
-    pub(crate) fn offer(
-        &self,
-        sender: &Sender<Message<T>>,
-        message: Message<T>,
-        may_wait: bool,
-        tally: &mut Tally,
-    ) -> Offer<T> {
-        let mut q = self.queue.lock();
-        if self.has_room(&mut q) {
-            self.flush_missed(&mut q, sender, tally);
-            push(&mut q, sender, message, false);
-            return Offer::Delivered;
-        }
-        match self.overflow {
-            Overflow::Block if may_wait => Offer::Full(message),
-            Overflow::Block | Overflow::DropNewest => {
-                q.missed += 1;
-                tally.dropped += 1;
-                Offer::Dropped
-            }
-            Overflow::DropOldest if self.capacity > 0 => {
-                self.evict_oldest(&mut q, sender, tally);
-                push(&mut q, sender, message, false);
-                Offer::Delivered
-            }
-            Overflow::DropOldest => {
-                // A rendezvous keeps no delivery: the oldest is the new one.
-                q.missed += 1;
-                tally.dropped += 1;
-                Offer::Dropped
-            }
-            Overflow::Disconnect => {
-                tally.dropped += 1;
-                Offer::Disconnect
-            }
-        }
-    }
-
-    /// Offers again after a `Full`: queues the message if there is room now, refuses it once
-    /// `deadline` has passed, or else calls `unlock` (releasing the caller's registry lock,
-    /// under which it checked that the subscription still stands) and waits a while for room,
-    /// giving the message back so the caller re-checks and calls again.
-    pub(crate) fn offer_after_wait(
-        &self,
-        sender: &Sender<Message<T>>,
-        message: Message<T>,
-        deadline: Option<Instant>,
-        tally: &mut Tally,
-        unlock: impl FnOnce(),
-    ) -> Result<Offer<T>, Message<T>> {
-        let mut q = self.queue.lock();
-        if self.has_room(&mut q) {
-            self.flush_missed(&mut q, sender, tally);
-            push(&mut q, sender, message, false);
-            return Ok(Offer::Delivered);
-        }
-        let now = Instant::now();
-        if deadline.is_some_and(|d| d <= now) {
-            q.missed += 1;
-            tally.dropped += 1;
-            return Ok(Offer::Dropped);
-        }
-        // A reader that takes items straight from `receiver()` signals nothing, so re-check
-        // now and then even without a signal.
-        let mut slice = Duration::from_millis(5);
-        if let Some(deadline) = deadline {
-            slice = slice.min(deadline - now);
-        }
-        self.room.wait(&mut q, slice, unlock);
-        Err(message)
+        push(&mut q, sender, item, true);
     }
 
     /// Refuses one delivery (a publisher stopped waiting for room): counted, and reported by
@@ -231,21 +179,21 @@ impl<T: ?Sized> Bounded<T> {
             .notify(|| self.queue.lock(), |q| std::mem::take(&mut q.room_wakers));
     }
 
-    /// For an async publisher: queues the message if there is room (`Ok(true)`), or keeps
-    /// `waker` to wake when room may appear and gives the message back. The check and the
+    /// For an async publisher: queues the delivery if there is room (`Ok(true)`), or keeps
+    /// `waker` to wake when room may appear and gives the delivery back. The check and the
     /// registration happen under the queue lock, so a reader's wake-up cannot slip between.
     #[cfg(feature = "async")]
     pub(crate) fn offer_or_register(
         &self,
-        sender: &Sender<Message<T>>,
-        message: Message<T>,
+        sender: &ItemSender<T>,
+        item: Item<T>,
         tally: &mut Tally,
         waker: &std::task::Waker,
-    ) -> Result<bool, Message<T>> {
+    ) -> Result<bool, Item<T>> {
         let mut q = self.queue.lock();
         if self.has_room(&mut q) {
             self.flush_missed(&mut q, sender, tally);
-            push(&mut q, sender, message, false);
+            push(&mut q, sender, item, false);
             return Ok(true);
         }
         if !q.room_wakers.iter().any(|w| w.will_wake(waker)) {
@@ -253,28 +201,27 @@ impl<T: ?Sized> Bounded<T> {
             // Counted with the blocked threads, so readers signal; taken back when woken.
             self.room.registered_waker();
         }
-        Err(message)
+        Err(item)
     }
 
     /// Takes the next item for a reader, under the queue lock: a `DropOldest` eviction
     /// re-queues what it keeps, and only a read under the lock sees the queue whole. When
     /// the queue is empty, a pending `Lagged` notice is the next item.
-    pub(crate) fn take(&self, tally: &mut Tally) -> Result<Message<T>, TryRecvError> {
+    pub(crate) fn take(&self, tally: &mut Tally) -> Result<Item<T>, TryRecvError> {
         let mut q = self.queue.lock();
         let error = match self.receiver.try_recv() {
-            Ok(message) => return Ok(message),
+            Ok(Queued(item)) => return Ok(item),
             Err(error) => error,
         };
         if q.missed == 0 {
             return Err(error);
         }
         tally.notices += 1;
-        Ok(Message::Lagged {
-            missed: std::mem::take(&mut q.missed),
-        })
+        let missed = std::mem::take(&mut q.missed);
+        Ok(Item::control(Message::Lagged { missed }))
     }
 
-    /// A reader is about to block (`+1`) or has stopped blocking (`-1`).
+    /// A reader is about to wait (`true`) or has stopped waiting (`false`).
     pub(crate) fn reader_waiting(&self, waiting: bool) {
         let mut q = self.queue.lock();
         if waiting {
@@ -288,7 +235,7 @@ impl<T: ?Sized> Bounded<T> {
         }
     }
 
-    fn count_deliveries(&self, q: &mut MutexGuard<'_, QueueState>) -> usize {
+    fn count_deliveries(&self, q: &mut QueueState) -> usize {
         let len = self.receiver.len();
         let left = q.sent - len as u64;
         while q.marks.front().is_some_and(|&p| p < left) {
@@ -297,16 +244,16 @@ impl<T: ?Sized> Bounded<T> {
         len - q.marks.len()
     }
 
-    fn has_room(&self, q: &mut MutexGuard<'_, QueueState>) -> bool {
+    fn has_room(&self, q: &mut QueueState) -> bool {
         let limit = self.capacity.max(q.waiting_readers);
         self.count_deliveries(q) < limit
     }
 
-    fn flush_missed(&self, q: &mut QueueState, sender: &Sender<Message<T>>, tally: &mut Tally) {
+    fn flush_missed(&self, q: &mut QueueState, sender: &ItemSender<T>, tally: &mut Tally) {
         if q.missed > 0 {
             let missed = std::mem::take(&mut q.missed);
             tally.notices += 1;
-            push(q, sender, Message::Lagged { missed }, true);
+            push(q, sender, Item::control(Message::Lagged { missed }), true);
         }
     }
 
@@ -315,15 +262,10 @@ impl<T: ?Sized> Bounded<T> {
     /// place, so a notice sits exactly where its deliveries were, on the same side of every
     /// confirmation; a notice already queued next to a run is merged into it (so a reader that
     /// has stopped keeps one notice, not one per eviction).
-    fn evict_oldest(
-        &self,
-        q: &mut MutexGuard<'_, QueueState>,
-        sender: &Sender<Message<T>>,
-        tally: &mut Tally,
-    ) {
-        let items: Vec<Message<T>> = self.receiver.try_iter().collect();
+    fn evict_oldest(&self, q: &mut QueueState, sender: &ItemSender<T>, tally: &mut Tally) {
+        let items: Vec<Item<T>> = self.receiver.try_iter().map(|q| q.0).collect();
         q.marks.clear();
-        let deliveries = items.iter().filter(|m| m.is_delivery()).count();
+        let deliveries = items.iter().filter(|i| i.is_delivery()).count();
         let keep = self.capacity - (self.capacity / 8).max(1);
         let mut to_evict = deliveries.saturating_sub(keep);
         tally.dropped += to_evict as u64;
@@ -333,14 +275,10 @@ impl<T: ?Sized> Bounded<T> {
         let mut flush =
             |q: &mut QueueState, missed: &mut u64, fresh: &mut bool, absorbed: &mut u64| {
                 if *missed > 0 {
-                    push(
-                        q,
-                        sender,
-                        Message::Lagged {
-                            missed: std::mem::take(missed),
-                        },
-                        true,
-                    );
+                    let notice = Item::control(Message::Lagged {
+                        missed: std::mem::take(missed),
+                    });
+                    push(q, sender, notice, true);
                     // A notice made of queued ones only is one of them, kept; one with fresh
                     // evictions is new unless it absorbed a queued one.
                     tally.notices += u64::from(*fresh && *absorbed == 0);
@@ -349,35 +287,126 @@ impl<T: ?Sized> Bounded<T> {
                 (*fresh, *absorbed) = (false, 0);
             };
         for item in items {
-            match item {
-                Message::Lagged { missed: earlier } => {
-                    missed += earlier;
-                    absorbed += 1;
-                }
-                m if m.is_delivery() && to_evict > 0 => {
-                    to_evict -= 1;
-                    missed += 1;
-                    fresh = true;
-                }
-                m => {
-                    flush(q, &mut missed, &mut fresh, &mut absorbed);
-                    let control = !m.is_delivery();
-                    push(q, sender, m, control);
-                }
+            if let Some(earlier) = item.lagged() {
+                missed += earlier;
+                absorbed += 1;
+            } else if item.is_delivery() && to_evict > 0 {
+                to_evict -= 1;
+                missed += 1;
+                fresh = true;
+            } else {
+                flush(q, &mut missed, &mut fresh, &mut absorbed);
+                let control = !item.is_delivery();
+                push(q, sender, item, control);
             }
         }
         flush(q, &mut missed, &mut fresh, &mut absorbed);
     }
 }
 
+/// A bounded queue, locked by the publish path.
+pub(crate) struct Locked<'a, T: ?Sized> {
+    bounded: &'a Bounded<T>,
+    q: MutexGuard<'a, QueueState>,
+}
+
+impl<'a, T: ?Sized> Locked<'a, T> {
+    /// Offers one delivery under the policy. Without `may_wait` (`try_publish`) a full
+    /// `Block` queue refuses it.
+    pub(crate) fn offer(
+        &mut self,
+        sender: &ItemSender<T>,
+        item: Item<T>,
+        may_wait: bool,
+        tally: &mut Tally,
+    ) -> Offer<T> {
+        let bounded = self.bounded;
+        let q = &mut *self.q;
+        if bounded.has_room(q) {
+            bounded.flush_missed(q, sender, tally);
+            push(q, sender, item, false);
+            return Offer::Delivered;
+        }
+        match bounded.overflow {
+            Overflow::Block if may_wait => Offer::Full(item),
+            Overflow::Block | Overflow::DropNewest => {
+                q.missed += 1;
+                tally.dropped += 1;
+                Offer::Dropped
+            }
+            Overflow::DropOldest if bounded.capacity > 0 => {
+                bounded.evict_oldest(q, sender, tally);
+                push(q, sender, item, false);
+                Offer::Delivered
+            }
+            Overflow::DropOldest => {
+                // A rendezvous keeps no delivery: the oldest is the new one.
+                q.missed += 1;
+                tally.dropped += 1;
+                Offer::Dropped
+            }
+            Overflow::Disconnect => {
+                tally.dropped += 1;
+                Offer::Disconnect
+            }
+        }
+    }
+
+    /// A publisher that waited for room offers again: the delivery goes in if there is room
+    /// now, is refused (counted, reported by a `Lagged` notice) once `deadline` has passed,
+    /// or comes back in `Err` for the caller to wait for room and retry.
+    pub(crate) fn offer_after_wait(
+        &mut self,
+        sender: &ItemSender<T>,
+        item: Item<T>,
+        deadline: Option<Instant>,
+        tally: &mut Tally,
+    ) -> Result<Offer<T>, Item<T>> {
+        let bounded = self.bounded;
+        let q = &mut *self.q;
+        if bounded.has_room(q) {
+            bounded.flush_missed(q, sender, tally);
+            push(q, sender, item, false);
+            return Ok(Offer::Delivered);
+        }
+        if deadline.is_some_and(|d| d <= Instant::now()) {
+            q.missed += 1;
+            tally.dropped += 1;
+            return Ok(Offer::Dropped);
+        }
+        Err(item)
+    }
+
+    /// Registers this publisher as waiting for room; the caller lets go of its registry lock
+    /// and then calls [`Waiting::wait`].
+    pub(crate) fn register(self) -> Waiting<'a, T> {
+        self.bounded.room.register();
+        Waiting { locked: self }
+    }
+}
+
+/// A publisher registered as waiting for room, the queue still locked.
+pub(crate) struct Waiting<'a, T: ?Sized> {
+    locked: Locked<'a, T>,
+}
+
+impl<T: ?Sized> Waiting<'_, T> {
+    /// Waits for a signal, at most until `deadline` and at most 5 ms: a reader that takes
+    /// items straight from the queue's receiver signals nothing, so the caller re-checks now
+    /// and then even without a signal.
+    pub(crate) fn wait(mut self, deadline: Option<Instant>) {
+        let mut slice = Duration::from_millis(5);
+        if let Some(deadline) = deadline {
+            slice = slice.min(deadline.saturating_duration_since(Instant::now()));
+        }
+        let bounded = self.locked.bounded;
+        bounded.room.wait(&mut self.locked.q, slice);
+    }
+}
+
 /// Sends one item and records its position; `control` items do not count against capacity.
-fn push<T: ?Sized>(
-    q: &mut QueueState,
-    sender: &Sender<Message<T>>,
-    message: Message<T>,
-    control: bool,
-) {
-    if sender.send(message).is_ok() {
+fn push<T: ?Sized>(q: &mut QueueState, sender: &ItemSender<T>, item: Item<T>, control: bool) {
+    if sender.send(Queued(item)).is_ok() {
         if control {
             q.marks.push_back(q.sent);
         }

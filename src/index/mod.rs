@@ -1,0 +1,463 @@
+//! Who is subscribed to what: the channel map (striped), the pattern table (with its match
+//! cache), and the questions asked of them (`PUBSUB CHANNELS`, `NUMSUB`, `NUMPAT`).
+//!
+//! # Locks and their order
+//!
+//! 1. A handle's `state` (`subscriber.rs`).
+//! 2. One lock of this index: a `stripes[i]` mutex over a slice of the channel map (a channel
+//!    lives in the stripe its hash picks, so publishers on different channels seldom meet),
+//!    or the `patterns` read-write lock over the pattern table (publishers read it, and skip
+//!    it entirely while no pattern exists). Under the read lock, a publisher takes a cache
+//!    stripe of the table for the lookup only (`patterns.rs`).
+//! 3. A handle's `names` (`subscriber.rs`), taken under 2 when a subscription is added.
+//! 4. A bounded handle's queue lock (`queue.rs`), and the wake slot's lock (`wake.rs`).
+//!
+//! Locks are only ever taken in that order, and no path holds two locks of this index at
+//! once. A watcher (feature `redis`, `hooks.rs`) is called under a lock of level 2 and may
+//! take only locks of its own that nothing else is taken under.
+//!
+//! # Clean cuts
+//!
+//! A subscription's confirmation is queued under the lock that adds or removes it, and a
+//! publish queues its deliveries under the lock that found the subscription; queues never
+//! block a send. So every delivery a subscription lets through comes after its `Subscribe`
+//! confirmation and before its `Unsubscribe` confirmation, and a publish that starts after
+//! `subscribe`/`unsubscribe` returned sees the new state.
+
+mod channels;
+mod entries;
+mod patterns;
+
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
+
+#[cfg(feature = "redis")]
+use crate::hooks::{Change, Topic, Watcher};
+use crate::item::{Item, ItemSender};
+use crate::kind::Kind;
+use crate::names::SubId;
+use crate::pattern::glob_match;
+use crate::subscriber::Subscriber;
+use crate::wake::Woken;
+
+pub(crate) use channels::ChannelTable;
+pub(crate) use entries::{Entries, Entry};
+pub(crate) use patterns::PatternTable;
+
+/// Number of channel-map stripes; a power of two so a hash picks one with a mask.
+const STRIPES: usize = 64;
+
+/// One stripe of the channel map and its counters, padded to its own cache lines.
+#[repr(align(128))]
+pub(crate) struct Stripe<T: ?Sized> {
+    map: Mutex<ChannelTable<Entries<T>>>,
+    /// Publish calls to channels of this stripe. Changed only under `map`'s lock, so a plain
+    /// load and store (no read-modify-write) is enough; `stats` reads it without the lock.
+    published: AtomicU64,
+    /// Channel deliveries those calls queued; changed only under `map`'s lock, like `published`.
+    delivered: AtomicU64,
+    /// Pattern deliveries and deliveries after a wait, which happen without `map`'s lock.
+    delivered_late: AtomicU64,
+}
+
+/// A stripe, locked: its channels, and its counters to add to.
+pub(crate) struct StripeGuard<'a, T: ?Sized> {
+    stripe: &'a Stripe<T>,
+    map: MutexGuard<'a, ChannelTable<Entries<T>>>,
+}
+
+impl<T: ?Sized> StripeGuard<'_, T> {
+    pub(crate) fn get(&self, hash: u64, channel: &str) -> Option<&channels::Channel<Entries<T>>> {
+        self.map.get(hash, channel)
+    }
+
+    /// Counts one publish call and the deliveries it queued here, under the lock.
+    pub(crate) fn count(&self, delivered: usize) {
+        add_under_lock(&self.stripe.published, 1);
+        add_under_lock(&self.stripe.delivered, delivered as u64);
+    }
+}
+
+impl<T: ?Sized> Stripe<T> {
+    pub(crate) fn lock(&self) -> StripeGuard<'_, T> {
+        StripeGuard {
+            stripe: self,
+            map: self.map.lock(),
+        }
+    }
+
+    /// Counts deliveries made without the stripe's lock (patterns, after a wait).
+    pub(crate) fn count_late(&self, delivered: usize) {
+        if delivered > 0 {
+            self.delivered_late
+                .fetch_add(delivered as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The index lock held while a waiting publisher queues (see `Index::hold`): held for the
+/// lock only, and released on drop.
+pub(crate) struct Held<'a, T: ?Sized> {
+    _channel: Option<MutexGuard<'a, ChannelTable<Entries<T>>>>,
+    _pattern: Option<RwLockReadGuard<'a, PatternTable<Entries<T>>>>,
+}
+
+/// All subscriptions of one broker.
+pub(crate) struct Index<T: ?Sized> {
+    /// Keyed per broker, so names chosen from outside cannot aim at one bucket.
+    hasher: foldhash::fast::RandomState,
+    stripes: Box<[Stripe<T>]>,
+    /// Unique patterns, with a cache of matches.
+    patterns: RwLock<PatternTable<Entries<T>>>,
+    /// `patterns.len()`, kept beside it so a publisher can skip the lock when it is 0.
+    /// Written under the write lock (Release), read without a lock (Acquire): a publish that
+    /// starts after `psubscribe` returned reads the new length.
+    pattern_count: AtomicUsize,
+    /// Set once by `close` (Release), loaded under each lock (Acquire): a subscription made
+    /// after the close is refused.
+    closed: AtomicBool,
+    /// Told of names coming and going; `None` unless a bridge is attached.
+    #[cfg(feature = "redis")]
+    watcher: RwLock<Option<Watcher>>,
+}
+
+impl<T: ?Sized> Default for Index<T> {
+    fn default() -> Self {
+        Index {
+            hasher: foldhash::fast::RandomState::default(),
+            stripes: (0..STRIPES)
+                .map(|_| Stripe {
+                    map: Mutex::new(ChannelTable::default()),
+                    published: AtomicU64::new(0),
+                    delivered: AtomicU64::new(0),
+                    delivered_late: AtomicU64::new(0),
+                })
+                .collect(),
+            patterns: RwLock::new(PatternTable::default()),
+            pattern_count: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            #[cfg(feature = "redis")]
+            watcher: RwLock::new(None),
+        }
+    }
+}
+
+impl<T: ?Sized> Index<T> {
+    /// The channel's hash (computed once per call) and the stripe it picks.
+    pub(crate) fn stripe(&self, channel: &str) -> (u64, &Stripe<T>) {
+        let hash = self.hasher.hash_one(channel);
+        (hash, &self.stripes[hash as usize & (STRIPES - 1)])
+    }
+
+    /// Whether any pattern is subscribed: read before a channel's lock, so a `psubscribe` that
+    /// returned before the publish began is seen.
+    pub(crate) fn has_patterns(&self) -> bool {
+        self.pattern_count.load(Ordering::Acquire) > 0
+    }
+
+    /// The pattern table, for reading.
+    pub(crate) fn patterns(&self) -> RwLockReadGuard<'_, PatternTable<Entries<T>>> {
+        self.patterns.read()
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Refuses every later subscription; see `Registry::close` for the rest.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    /// Adds `subscriber`'s subscription to `name`, under the lock over it: `entry` makes the
+    /// entry from the index's shared text of the name, and its confirmation, queued here (the
+    /// readers to wake go into `woken`). `None`, with nothing added, once the index is closed.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn add(
+        &self,
+        kind: Kind,
+        name: &str,
+        subscriber: &Arc<Subscriber<T>>,
+        sender: &ItemSender<T>,
+        entry: impl FnOnce(&Arc<str>) -> (SubId, Item<T>),
+        woken: &mut Woken,
+    ) -> Option<(Arc<str>, SubId)> {
+        let join = |entries: &mut Entries<T>, shared: &Arc<str>, woken: &mut Woken| {
+            let (id, confirmation) = entry(shared);
+            entries.push(Entry {
+                subscriber: Arc::clone(subscriber),
+                sender: sender.clone(),
+                id,
+            });
+            subscriber.send_control(sender, confirmation, woken);
+            id
+        };
+        match kind {
+            Kind::Channel => {
+                let (hash, stripe) = self.stripe(name);
+                let mut map = stripe.map.lock();
+                if self.is_closed() {
+                    return None;
+                }
+                let channel = map.get_or_insert(hash, name);
+                let shared = channel.name.clone();
+                let first = channel.value.is_empty();
+                let id = join(&mut channel.value, &shared, woken);
+                self.added(first, kind, &shared);
+                Some((shared, id))
+            }
+            Kind::Pattern => {
+                let mut table = self.patterns.write();
+                if self.is_closed() {
+                    return None;
+                }
+                let pattern = table.get_or_insert(name);
+                let shared = pattern.pattern.clone();
+                let first = pattern.value.is_empty();
+                let id = join(&mut pattern.value, &shared, woken);
+                self.pattern_count.store(table.len(), Ordering::Release);
+                self.added(first, kind, &shared);
+                Some((shared, id))
+            }
+        }
+    }
+
+    /// Removes `subscriber`'s subscription to `name`, dropping the name's entry when it was
+    /// the last, and queues `confirmation` (if any) under the same lock.
+    pub(crate) fn remove(
+        &self,
+        kind: Kind,
+        name: &str,
+        subscriber: &Subscriber<T>,
+        confirmation: Option<(&ItemSender<T>, Item<T>)>,
+        woken: &mut Woken,
+    ) {
+        let confirm = |woken: &mut Woken| {
+            if let Some((sender, item)) = confirmation {
+                subscriber.send_control(sender, item, woken);
+            }
+        };
+        match kind {
+            Kind::Channel => {
+                let (hash, stripe) = self.stripe(name);
+                let mut map = stripe.map.lock();
+                if let Some(channel) = map.get_mut(hash, name) {
+                    channel.value.remove(subscriber.id());
+                    if channel.value.is_empty() {
+                        let shared = channel.name.clone();
+                        map.remove(hash, name);
+                        self.removed(kind, shared);
+                    }
+                }
+                confirm(woken);
+            }
+            Kind::Pattern => {
+                let mut table = self.patterns.write();
+                if let Some(pattern) = table.get_mut(name) {
+                    pattern.value.remove(subscriber.id());
+                    if pattern.value.is_empty() {
+                        let shared = pattern.pattern.clone();
+                        table.remove(name);
+                        self.pattern_count.store(table.len(), Ordering::Release);
+                        self.removed(kind, shared);
+                    }
+                }
+                confirm(woken);
+            }
+        }
+    }
+
+    /// The lock over `subscriber`'s subscription `id` to `name`, held, if it still stands,
+    /// and its sender: a publisher that waited for room checks and queues under it, as
+    /// `publish` does, so an unsubscription in between is a clean cut. The sender is for the
+    /// caller to queue with and drop right after: a waiting publisher holds none meanwhile, so
+    /// a handle closed while a `publish_async` future sits unpolled still sees its queue end.
+    pub(crate) fn hold(
+        &self,
+        kind: Kind,
+        name: &str,
+        subscriber: &Subscriber<T>,
+        id: SubId,
+    ) -> Option<(Held<'_, T>, ItemSender<T>)> {
+        match kind {
+            Kind::Channel => {
+                let (hash, stripe) = self.stripe(name);
+                let map = stripe.map.lock();
+                let entries = &map.get(hash, name)?.value;
+                let sender = entries.get(subscriber.id(), id)?.sender.clone();
+                let held = Held {
+                    _channel: Some(map),
+                    _pattern: None,
+                };
+                Some((held, sender))
+            }
+            Kind::Pattern => {
+                let table = self.patterns.read();
+                let entries = &table.get(name)?.value;
+                let sender = entries.get(subscriber.id(), id)?.sender.clone();
+                let held = Held {
+                    _channel: None,
+                    _pattern: Some(table),
+                };
+                Some((held, sender))
+            }
+        }
+    }
+
+    /// Channels with at least one subscriber, filtered by a glob when given, sorted.
+    pub(crate) fn channels(&self, pattern: Option<&str>) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for stripe in self.stripes.iter() {
+            let map = stripe.map.lock();
+            names.extend(
+                map.iter()
+                    .filter(|c| pattern.map_or(true, |p| glob_match(p, &c.name)))
+                    .map(|c| c.name.to_string()),
+            );
+        }
+        names.sort_unstable();
+        names
+    }
+
+    /// Channels with at least one subscriber.
+    pub(crate) fn channel_count(&self) -> usize {
+        self.stripes.iter().map(|s| s.map.lock().len()).sum()
+    }
+
+    /// Subscribers of exactly `channel` (patterns are not counted).
+    pub(crate) fn numsub(&self, channel: &str) -> usize {
+        let (hash, stripe) = self.stripe(channel);
+        let map = stripe.map.lock();
+        map.get(hash, channel).map_or(0, |c| c.value.len())
+    }
+
+    /// Unique patterns across all handles.
+    pub(crate) fn numpat(&self) -> usize {
+        self.pattern_count.load(Ordering::Acquire)
+    }
+
+    /// Publish calls, and the deliveries they made, summed over the stripes.
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        let sum = |f: fn(&Stripe<T>) -> &AtomicU64| -> u64 {
+            self.stripes
+                .iter()
+                .map(|s| f(s).load(Ordering::Relaxed))
+                .sum()
+        };
+        let delivered = sum(|s| &s.delivered) + sum(|s| &s.delivered_late);
+        (sum(|s| &s.published), delivered)
+    }
+
+    #[cfg(feature = "redis")]
+    fn added(&self, first: bool, kind: Kind, name: &Arc<str>) {
+        if first {
+            self.tell(|| Change::Added(Topic::new(kind, name.clone())));
+        }
+    }
+
+    #[cfg(not(feature = "redis"))]
+    fn added(&self, _first: bool, _kind: Kind, _name: &Arc<str>) {}
+
+    #[cfg(feature = "redis")]
+    fn removed(&self, kind: Kind, name: Arc<str>) {
+        self.tell(|| Change::Removed(Topic::new(kind, name)));
+    }
+
+    #[cfg(not(feature = "redis"))]
+    fn removed(&self, _kind: Kind, _name: Arc<str>) {}
+}
+
+/// What the Redis bridge asks of the index (feature `redis`).
+#[cfg(feature = "redis")]
+impl<T: ?Sized> Index<T> {
+    /// Tells the watcher, if any, of `change`; called under the lock that made the change.
+    fn tell(&self, change: impl FnOnce() -> Change) {
+        if let Some(watcher) = &*self.watcher.read() {
+            watcher(change());
+        }
+    }
+
+    /// Installs `watcher` and tells it of every name already subscribed, each under its own
+    /// lock, so that with the changes made meanwhile it ends up knowing the whole set; a name
+    /// may be told twice. `None` removes the watcher.
+    pub(crate) fn watch(&self, watcher: Option<Watcher>) {
+        *self.watcher.write() = watcher.clone();
+        let Some(watcher) = watcher else { return };
+        for stripe in self.stripes.iter() {
+            let map = stripe.map.lock();
+            for channel in map.iter() {
+                watcher(Change::Added(Topic::new(
+                    Kind::Channel,
+                    channel.name.clone(),
+                )));
+            }
+        }
+        let table = self.patterns.read();
+        for pattern in table.iter() {
+            watcher(Change::Added(Topic::new(
+                Kind::Pattern,
+                pattern.pattern.clone(),
+            )));
+        }
+    }
+
+    /// The subscriptions a publish on `channel` would reach now: the channel itself if it has
+    /// subscribers, then (with `patterns`) each matching pattern; and how many deliveries that
+    /// makes.
+    pub(crate) fn matching(&self, channel: &str, patterns: bool) -> (usize, Vec<Topic>) {
+        let (hash, stripe) = self.stripe(channel);
+        let (mut deliveries, mut topics) = (0, Vec::new());
+        if let Some(found) = stripe.map.lock().get(hash, channel) {
+            deliveries += found.value.len();
+            topics.push(Topic::new(Kind::Channel, found.name.clone()));
+        }
+        if patterns && self.has_patterns() {
+            let table = self.patterns.read();
+            for &slot in table.matches(hash, channel).iter() {
+                if let Some(pattern) = table.at(slot) {
+                    deliveries += pattern.value.len();
+                    topics.push(Topic::new(Kind::Pattern, pattern.pattern.clone()));
+                }
+            }
+        }
+        (deliveries, topics)
+    }
+
+    /// Queues `notice()` once for every handle with a subscription, as a control item (never
+    /// dropped), under each lock in turn as confirmations are; the readers to wake go into
+    /// `woken`.
+    pub(crate) fn notify_subscribers(
+        &self,
+        notice: impl Fn() -> crate::message::Message<T>,
+        woken: &mut Woken,
+    ) {
+        let mut reached = std::collections::HashSet::new();
+        let mut tell = |entries: &Entries<T>, woken: &mut Woken| {
+            for entry in entries {
+                if reached.insert(entry.subscriber.id()) {
+                    entry
+                        .subscriber
+                        .send_control(&entry.sender, Item::control(notice()), woken);
+                }
+            }
+        };
+        for stripe in self.stripes.iter() {
+            stripe.map.lock().iter().for_each(|c| tell(&c.value, woken));
+        }
+        self.patterns
+            .read()
+            .iter()
+            .for_each(|p| tell(&p.value, woken));
+    }
+}
+
+/// Adds to a counter that only changes under one lock, which the caller holds: a plain load
+/// and store, cheaper than an atomic add, and still readable without the lock.
+fn add_under_lock(counter: &AtomicU64, n: u64) {
+    if n > 0 {
+        counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    }
+}

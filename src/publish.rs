@@ -1,0 +1,469 @@
+//! The publish path, top-down.
+//!
+//! 1. The channel's stripe is locked and each of the channel's subscribers is offered a
+//!    delivery (`Round::offer`); the payload is cloned for each delivery but the last, which
+//!    takes it. The stripe's counters are added to under the lock.
+//! 2. If patterns exist, the matching ones' slots are taken out of the cache, and under the
+//!    pattern table's read lock each of their subscribers is offered a delivery; these share
+//!    one envelope with the channel and the payload.
+//! 3. The readers collected on the way are woken, with no lock held.
+//! 4. A delivery that found a `Block` queue full waits for room with no index lock held, then
+//!    checks under the lock that the same subscription still stands before it queues
+//!    (`deliver_after_wait`): an unsubscription in between is a clean cut.
+//! 5. Handles that overflowed under `Disconnect` are detached, and the round is counted.
+//!
+//! # A cancelled `publish_async`
+//!
+//! Its future may be dropped while it waits for room. It keeps its work in an `Unfinished`,
+//! whose `Drop` refuses each delivery still waiting (under the subscription's index lock, as a
+//! wait would re-check it: the handle counts it dropped and reads a `Lagged` notice) and
+//! counts what the publish delivered, as `finish` does.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::error::Published;
+use crate::index::{Entries, Entry, Stripe};
+use crate::item::{Envelope, Item};
+use crate::kind::Kind;
+use crate::names::SubId;
+use crate::queue::{Offer, Tally};
+use crate::registry::Registry;
+use crate::stats::Disconnected;
+use crate::subscriber::{Subscriber, SubscriberId};
+use crate::sync::{fence, Ordering};
+use crate::wait::Wait;
+use crate::wake::Woken;
+
+/// Which subscriptions a publish reaches.
+#[derive(Clone)]
+pub(crate) enum Reach {
+    /// The channel's subscribers, then every matching pattern's: a local publish.
+    All,
+    /// Only the channel's own subscribers (a Redis `message`, or a sharded publish).
+    #[cfg(feature = "redis")]
+    Channel,
+    /// Only this pattern's subscribers (a Redis `pmessage`): Redis matched it already, and
+    /// its matcher decides (it compares range ends as signed chars, `glob_match` as bytes).
+    #[cfg(feature = "redis")]
+    Pattern(Arc<str>),
+}
+
+impl Reach {
+    fn channels(&self) -> bool {
+        #[cfg(feature = "redis")]
+        if let Reach::Pattern(_) = self {
+            return false;
+        }
+        true
+    }
+
+    fn patterns(&self) -> bool {
+        #[cfg(feature = "redis")]
+        if let Reach::Channel = self {
+            return false;
+        }
+        true
+    }
+
+    fn only_pattern(&self) -> Option<&str> {
+        #[cfg(feature = "redis")]
+        if let Reach::Pattern(pattern) = self {
+            return Some(pattern);
+        }
+        None
+    }
+}
+
+/// A delivery that found a `Block` queue full, to retry without any index lock held.
+struct Deferred<T: ?Sized> {
+    subscriber: Arc<Subscriber<T>>,
+    /// The subscription it was for: where to find it again, and which one it must still be.
+    kind: Kind,
+    name: Arc<str>,
+    id: SubId,
+    /// `None` only while it is being offered.
+    item: Option<Item<T>>,
+}
+
+impl<T: ?Sized> Deferred<T> {
+    /// The sender clones it queued with may have been the queue's last: the readers of a
+    /// handle closed meanwhile then see the end.
+    fn done(self) {
+        if !self.subscriber.is_open() {
+            self.subscriber.wake().wake();
+        }
+    }
+}
+
+/// The work of one publish, gathered while index locks are held and finished after.
+struct Round<'a, T: ?Sized> {
+    may_wait: bool,
+    published: Published,
+    tally: Tally,
+    deferred: Vec<Deferred<T>>,
+    /// The handles in `deferred`, so a later delivery to one of them waits behind it; made
+    /// at the first deferral (most publishes have none).
+    waiting: Option<HashSet<SubscriberId>>,
+    disconnect: Vec<Arc<Subscriber<T>>>,
+    /// The channel's stripe, whose counters the round adds to.
+    stripe: &'a Stripe<T>,
+    /// Deliveries counted under the stripe's lock; the rest are added at the end.
+    channel_delivered: usize,
+    /// Readers to wake once the locks are let go.
+    woken: Woken,
+}
+
+impl<'a, T: ?Sized> Round<'a, T> {
+    fn new(may_wait: bool, stripe: &'a Stripe<T>) -> Self {
+        Round {
+            may_wait,
+            published: Published::default(),
+            tally: Tally::default(),
+            deferred: Vec::new(),
+            waiting: None,
+            disconnect: Vec::new(),
+            stripe,
+            channel_delivered: 0,
+            woken: Woken::default(),
+        }
+    }
+
+    /// After the deliveries to `entries` (under the lock over them): one fence for all of
+    /// them, then the waiting readers to wake (`wake.rs`).
+    fn take_readers(&mut self, entries: &Entries<T>) {
+        fence(Ordering::SeqCst);
+        for entry in entries {
+            entry.subscriber.wake().take_after_fence(&mut self.woken);
+        }
+    }
+
+    fn offer(&mut self, entry: &Entry<T>, kind: Kind, name: &Arc<str>, item: Item<T>) {
+        let subscriber = &entry.subscriber;
+        // Once a handle waits in this publish, its later deliveries wait behind it, so the
+        // channel's message still comes before the patterns' ones.
+        let waiting = self.waiting.as_ref();
+        let offer = if waiting.is_some_and(|w| w.contains(&subscriber.id())) {
+            Offer::Full(item)
+        } else {
+            subscriber.offer(&entry.sender, item, self.may_wait, &mut self.tally)
+        };
+        match offer {
+            Offer::Delivered => self.published.delivered += 1,
+            Offer::Dropped => self.published.full.push(subscriber.id()),
+            Offer::Full(item) => {
+                let waiting = self.waiting.get_or_insert_with(HashSet::new);
+                waiting.insert(subscriber.id());
+                self.deferred.push(Deferred {
+                    subscriber: Arc::clone(subscriber),
+                    kind,
+                    name: Arc::clone(name),
+                    id: entry.id,
+                    item: Some(item),
+                });
+            }
+            Offer::Disconnect => {
+                self.published.full.push(subscriber.id());
+                self.disconnect.push(Arc::clone(subscriber));
+            }
+            Offer::Gone => {}
+        }
+    }
+}
+
+/// The payload, cloned for each delivery but the last, which takes it: one shared count
+/// written per delivery, none more.
+struct Payload<T: ?Sized>(Option<Arc<T>>);
+
+impl<T: ?Sized> Payload<T> {
+    fn get(&mut self, last: bool) -> Arc<T> {
+        match (last, &self.0) {
+            (false, Some(payload)) => Arc::clone(payload),
+            _ => self.0.take().expect("taken by the last delivery only"),
+        }
+    }
+}
+
+impl<T: ?Sized> Registry<T> {
+    /// Delivers `payload` to every subscriber of `channel`, then once per matching pattern
+    /// to each of its subscribers; full `Block` queues are waited for as `wait` allows, with
+    /// no index lock held.
+    pub(crate) fn publish(&self, channel: &str, payload: Arc<T>, wait: Wait) -> Published {
+        self.publish_reaching(channel, payload, Reach::All, wait)
+    }
+
+    /// `publish`, to the subscriptions `reach` names only (the Redis bridge).
+    #[cfg(feature = "redis")]
+    pub(crate) fn publish_to(
+        &self,
+        channel: &str,
+        payload: Arc<T>,
+        reach: Reach,
+        wait: Wait,
+    ) -> Published {
+        self.publish_reaching(channel, payload, reach, wait)
+    }
+
+    fn publish_reaching(
+        &self,
+        channel: &str,
+        payload: Arc<T>,
+        reach: Reach,
+        wait: Wait,
+    ) -> Published {
+        let index = self.index();
+        if index.is_closed() {
+            return Published::default();
+        }
+        let (hash, stripe) = index.stripe(channel);
+        let mut round = Round::new(wait.may_wait(), stripe);
+        self.offer_all(&mut round, hash, channel, payload, reach);
+        round.woken.wake_taken();
+        for deferred in std::mem::take(&mut round.deferred) {
+            self.deliver_after_wait(deferred, wait, &mut round);
+        }
+        self.finish(round)
+    }
+
+    /// `publish` for async callers: full `Block` queues are waited for without blocking the
+    /// thread (the task is woken when room may have appeared or the subscription changed).
+    /// See the module docs for what a cancelled one does.
+    #[cfg(feature = "async")]
+    pub(crate) async fn publish_async(
+        &self,
+        channel: &str,
+        payload: Arc<T>,
+        reach: Reach,
+    ) -> Published {
+        let index = self.index();
+        if index.is_closed() {
+            return Published::default();
+        }
+        let (hash, stripe) = index.stripe(channel);
+        let mut round = Round::new(true, stripe);
+        self.offer_all(&mut round, hash, channel, payload, reach);
+        round.woken.wake_taken();
+        let deferred = std::mem::take(&mut round.deferred).into();
+        let mut unfinished = Unfinished {
+            registry: self,
+            round: Some(round),
+            deferred,
+        };
+        while let Some(next) = unfinished.deferred.front_mut() {
+            let Some(round) = unfinished.round.as_mut() else {
+                break;
+            };
+            let delivered = std::future::poll_fn(|cx| {
+                let Some(item) = next.item.take() else {
+                    return std::task::Poll::Ready(false);
+                };
+                // Check the subscription and offer under its index lock, as `publish` does.
+                let index = self.index();
+                let Some((held, sender)) =
+                    index.hold(next.kind, &next.name, &next.subscriber, next.id)
+                else {
+                    return std::task::Poll::Ready(false);
+                };
+                let mut woken = Woken::default();
+                let offered = next.subscriber.offer_or_register(
+                    &sender,
+                    item,
+                    &mut round.tally,
+                    cx.waker(),
+                    &mut woken,
+                );
+                drop((held, sender));
+                woken.wake_all();
+                match offered {
+                    Ok(delivered) => std::task::Poll::Ready(delivered),
+                    Err(again) => {
+                        next.item = Some(again);
+                        std::task::Poll::Pending
+                    }
+                }
+            })
+            .await;
+            if delivered {
+                round.published.delivered += 1;
+            }
+            if let Some(done) = unfinished.deferred.pop_front() {
+                done.done();
+            }
+        }
+        match unfinished.round.take() {
+            Some(round) => self.finish(round),
+            None => Published::default(),
+        }
+    }
+
+    /// Offers `payload` to every subscription `reach` names that matches `channel` (whose
+    /// hash is `hash`, in the round's stripe), channel subscribers first, without waiting:
+    /// full `Block` queues are left in the round's `deferred`.
+    fn offer_all(
+        &self,
+        round: &mut Round<'_, T>,
+        hash: u64,
+        channel: &str,
+        payload: Arc<T>,
+        reach: Reach,
+    ) {
+        let index = self.index();
+        let stripe = round.stripe;
+        let channels = reach.channels();
+        let patterns = reach.patterns() && index.has_patterns();
+        let mut payload = Payload(Some(payload));
+        let mut name: Option<Arc<str>> = None;
+        {
+            let map = stripe.lock();
+            if let Some(found) = map.get(hash, channel).filter(|_| channels) {
+                let last = found.value.len().saturating_sub(1);
+                for (i, entry) in found.value.iter().enumerate() {
+                    let payload = payload.get(i == last && !patterns);
+                    let item = Item::Channel {
+                        slot: entry.id.slot,
+                        payload,
+                    };
+                    round.offer(entry, Kind::Channel, &found.name, item);
+                }
+                round.take_readers(&found.value);
+                if patterns {
+                    name = Some(found.name.clone());
+                }
+            }
+            map.count(round.published.delivered);
+        }
+        round.channel_delivered = round.published.delivered;
+        if patterns {
+            let table = index.patterns();
+            let slots: Arc<[u32]> = match reach.only_pattern() {
+                Some(only) => table.slot(only).into_iter().collect(),
+                None => table.matches(hash, channel),
+            };
+            let mut envelope: Option<Arc<Envelope<T>>> = None;
+            for &slot in slots.iter() {
+                let Some(pattern) = table.at(slot) else {
+                    continue;
+                };
+                for entry in &pattern.value {
+                    let publish = envelope.get_or_insert_with(|| {
+                        Arc::new(Envelope {
+                            channel: name.take().unwrap_or_else(|| Arc::from(channel)),
+                            payload: payload.get(true),
+                        })
+                    });
+                    let item = Item::Pattern {
+                        slot: entry.id.slot,
+                        publish: Arc::clone(publish),
+                    };
+                    round.offer(entry, Kind::Pattern, &pattern.pattern, item);
+                }
+                round.take_readers(&pattern.value);
+            }
+        }
+    }
+
+    /// Retries a delivery to a full `Block` queue until it is queued, refused at the
+    /// deadline, or the subscription it was meant for is gone.
+    fn deliver_after_wait(&self, mut deferred: Deferred<T>, wait: Wait, round: &mut Round<'_, T>) {
+        let deadline = wait.deadline();
+        let Some(mut item) = deferred.item.take() else {
+            return deferred.done();
+        };
+        let subscriber = Arc::clone(&deferred.subscriber);
+        let index = self.index();
+        loop {
+            let Some((held, sender)) =
+                index.hold(deferred.kind, &deferred.name, &subscriber, deferred.id)
+            else {
+                break;
+            };
+            let Some(queue) = subscriber.queue().filter(|_| subscriber.is_open()) else {
+                break;
+            };
+            let mut locked = queue.lock();
+            let offered = subscriber.tallied(&mut round.tally, |mine| {
+                locked.offer_after_wait(&sender, item, deadline, mine)
+            });
+            match offered {
+                Ok(Offer::Delivered) => {
+                    // Held until the handle's counters are updated, so an unsubscribe that
+                    // returns sees them complete; then the reader is woken, with no lock held.
+                    round.published.delivered += 1;
+                    let mut woken = Woken::default();
+                    subscriber.delivered(&mut woken);
+                    drop((locked, held, sender));
+                    woken.wake_all();
+                }
+                Ok(Offer::Dropped) => round.published.full.push(subscriber.id()),
+                Ok(_) => {}
+                Err(again) => {
+                    item = again;
+                    // Registered before the index lock is let go (see `room.rs`).
+                    let waiting = locked.register();
+                    drop((held, sender));
+                    waiting.wait(deadline);
+                    continue;
+                }
+            }
+            break;
+        }
+        deferred.done();
+    }
+
+    /// Disconnects the handles the round found full under `Disconnect` (no lock is held
+    /// now), and counts what the round did.
+    fn finish(&self, mut round: Round<'_, T>) -> Published {
+        for subscriber in std::mem::take(&mut round.disconnect) {
+            self.detach(&subscriber, Disconnected::Overflow);
+        }
+        let late = round.published.delivered - round.channel_delivered;
+        round.stripe.count_late(late);
+        self.count_dropped(round.tally.dropped);
+        round.published
+    }
+
+    /// Refuses a delivery that was waiting for room, as `try_publish` refuses one: when the
+    /// subscription still stands, the handle counts it dropped and reads a `Lagged` notice.
+    #[cfg(feature = "async")]
+    fn refuse(&self, deferred: &Deferred<T>, round: &mut Round<'_, T>) {
+        if deferred.item.is_none() {
+            return;
+        }
+        let index = self.index();
+        let held = index.hold(
+            deferred.kind,
+            &deferred.name,
+            &deferred.subscriber,
+            deferred.id,
+        );
+        if let Some(_held) = held {
+            deferred.subscriber.refuse(&mut round.tally);
+            round.published.full.push(deferred.subscriber.id());
+        }
+    }
+}
+
+/// A `publish_async` in progress: what it has done, and the deliveries still waiting for
+/// room. Dropped before the publish finished, it refuses and counts (see the module docs).
+#[cfg(feature = "async")]
+struct Unfinished<'a, T: ?Sized> {
+    registry: &'a Registry<T>,
+    /// `None` once finished.
+    round: Option<Round<'a, T>>,
+    /// The first is the one being waited for.
+    deferred: std::collections::VecDeque<Deferred<T>>,
+}
+
+#[cfg(feature = "async")]
+impl<T: ?Sized> Drop for Unfinished<'_, T> {
+    fn drop(&mut self) {
+        let Some(mut round) = self.round.take() else {
+            return;
+        };
+        for deferred in std::mem::take(&mut self.deferred) {
+            self.registry.refuse(&deferred, &mut round);
+            deferred.done();
+        }
+        self.registry.finish(round);
+    }
+}
