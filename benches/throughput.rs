@@ -485,6 +485,54 @@ fn contention(c: &mut Criterion) {
             })
         });
     }
+    // The same publishers with no reader threads: each handle's queue is read after the
+    // clock stops, so only the publishers compete for the two cores (and their caches).
+    for (name, publishers) in [
+        ("one_publisher_unread", 1),
+        ("two_publishers_distinct_unread", 2),
+    ] {
+        group.throughput(Throughput::Elements((per_publisher * publishers) as u64));
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                repeat(iters, || {
+                    let broker = Broker::<str>::new();
+                    let channels: Vec<String> =
+                        (0..publishers).map(|p| format!("ch.{p}")).collect();
+                    let subs: Vec<_> = channels
+                        .iter()
+                        .map(|channel| {
+                            let sub = broker.pubsub();
+                            sub.subscribe([channel]);
+                            sub
+                        })
+                        .collect();
+                    let start = Arc::new(Barrier::new(publishers + 1));
+                    let elapsed = thread::scope(|s| {
+                        let handles: Vec<_> = channels
+                            .iter()
+                            .map(|channel| {
+                                let (broker, payload, start) = (&broker, &payload, start.clone());
+                                s.spawn(move || {
+                                    start.wait();
+                                    for _ in 0..per_publisher {
+                                        broker.publish(channel, payload.clone());
+                                    }
+                                })
+                            })
+                            .collect();
+                        start.wait();
+                        let began = Instant::now();
+                        handles.into_iter().for_each(|h| h.join().unwrap());
+                        began.elapsed()
+                    });
+                    for sub in subs {
+                        assert_eq!(sub.stats().queued, per_publisher + 1);
+                    }
+                    elapsed
+                })
+            })
+        });
+    }
     group.finish();
 }
 

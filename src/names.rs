@@ -1,68 +1,215 @@
-//! A handle's subscription names by slot, for its readers.
+//! A handle's subscriptions, by name for its calls and by slot for its readers.
 //!
-//! A queued delivery names its subscription by slot (`item.rs`); the reader takes the name
-//! from here to build the `Message`. A slot is claimed when the handle subscribes and retired
-//! when a reader takes that subscription's `Unsubscribe` confirmation, the last item that can
-//! name it; only then may it serve another subscription, so a delivery always finds its own
-//! name. A slot's generation goes up each time it is claimed: slot and generation together
-//! ([`SubId`]) tell one subscription from every other of the handle, which is how a
-//! publisher that waited for room knows the subscription it found still stands.
+//! Each subscription lives in a slot. A queued delivery names its subscription by slot
+//! (`item.rs`), and the reader takes the name from here to build the `Message`. A slot is
+//! claimed when the handle subscribes; unsubscribing takes it out of the by-name index but
+//! keeps its name, and it is retired when a reader takes that subscription's `Unsubscribe`
+//! confirmation, the last item that can name it: only then may it serve another subscription,
+//! so a delivery always finds its own name. Every claim gets the next generation of one
+//! counter: slot and generation together ([`SubId`]) tell one subscription from every other of
+//! the handle (how a publisher that waited for room knows the subscription it found still
+//! stands), and generations give the order in which names were subscribed.
 //!
 //! A name starts as the index's shared one; the first time a reader needs it, it makes a
 //! copy of its own, so the readers of different handles on one channel never bounce one
 //! reference count between their cores.
+//!
+//! Memory: a slot is 24 bytes and the by-name index 4 bytes (and a control byte) per name;
+//! free slots at the end are given back, and everything once no slot is in use.
 
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
+use hashbrown::HashTable;
+
+use crate::kind::Kind;
 use crate::shrink::is_sparse;
 
-/// One subscription of one handle: a slot of its `Names` and that slot's generation.
+/// One subscription of one handle: a slot of its `Names` and that claim's generation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct SubId {
     pub(crate) slot: u32,
     generation: u32,
 }
 
-/// The names of a handle's subscriptions, by slot.
-#[derive(Default)]
-pub(crate) struct Names {
-    slots: Vec<Slot>,
-    /// Retired slots, reused last-retired first; may hold slots past the end of `slots`
-    /// (cut off since), which `claim` skips.
-    free: Vec<u32>,
-    /// Claimed slots.
-    live: usize,
-    /// The next generation: one counter for every slot, so no slot's (slot, generation)
-    /// comes back, even after the slot was cut off and made again.
-    next_generation: u32,
+/// What a slot holds now.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Use {
+    Free,
+    /// A subscription the handle has.
+    Subscribed,
+    /// Unsubscribed; its confirmation is queued and its name still needed by deliveries
+    /// queued before it.
+    Retiring,
 }
 
 struct Slot {
-    /// `None` once retired.
+    /// `None` when free.
     name: Option<Arc<str>>,
+    generation: u32,
+    kind: Kind,
+    used: Use,
     /// Whether `name` is this handle's own copy.
     own: bool,
 }
 
+/// A handle's subscriptions.
+pub(crate) struct Names {
+    slots: Vec<Slot>,
+    /// Free slots, reused last-freed first; may hold slots past the end of `slots` (cut off
+    /// since), which `claim` skips.
+    free: Vec<u32>,
+    /// Subscribed slots by name: channels, then patterns.
+    channels: HashTable<u32>,
+    patterns: HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
+    /// Slots not free.
+    in_use: usize,
+    next_generation: u32,
+}
+
+impl Default for Names {
+    fn default() -> Self {
+        Names {
+            slots: Vec::new(),
+            free: Vec::new(),
+            channels: HashTable::new(),
+            patterns: HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
+            in_use: 0,
+            next_generation: 0,
+        }
+    }
+}
+
 impl Names {
-    /// A slot for a new subscription to `name`.
-    pub(crate) fn claim(&mut self, name: Arc<str>) -> SubId {
+    fn index(&self, kind: Kind) -> &HashTable<u32> {
+        match kind {
+            Kind::Channel => &self.channels,
+            Kind::Pattern => &self.patterns,
+        }
+    }
+
+    fn name_of(slots: &[Slot], slot: u32) -> &str {
+        slots[slot as usize].name.as_deref().unwrap_or_default()
+    }
+
+    /// The subscription to `name`, if the handle has it: the name as the index shares it.
+    pub(crate) fn lookup(&self, kind: Kind, name: &str) -> Option<(Arc<str>, SubId)> {
+        let hash = self.hasher.hash_one(name);
+        let slots = &self.slots;
+        let &slot = self
+            .index(kind)
+            .find(hash, |&s| Self::name_of(slots, s) == name)?;
+        let entry = &slots[slot as usize];
+        let shared = entry.name.clone()?;
+        let id = SubId {
+            slot,
+            generation: entry.generation,
+        };
+        Some((shared, id))
+    }
+
+    /// Channels plus patterns subscribed: the count a confirmation carries.
+    pub(crate) fn count(&self) -> usize {
+        self.channels.len() + self.patterns.len()
+    }
+
+    /// Records a new subscription to `name` (the index's shared text) in a slot of its own.
+    pub(crate) fn claim(&mut self, kind: Kind, name: Arc<str>) -> SubId {
         let generation = self.next_generation;
         self.next_generation = generation.wrapping_add(1);
-        self.live += 1;
+        self.in_use += 1;
+        let hash = self.hasher.hash_one(&*name);
         let fresh = Slot {
             name: Some(name),
+            generation,
+            kind,
+            used: Use::Subscribed,
             own: false,
         };
-        while let Some(slot) = self.free.pop() {
-            if let Some(entry) = self.slots.get_mut(slot as usize) {
-                *entry = fresh;
-                return SubId { slot, generation };
+        let slot = loop {
+            match self.free.pop() {
+                Some(slot) if (slot as usize) < self.slots.len() => {
+                    self.slots[slot as usize] = fresh;
+                    break slot;
+                }
+                Some(_) => continue,
+                None => {
+                    let slot =
+                        u32::try_from(self.slots.len()).expect("fewer than 2^32 subscriptions");
+                    self.slots.push(fresh);
+                    break slot;
+                }
+            }
+        };
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        let rehash = |&s: &u32| hasher.hash_one(Self::name_of(slots, s));
+        match kind {
+            Kind::Channel => self.channels.insert_unique(hash, slot, rehash),
+            Kind::Pattern => self.patterns.insert_unique(hash, slot, rehash),
+        };
+        SubId { slot, generation }
+    }
+
+    /// Takes the subscription to `name` out of the by-name index; its slot keeps the name
+    /// until its confirmation is read (`retire`).
+    pub(crate) fn unsubscribe(&mut self, kind: Kind, name: &str) -> Option<(Arc<str>, SubId)> {
+        let hash = self.hasher.hash_one(name);
+        let slots = &self.slots;
+        let index = match kind {
+            Kind::Channel => &mut self.channels,
+            Kind::Pattern => &mut self.patterns,
+        };
+        let (slot, _) = index
+            .find_entry(hash, |&s| Self::name_of(slots, s) == name)
+            .ok()?
+            .remove();
+        self.give_back_index(kind);
+        let entry = &mut self.slots[slot as usize];
+        entry.used = Use::Retiring;
+        let id = SubId {
+            slot,
+            generation: entry.generation,
+        };
+        Some((entry.name.clone()?, id))
+    }
+
+    /// The names of one kind, in the order they were subscribed.
+    pub(crate) fn in_order(&self, kind: Kind) -> Vec<Arc<str>> {
+        let mut subscribed: Vec<&Slot> = self
+            .index(kind)
+            .iter()
+            .map(|&s| &self.slots[s as usize])
+            .collect();
+        subscribed.sort_unstable_by_key(|s| s.generation);
+        subscribed.iter().filter_map(|s| s.name.clone()).collect()
+    }
+
+    /// Every subscription, taken out of the by-name index (the handle stops; its slots keep
+    /// their names for what is still queued).
+    pub(crate) fn take_all(&mut self) -> Vec<(Kind, Arc<str>)> {
+        let mut all = Vec::with_capacity(self.count());
+        for kind in [Kind::Channel, Kind::Pattern] {
+            let index = match kind {
+                Kind::Channel => std::mem::take(&mut self.channels),
+                Kind::Pattern => std::mem::take(&mut self.patterns),
+            };
+            for slot in index {
+                let entry = &mut self.slots[slot as usize];
+                entry.used = Use::Retiring;
+                all.extend(entry.name.clone().map(|name| (kind, name)));
             }
         }
-        let slot = u32::try_from(self.slots.len()).expect("fewer than 2^32 subscriptions");
-        self.slots.push(fresh);
-        SubId { slot, generation }
+        all
+    }
+
+    /// Whether `name` of `kind` is subscribed, for the worker's check: each subscribed name
+    /// of one kind, in no order.
+    pub(crate) fn subscribed(&self, kind: Kind) -> impl Iterator<Item = &str> {
+        self.index(kind)
+            .iter()
+            .map(|&s| Self::name_of(&self.slots, s))
     }
 
     /// The name in `slot`, for a `Message`: the handle's own copy.
@@ -71,7 +218,7 @@ impl Names {
         let name = entry
             .name
             .as_mut()
-            .expect("a queued delivery's slot is claimed");
+            .expect("a queued delivery's slot is in use");
         if !entry.own {
             *name = Arc::from(&**name);
             entry.own = true;
@@ -79,23 +226,29 @@ impl Names {
         Arc::clone(name)
     }
 
-    /// Frees `slot` for another subscription, and gives memory back: free slots at the end
-    /// are cut off, and everything once no slot is claimed.
+    /// Frees `slot` (its `Unsubscribe` confirmation was read), and gives memory back.
     pub(crate) fn retire(&mut self, slot: u32) {
         let Some(entry) = self.slots.get_mut(slot as usize) else {
             return;
         };
-        if entry.name.take().is_none() {
+        if entry.used != Use::Retiring {
             return;
         }
-        self.live -= 1;
-        if self.live == 0 {
+        *entry = Slot {
+            name: None,
+            generation: entry.generation,
+            kind: entry.kind,
+            used: Use::Free,
+            own: false,
+        };
+        self.in_use -= 1;
+        if self.in_use == 0 {
             self.slots = Vec::new();
             self.free = Vec::new();
             return;
         }
         self.free.push(slot);
-        while self.slots.last().is_some_and(|s| s.name.is_none()) {
+        while self.slots.last().is_some_and(|s| s.used == Use::Free) {
             self.slots.pop();
         }
         if is_sparse(self.slots.len(), self.slots.capacity()) {
@@ -107,33 +260,65 @@ impl Names {
             self.free.shrink_to(self.free.len() * 2);
         }
     }
+
+    fn give_back_index(&mut self, kind: Kind) {
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        let index = match kind {
+            Kind::Channel => &mut self.channels,
+            Kind::Pattern => &mut self.patterns,
+        };
+        if is_sparse(index.len(), index.capacity()) {
+            index.shrink_to(index.len() * 2, |&s| {
+                hasher.hash_one(Self::name_of(slots, s))
+            });
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::Names;
+    use crate::kind::Kind;
 
     #[test]
     fn a_slot_is_reused_only_once_retired_and_then_with_a_new_generation() {
         let mut names = Names::default();
-        let a = names.claim("a".into());
-        let b = names.claim("b".into());
+        let a = names.claim(Kind::Channel, "a".into());
+        let b = names.claim(Kind::Pattern, "b".into());
         assert_ne!(a.slot, b.slot);
+        assert_eq!(names.count(), 2);
+        assert_eq!(names.lookup(Kind::Channel, "a").map(|(_, id)| id), Some(a));
+        assert_eq!(names.lookup(Kind::Pattern, "a"), None, "kinds are apart");
         assert_eq!(&*names.name(a.slot), "a");
+        assert_eq!(
+            names.unsubscribe(Kind::Channel, "a").map(|(_, id)| id),
+            Some(a)
+        );
+        assert_eq!(names.count(), 1);
+        let c = names.claim(Kind::Channel, "c".into());
+        assert_ne!(c.slot, a.slot, "a retiring slot is not reused");
+        assert_eq!(
+            &*names.name(a.slot),
+            "a",
+            "its name stays for queued deliveries"
+        );
         names.retire(a.slot);
         names.retire(a.slot); // twice is harmless
-        let c = names.claim("c".into());
-        assert_eq!(c.slot, a.slot);
-        assert_ne!(c, a, "a new generation");
-        assert_eq!(&*names.name(c.slot), "c");
-        assert_eq!(&*names.name(b.slot), "b");
+        let d = names.claim(Kind::Channel, "d".into());
+        assert_eq!(d.slot, a.slot);
+        assert_ne!(d, a, "a new generation");
+        assert_eq!(&*names.name(d.slot), "d");
+        assert_eq!(
+            names.in_order(Kind::Channel),
+            ["c".into(), "d".into()] as [std::sync::Arc<str>; 2]
+        );
     }
 
     #[test]
     fn a_reader_gets_a_copy_of_its_own() {
         let shared: std::sync::Arc<str> = "shared".into();
         let mut names = Names::default();
-        let id = names.claim(shared.clone());
+        let id = names.claim(Kind::Channel, shared.clone());
         let first = names.name(id.slot);
         assert!(!std::sync::Arc::ptr_eq(&first, &shared));
         assert!(std::sync::Arc::ptr_eq(&first, &names.name(id.slot)));

@@ -574,31 +574,34 @@ impl<T: ?Sized> PubSub<T> {
                 break;
             };
             let name = name.as_ref();
-            if let Some((known, _)) = state.get(kind, name) {
-                let confirm = confirmation(kind, true, known.clone(), state.count());
+            let (known, count) = {
+                let names = subscriber.names();
+                (names.lookup(kind, name), names.count())
+            };
+            if let Some((known, _)) = known {
+                let confirm = confirmation(kind, true, known, count);
                 subscriber.send_control(&sender, Item::control(confirm), &mut woken);
                 continue;
             }
-            let count = state.count() + 1;
+            let count = count + 1;
             let added = self.registry.index().add(
                 kind,
                 name,
                 subscriber,
                 &sender,
                 |shared| {
-                    let id = subscriber.names().claim(shared.clone());
+                    let id = subscriber.names().claim(kind, shared.clone());
                     let confirm = confirmation(kind, true, shared.clone(), count);
                     (id, Item::control(confirm))
                 },
                 &mut woken,
             );
-            let Some((shared, id)) = added else {
+            if added.is_none() {
                 // Closed meanwhile: the handle stops, as it would at its next call.
                 let reason = Disconnected::BrokerClosed;
                 stopped = Some(self.registry.detach_locked(subscriber, &mut state, reason));
                 break;
-            };
-            state.insert(kind, shared, id);
+            }
             subscriber.set_subscriptions(count);
         }
         drop(state);
@@ -624,7 +627,8 @@ impl<T: ?Sized> PubSub<T> {
     fn unsubscribe_every(&self, kind: Kind) {
         let (mut woken, mut stopped) = (Woken::default(), None);
         let mut state = self.subscriber().state();
-        for name in state.in_order(kind) {
+        let subscribed = self.subscriber().names().in_order(kind);
+        for name in subscribed {
             self.unsubscribe_one(&mut state, kind, &name, &mut woken, &mut stopped);
         }
         drop(state);
@@ -662,9 +666,11 @@ impl<T: ?Sized> PubSub<T> {
             return;
         };
         let subscriber = self.subscriber();
-        let removed = state.remove(kind, name);
-        let count = state.count();
-        let Some((shared, sub)) = removed else {
+        let (removed, count) = {
+            let mut names = subscriber.names();
+            (names.unsubscribe(kind, name), names.count())
+        };
+        let Some((shared, id)) = removed else {
             let confirm = confirmation(kind, false, Arc::from(name), count);
             subscriber.send_control(&sender, Item::control(confirm), woken);
             return;
@@ -672,8 +678,9 @@ impl<T: ?Sized> PubSub<T> {
         // The last item that names the subscription's slot: a reader frees it (`names.rs`).
         let confirm = Item::Control {
             message: Box::new(confirmation(kind, false, shared.clone(), count)),
-            retire: Some(sub.id.slot),
+            retire: Some(id.slot),
         };
+        state.remove_handler(kind, &shared);
         let index = self.registry.index();
         index.remove(kind, &shared, subscriber, Some((&sender, confirm)), woken);
         subscriber.set_subscriptions(count);

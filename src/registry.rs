@@ -145,7 +145,9 @@ impl<T: ?Sized> Registry<T> {
                 woken: None,
             };
         }
-        for (kind, name) in state.take_all() {
+        state.stop();
+        let subscriptions = subscriber.names().take_all();
+        for (kind, name) in subscriptions {
             self.index.remove(kind, &name, subscriber, None, &mut woken);
         }
         subscriber.set_subscriptions(0);

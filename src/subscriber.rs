@@ -32,7 +32,7 @@ use parking_lot::{Mutex, MutexGuard};
 use crate::item::{Item, ItemSender, Queued};
 use crate::kind::Kind;
 use crate::message::Message;
-use crate::names::{Names, SubId};
+use crate::names::Names;
 use crate::queue::{Bounded, Offer, Tally};
 use crate::shrink::shrink_if_sparse;
 use crate::stats::Disconnected;
@@ -52,20 +52,9 @@ impl fmt::Display for SubscriberId {
 /// A handler for the deliveries of one subscription.
 pub(crate) type Handler<T> = Arc<dyn Fn(Message<T>) + Send + Sync>;
 
-/// One subscription of a handle, by name.
-#[derive(Clone, Copy)]
-pub(crate) struct Sub {
-    /// Its slot and generation: what the index's entry and the queued deliveries carry.
-    pub(crate) id: SubId,
-    /// When it was made: `unsubscribe_all` goes in this order.
-    order: u64,
-}
-
-/// What one handle is subscribed to, and how it confirms.
+/// How one handle confirms, and its handlers. Its subscriptions themselves are in `names`
+/// (`names.rs`), which its readers consult too.
 pub(crate) struct State<T: ?Sized> {
-    channels: HashMap<Arc<str>, Sub>,
-    patterns: HashMap<Arc<str>, Sub>,
-    next_order: u64,
     /// The handle's own sender, for confirmations; `None` once it is closed or disconnected,
     /// so that the queue ends once the index's senders are gone too.
     sender: Option<ItemSender<T>>,
@@ -74,28 +63,14 @@ pub(crate) struct State<T: ?Sized> {
 }
 
 impl<T: ?Sized> State<T> {
-    /// Channels plus patterns: the count a confirmation carries.
-    pub(crate) fn count(&self) -> usize {
-        self.channels.len() + self.patterns.len()
-    }
-
     /// The sender for confirmations, `None` once the handle stopped.
     pub(crate) fn sender(&self) -> Option<&ItemSender<T>> {
         self.sender.as_ref()
     }
 
-    fn of(&self, kind: Kind) -> &HashMap<Arc<str>, Sub> {
-        match kind {
-            Kind::Channel => &self.channels,
-            Kind::Pattern => &self.patterns,
-        }
-    }
-
-    fn of_mut(&mut self, kind: Kind) -> &mut HashMap<Arc<str>, Sub> {
-        match kind {
-            Kind::Channel => &mut self.channels,
-            Kind::Pattern => &mut self.patterns,
-        }
+    /// Lets go of the handle's sender: the handle stops.
+    pub(crate) fn stop(&mut self) {
+        self.sender = None;
     }
 
     fn handlers_mut(&mut self, kind: Kind) -> &mut HashMap<Arc<str>, Handler<T>> {
@@ -105,58 +80,26 @@ impl<T: ?Sized> State<T> {
         }
     }
 
-    /// The subscription to `name`, with the name as the handle holds it.
-    pub(crate) fn get(&self, kind: Kind, name: &str) -> Option<(&Arc<str>, Sub)> {
-        self.of(kind).get_key_value(name).map(|(k, s)| (k, *s))
-    }
-
-    /// Records a new subscription to `name` (the index's shared text).
-    pub(crate) fn insert(&mut self, kind: Kind, name: Arc<str>, id: SubId) {
-        let order = self.next_order;
-        self.next_order += 1;
-        self.of_mut(kind).insert(name, Sub { id, order });
-    }
-
-    /// Forgets the subscription to `name` and its handler.
-    pub(crate) fn remove(&mut self, kind: Kind, name: &str) -> Option<(Arc<str>, Sub)> {
-        let removed = self.of_mut(kind).remove_entry(name);
-        shrink_if_sparse(self.of_mut(kind));
-        self.handlers_mut(kind).remove(name);
-        removed
-    }
-
-    /// The names of one kind, in the order they were subscribed.
-    pub(crate) fn in_order(&self, kind: Kind) -> Vec<Arc<str>> {
-        let mut subs: Vec<(&Arc<str>, &Sub)> = self.of(kind).iter().collect();
-        subs.sort_unstable_by_key(|(_, sub)| sub.order);
-        subs.into_iter().map(|(name, _)| name.clone()).collect()
-    }
-
-    /// Empties the subscriptions and lets go of the handle's sender: the handle stops.
-    pub(crate) fn take_all(&mut self) -> Vec<(Kind, Arc<str>)> {
-        let channels = self.channels.drain().map(|(name, _)| (Kind::Channel, name));
-        let patterns = self.patterns.drain().map(|(name, _)| (Kind::Pattern, name));
-        let all = channels.chain(patterns).collect();
-        self.channels.shrink_to_fit();
-        self.patterns.shrink_to_fit();
-        self.sender = None;
-        all
-    }
-
     pub(crate) fn set_handler(&mut self, kind: Kind, name: &str, handler: Handler<T>) {
         self.handlers_mut(kind).insert(Arc::from(name), handler);
     }
 
-    /// The first subscription, by kind then name, that has no handler.
-    pub(crate) fn without_handler(&self) -> Option<(Kind, String)> {
+    /// Forgets `name`'s handler (it was unsubscribed).
+    pub(crate) fn remove_handler(&mut self, kind: Kind, name: &str) {
+        let handlers = self.handlers_mut(kind);
+        handlers.remove(name);
+        shrink_if_sparse(handlers);
+    }
+
+    /// The first subscription in `names`, by kind then name, that has no handler.
+    pub(crate) fn without_handler(&self, names: &Names) -> Option<(Kind, String)> {
         let missing = |kind: Kind, handlers: &HashMap<Arc<str>, Handler<T>>| {
-            let mut names: Vec<&Arc<str>> = self
-                .of(kind)
-                .keys()
+            let mut without: Vec<&str> = names
+                .subscribed(kind)
                 .filter(|n| !handlers.contains_key(*n))
                 .collect();
-            names.sort();
-            names.first().map(|name| (kind, name.to_string()))
+            without.sort_unstable();
+            without.first().map(|name| (kind, name.to_string()))
         };
         missing(Kind::Channel, &self.channel_handlers)
             .or_else(|| missing(Kind::Pattern, &self.pattern_handlers))
@@ -204,9 +147,6 @@ impl<T: ?Sized> Subscriber<T> {
         Subscriber {
             id,
             state: Mutex::new(State {
-                channels: HashMap::new(),
-                patterns: HashMap::new(),
-                next_order: 0,
                 sender: Some(sender),
                 channel_handlers: HashMap::new(),
                 pattern_handlers: HashMap::new(),

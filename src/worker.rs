@@ -175,7 +175,8 @@ impl<T: ?Sized + Send + Sync + 'static> WorkerBuilder<T> {
     /// naming the first such subscription; [`WorkerError::Spawn`] when the thread could not
     /// start.
     pub fn spawn(self) -> Result<Worker, WorkerError> {
-        let missing = self.inbox.subscriber().state().without_handler();
+        let subscriber = self.inbox.subscriber();
+        let missing = subscriber.state().without_handler(&subscriber.names());
         if let Some((kind, name)) = missing {
             return Err(WorkerError::NoHandler {
                 pattern: kind == Kind::Pattern,

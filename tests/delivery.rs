@@ -202,3 +202,33 @@ fn message_accessors_follow_redis_types() {
     assert!(got[0].is_confirmation() && !got[2].is_confirmation());
     assert_eq!(got[3].clone(), got[3]);
 }
+
+/// The payload a handle reads is the publisher's own `Arc`, for every subscriber, through a
+/// channel and through patterns: one shared allocation, never copied.
+#[test]
+fn every_delivery_carries_the_publishers_arc() {
+    let broker = Broker::<[u8]>::new();
+    let (a, b) = (broker.pubsub(), broker.pubsub());
+    a.subscribe(["bytes"]);
+    b.subscribe(["bytes"]);
+    b.psubscribe(["by*", "b*"]);
+    drain(&a);
+    drain(&b);
+    let payload: Arc<[u8]> = Arc::from(&b"shared"[..]);
+    assert_eq!(broker.publish("bytes", payload.clone()), 4);
+    let received: Vec<Message<[u8]>> = drain(&a).into_iter().chain(drain(&b)).collect();
+    assert_eq!(received.len(), 4);
+    for message in &received {
+        assert!(
+            Arc::ptr_eq(message.payload().unwrap(), &payload),
+            "{}",
+            message.kind()
+        );
+    }
+    drop(received);
+    assert_eq!(
+        Arc::strong_count(&payload),
+        1,
+        "nothing kept a copy of the count"
+    );
+}

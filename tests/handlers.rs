@@ -464,3 +464,69 @@ fn capacity_zero_delivers_to_a_waiting_worker() {
         worker.join().unwrap();
     }
 }
+
+/// The select recipe (`Select::ready` on the handle's receiver, then
+/// `get_message(Duration::ZERO)`) reads exactly what `get_message` reads: handlers take
+/// their deliveries, ignored confirmations stay hidden, and notices come where they belong.
+#[test]
+fn the_select_recipe_reads_exactly_what_get_message_reads() {
+    use crossbeam_channel::Select;
+
+    fn scenario(broker: &Broker<str>, sub: &PubSub<str>, handled: &Arc<Mutex<Vec<String>>>) {
+        let log = handled.clone();
+        sub.subscribe_with("jobs", move |m| log.lock().unwrap().push(payload_text(&m)));
+        sub.subscribe(["news"]);
+        sub.psubscribe(["n*"]);
+        for i in 0..4 {
+            broker.publish("jobs", format!("job {i}"));
+            broker.publish("news", format!("news {i}"));
+        }
+        sub.unsubscribe(["news"]);
+        broker.publish("news", "late");
+    }
+
+    let make = |broker: &Broker<str>| {
+        broker
+            .pubsub_builder()
+            .capacity(4)
+            .overflow(Overflow::DropNewest)
+            .ignore_subscribe_messages(true)
+            .build()
+    };
+    // What get_message reads.
+    let broker = Broker::<str>::new();
+    let direct = make(&broker);
+    let direct_handled = Arc::new(Mutex::new(Vec::new()));
+    scenario(&broker, &direct, &direct_handled);
+    let expected: Vec<String> = std::iter::from_fn(|| direct.get_message(Duration::ZERO))
+        .map(|m| format!("{} {}", m.kind(), payload_text(&m)))
+        .collect();
+
+    // The same through the recipe, beside another channel.
+    let broker = Broker::<str>::new();
+    let selected = make(&broker);
+    let selected_handled = Arc::new(Mutex::new(Vec::new()));
+    scenario(&broker, &selected, &selected_handled);
+    let (_other_tx, other_rx) = crossbeam_channel::unbounded::<()>();
+    let mut select = Select::new();
+    let at_handle = select.recv(selected.receiver());
+    select.recv(&other_rx);
+    let mut got = Vec::new();
+    while let Ok(ready) = select.ready_timeout(Duration::from_millis(50)) {
+        assert_eq!(ready, at_handle);
+        match selected.get_message(Duration::ZERO) {
+            Some(m) => got.push(format!("{} {}", m.kind(), payload_text(&m))),
+            None => break,
+        }
+    }
+    assert!(!expected.is_empty());
+    assert!(
+        expected.iter().any(|m| m.starts_with("lagged")),
+        "{expected:?}"
+    );
+    assert_eq!(got, expected);
+    assert_eq!(
+        *selected_handled.lock().unwrap(),
+        *direct_handled.lock().unwrap()
+    );
+}

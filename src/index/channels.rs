@@ -4,33 +4,35 @@
 //! chosen from outside cannot aim at one bucket) and uses the hash twice: its low bits pick the stripe,
 //! and the table here finds the channel without hashing again.
 
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use hashbrown::HashTable;
 
 use crate::shrink::is_sparse;
 
-/// A channel's name, its hash, and what the registry keeps for it.
+/// A channel's name and what the registry keeps for it. The hash is not kept (8 bytes a
+/// channel): the table hashes the name again when it grows or shrinks.
 pub(crate) struct Channel<V> {
     pub(crate) name: Arc<str>,
-    hash: u64,
     pub(crate) value: V,
 }
 
-/// Channels by name, for one stripe.
+/// Channels by name, for one stripe: hashed with the broker's `hasher`, which the caller
+/// also uses for the hash it looks a channel up with.
 pub(crate) struct ChannelTable<V> {
     table: HashTable<Channel<V>>,
-}
-
-impl<V> Default for ChannelTable<V> {
-    fn default() -> Self {
-        ChannelTable {
-            table: HashTable::new(),
-        }
-    }
+    hasher: foldhash::fast::RandomState,
 }
 
 impl<V> ChannelTable<V> {
+    pub(crate) fn new(hasher: foldhash::fast::RandomState) -> Self {
+        ChannelTable {
+            table: HashTable::new(),
+            hasher,
+        }
+    }
+
     pub(crate) fn get(&self, hash: u64, name: &str) -> Option<&Channel<V>> {
         self.table.find(hash, |c| &*c.name == name)
     }
@@ -44,12 +46,12 @@ impl<V> ChannelTable<V> {
     where
         V: Default,
     {
+        let hasher = &self.hasher;
         let entry = self
             .table
-            .entry(hash, |c| &*c.name == name, |c| c.hash)
+            .entry(hash, |c| &*c.name == name, |c| hasher.hash_one(&*c.name))
             .or_insert_with(|| Channel {
                 name: Arc::from(name),
-                hash,
                 value: V::default(),
             });
         entry.into_mut()
@@ -63,7 +65,8 @@ impl<V> ChannelTable<V> {
         }
         let (len, capacity) = (self.table.len(), self.table.capacity());
         if is_sparse(len, capacity) {
-            self.table.shrink_to(len * 2, |c| c.hash);
+            let hasher = &self.hasher;
+            self.table.shrink_to(len * 2, |c| hasher.hash_one(&*c.name));
         }
     }
 

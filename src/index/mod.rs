@@ -126,17 +126,18 @@ pub(crate) struct Index<T: ?Sized> {
 
 impl<T: ?Sized> Default for Index<T> {
     fn default() -> Self {
+        let hasher = foldhash::fast::RandomState::default();
         Index {
-            hasher: foldhash::fast::RandomState::default(),
+            hasher,
             stripes: (0..STRIPES)
                 .map(|_| Stripe {
-                    map: Mutex::new(ChannelTable::default()),
+                    map: Mutex::new(ChannelTable::new(hasher)),
                     published: AtomicU64::new(0),
                     delivered: AtomicU64::new(0),
                     delivered_late: AtomicU64::new(0),
                 })
                 .collect(),
-            patterns: RwLock::new(PatternTable::default()),
+            patterns: RwLock::new(PatternTable::new(hasher)),
             pattern_count: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             #[cfg(feature = "redis")]

@@ -57,19 +57,20 @@ pub(crate) struct PatternTable<V> {
     cache: Box<[CacheStripe]>,
 }
 
-impl<V> Default for PatternTable<V> {
-    fn default() -> Self {
+impl<V> PatternTable<V> {
+    /// An empty table whose cache hashes channels with `hasher` (the index's).
+    pub(crate) fn new(hasher: foldhash::fast::RandomState) -> Self {
         PatternTable {
             slots: Vec::new(),
             free: Vec::new(),
             index: HashMap::new(),
             next_order: 0,
-            cache: (0..CACHE_STRIPES).map(|_| Mutex::default()).collect(),
+            cache: (0..CACHE_STRIPES)
+                .map(|_| Mutex::new(ChannelTable::new(hasher)))
+                .collect(),
         }
     }
-}
 
-impl<V> PatternTable<V> {
     pub(crate) fn len(&self) -> usize {
         self.index.len()
     }
