@@ -94,7 +94,7 @@ fn reader_wake_loses_no_wake_up() {
 }
 
 /// A bounded queue's length and capacity, and the async publishers' wakers: what the room
-/// handshake (`room.rs`) protects in `policy.rs`.
+/// handshake (`room.rs`) protects in `queue.rs`.
 struct Queue {
     len: usize,
     capacity: usize,

@@ -12,7 +12,7 @@ use hashbrown::HashTable;
 use crate::shrink::is_sparse;
 
 /// A channel's name and what the registry keeps for it. The hash is not kept (8 bytes a
-/// channel): the table hashes the name again when it grows or shrinks.
+/// channel): the table hashes the name again when it grows, shrinks or moves a channel.
 pub(crate) struct Channel<V> {
     pub(crate) name: Arc<str>,
     pub(crate) value: V,
@@ -20,25 +20,40 @@ pub(crate) struct Channel<V> {
 
 /// Channels by name, for one stripe: hashed with the broker's `hasher`, which the caller
 /// also uses for the hash it looks a channel up with.
+///
+/// The channels sit densely in a `Vec`, and the hash table holds only their positions (4
+/// bytes a bucket): a table's buckets are up to half empty after it doubles, and an empty
+/// position costs 4 bytes where an empty channel would cost its whole size. Removal swaps
+/// the last channel into the hole and points its bucket at its new position.
 pub(crate) struct ChannelTable<V> {
-    table: HashTable<Channel<V>>,
+    positions: HashTable<u32>,
+    channels: Vec<Channel<V>>,
     hasher: foldhash::fast::RandomState,
 }
 
 impl<V> ChannelTable<V> {
     pub(crate) fn new(hasher: foldhash::fast::RandomState) -> Self {
         ChannelTable {
-            table: HashTable::new(),
+            positions: HashTable::new(),
+            channels: Vec::new(),
             hasher,
         }
     }
 
+    fn position(&self, hash: u64, name: &str) -> Option<usize> {
+        let channels = &self.channels;
+        let found = self
+            .positions
+            .find(hash, |&i| &*channels[i as usize].name == name);
+        found.map(|&i| i as usize)
+    }
+
     pub(crate) fn get(&self, hash: u64, name: &str) -> Option<&Channel<V>> {
-        self.table.find(hash, |c| &*c.name == name)
+        self.position(hash, name).map(|i| &self.channels[i])
     }
 
     pub(crate) fn get_mut(&mut self, hash: u64, name: &str) -> Option<&mut Channel<V>> {
-        self.table.find_mut(hash, |c| &*c.name == name)
+        self.position(hash, name).map(|i| &mut self.channels[i])
     }
 
     /// The channel named `name`, made with `V::default()` if it is not there.
@@ -46,40 +61,101 @@ impl<V> ChannelTable<V> {
     where
         V: Default,
     {
-        let hasher = &self.hasher;
-        let entry = self
-            .table
-            .entry(hash, |c| &*c.name == name, |c| hasher.hash_one(&*c.name))
-            .or_insert_with(|| Channel {
-                name: Arc::from(name),
-                value: V::default(),
-            });
-        entry.into_mut()
+        let i = match self.position(hash, name) {
+            Some(i) => i,
+            None => {
+                let (hasher, channels) = (&self.hasher, &self.channels);
+                let rehash = |&i: &u32| hasher.hash_one(&*channels[i as usize].name);
+                let i = channels.len();
+                let position = u32::try_from(i).expect("fewer than 2^32 channels in a stripe");
+                self.positions.insert_unique(hash, position, rehash);
+                self.channels.push(Channel {
+                    name: Arc::from(name),
+                    value: V::default(),
+                });
+                i
+            }
+        };
+        &mut self.channels[i]
     }
 
     /// Removes the channel, giving memory back once the table is mostly empty (so a burst of
     /// short-lived channels does not pin its peak size; it halves at most, amortised).
     pub(crate) fn remove(&mut self, hash: u64, name: &str) {
-        if let Ok(entry) = self.table.find_entry(hash, |c| &*c.name == name) {
-            entry.remove();
+        let channels = &self.channels;
+        let found = self
+            .positions
+            .find_entry(hash, |&i| &*channels[i as usize].name == name);
+        let Ok(found) = found else {
+            return;
+        };
+        let (i, _) = found.remove();
+        self.channels.swap_remove(i as usize);
+        if let Some(moved) = self.channels.get(i as usize) {
+            let last = self.channels.len() as u32;
+            let moved_hash = self.hasher.hash_one(&*moved.name);
+            let position = self.positions.find_mut(moved_hash, |&p| p == last);
+            *position.expect("every channel has a position") = i;
         }
-        let (len, capacity) = (self.table.len(), self.table.capacity());
-        if is_sparse(len, capacity) {
-            let hasher = &self.hasher;
-            self.table.shrink_to(len * 2, |c| hasher.hash_one(&*c.name));
+        self.shrink_if_sparse();
+    }
+
+    fn shrink_if_sparse(&mut self) {
+        let len = self.channels.len();
+        if is_sparse(len, self.positions.capacity()) {
+            let (hasher, channels) = (&self.hasher, &self.channels);
+            let rehash = |&i: &u32| hasher.hash_one(&*channels[i as usize].name);
+            self.positions.shrink_to(len * 2, rehash);
+        }
+        if is_sparse(len, self.channels.capacity()) {
+            self.channels.shrink_to(len * 2);
         }
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Channel<V>> {
-        self.table.iter()
+        self.channels.iter()
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.table.len()
+        self.channels.len()
     }
 
     /// Empties the table, giving back what it held.
     pub(crate) fn take(&mut self) -> impl Iterator<Item = Channel<V>> {
-        std::mem::take(&mut self.table).into_iter()
+        self.positions = HashTable::new();
+        std::mem::take(&mut self.channels).into_iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Inserts and removes in an order that moves channels around, checking after each step
+    /// that every channel is found under its own name and nothing else is.
+    #[test]
+    fn every_channel_is_found_after_removals_move_others() {
+        let hasher = foldhash::fast::RandomState::default();
+        let mut table = ChannelTable::<usize>::new(hasher);
+        let hash = |name: &str| hasher.hash_one(name);
+        let names: Vec<String> = (0..200).map(|i| format!("ch.{i}")).collect();
+        for (i, name) in names.iter().enumerate() {
+            table.get_or_insert(hash(name), name).value = i;
+        }
+        let mut present: Vec<usize> = (0..names.len()).collect();
+        // Remove from the front, the middle and the end, shrinking the table as it empties.
+        while !present.is_empty() {
+            let at = (present.len() * 7 / 13) % present.len();
+            let gone = present.swap_remove(at);
+            table.remove(hash(&names[gone]), &names[gone]);
+            assert!(table.get(hash(&names[gone]), &names[gone]).is_none());
+            assert_eq!(table.len(), present.len());
+            for &i in &present {
+                let found = table.get(hash(&names[i]), &names[i]).expect("still there");
+                assert_eq!((&*found.name, found.value), (names[i].as_str(), i));
+            }
+        }
+        assert_eq!(table.iter().count(), 0);
+        table.remove(hash("ch.0"), "ch.0");
     }
 }

@@ -1,15 +1,17 @@
 //! One channel's or one pattern's subscriptions: the handles a publish delivers to.
 //!
-//! A list, because a publish walks it whole and most channels have one subscriber; with a
-//! position index once it grows, so that removing one handle of many (a handle dropped from
-//! a channel with 40,000 others) or finding it again (a publisher that waited for room) costs
-//! O(1), not a pass over the list. Removal swaps the last entry into the hole: the order in
+//! A list, because a publish walks it whole, whose first entry is kept inline, because most
+//! channels have one subscriber; with a position index once it grows, so that removing one
+//! handle of many (a handle dropped from a channel with 40,000 others) or finding it again (a
+//! publisher that waited for room) costs O(1), not a pass over the list. Removal swaps the last entry into the hole: the order in
 //! which handles of one channel get a publish is not a promise (each handle's own order is).
 //!
 //! Every method runs under the registry lock that guards the channel or pattern.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+
+use smallvec::SmallVec;
 
 use crate::item::ItemSender;
 use crate::names::SubId;
@@ -31,7 +33,7 @@ pub(crate) struct Entry<T: ?Sized> {
 
 /// The subscriptions of one channel or pattern, each handle at most once.
 pub(crate) struct Entries<T: ?Sized> {
-    list: Vec<Entry<T>>,
+    list: SmallVec<[Entry<T>; 1]>,
     /// Handle id to its position in `list`, kept only while `list` is long. Boxed so that
     /// the common short list pays one pointer for it, not an empty map's 48 bytes.
     #[allow(clippy::box_collection)]
@@ -41,7 +43,7 @@ pub(crate) struct Entries<T: ?Sized> {
 impl<T: ?Sized> Default for Entries<T> {
     fn default() -> Self {
         Entries {
-            list: Vec::new(),
+            list: SmallVec::new(),
             positions: None,
         }
     }
@@ -62,10 +64,6 @@ impl<T: ?Sized> Entries<T> {
 
     /// Adds `entry`; its handle must not be in the list already.
     pub(crate) fn push(&mut self, entry: Entry<T>) {
-        // Most channels have one subscriber: grow from exactly one slot, not the default four.
-        if self.list.capacity() == 0 {
-            self.list.reserve_exact(1);
-        }
         if let Some(positions) = &mut self.positions {
             positions.insert(entry.subscriber.id(), self.list.len() as u32);
         }
@@ -109,7 +107,7 @@ impl<T: ?Sized> Entries<T> {
             }
         }
         if crate::shrink::is_sparse(self.list.len(), self.list.capacity()) {
-            self.list.shrink_to(self.list.len() * 2);
+            self.list.grow(self.list.len() * 2);
         }
     }
 }
@@ -120,5 +118,17 @@ impl<'a, T: ?Sized> IntoIterator for &'a Entries<T> {
 
     fn into_iter(self) -> Self::IntoIter {
         self.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_single_subscription_lives_in_the_channel_table_slot() {
+        // The inline entry (32 bytes), its length, and the boxed position index.
+        assert_eq!(std::mem::size_of::<Entry<str>>(), 32);
+        assert_eq!(std::mem::size_of::<Entries<str>>(), 48);
     }
 }
