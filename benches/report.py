@@ -159,6 +159,19 @@ def main():
         x = rate(fan) / rate(redis)
         targets.append(("one_to_one at least 100x Redis over loopback", f"{x:.0f}x", x >= 100))
 
+    # halves
+    halves = [(side, get("halves", base), get("halves", ours)) for side, base, ours in
+              [("publish", "crossbeam_send", "fanout_publish"), ("read", "crossbeam_recv", "fanout_read")]]
+    if any(b and o for _, b, o in halves):
+        w("### The two halves of one_to_one, each on one thread (`benches/halves.rs`)")
+        w("")
+        w("| half | raw crossbeam | fanout | fanout / crossbeam |")
+        w("|---|---|---|---|")
+        for side, b, o in halves:
+            if b and o:
+                w(f"| {side} | {fmt_ns(per_element(b))} | {fmt_ns(per_element(o))} | {per_element(o) / per_element(b):.2f}x |")
+        w("")
+
     # fan_out
     w("## fan_out: 1 publisher, N subscribers on one channel")
     w("")

@@ -391,3 +391,72 @@ fn broker_close_ends_readers_while_a_publish_async_future_is_parked() {
         assert_eq!(ended, Ok(2), "the confirmation and the message");
     });
 }
+
+/// A waker that publishes, subscribes and unsubscribes on the broker that woke it: it runs
+/// code that takes the same locks the waking publish or subscription took, so it would
+/// deadlock (parking_lot's mutexes are not re-entrant) if a wake ran under one of them.
+struct Republisher {
+    broker: Broker<str>,
+    other: Mutex<Option<fanout::PubSub<str>>>,
+    woken: AtomicUsize,
+}
+
+impl Wake for Republisher {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.woken.fetch_add(1, Ordering::SeqCst) < 4 {
+            self.broker.publish("a", "from the waker");
+            self.broker.publish("b", "from the waker");
+            if let Some(other) = self.other.lock().unwrap().as_ref() {
+                other.subscribe(["a"]);
+                other.psubscribe(["*"]);
+                other.unsubscribe(["a"]);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_waker_may_publish_and_subscribe_on_the_broker_that_woke_it() {
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    sub.subscribe(["a"]);
+    sub.psubscribe(["a*"]);
+    let mut stream = sub.stream();
+    while let Poll::Ready(Some(_)) = poll_once(&mut stream, &Waker::noop().clone()) {}
+    let republisher = Arc::new(Republisher {
+        broker: broker.clone(),
+        other: Mutex::new(Some(broker.pubsub())),
+        woken: AtomicUsize::new(0),
+    });
+    let waker = Waker::from(republisher.clone());
+    let (done, finished) = std::sync::mpsc::channel();
+    let publisher = broker.clone();
+    std::thread::spawn(move || {
+        // A channel delivery (under the stripe's lock) and a pattern delivery (under the
+        // pattern table's) in one publish, then a confirmation (under the handle's lock).
+        assert!(poll_once(&mut stream, &waker).is_pending());
+        assert_eq!(publisher.publish("a", "first"), 2);
+        let mut read = Vec::new();
+        while let Poll::Ready(Some(m)) = poll_once(&mut stream, &waker) {
+            read.push(m.payload().map(|p| p.to_string()));
+        }
+        assert!(poll_once(&mut stream, &waker).is_pending());
+        sub.subscribe(["c"]);
+        done.send(read).unwrap();
+    });
+    let read = finished
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a wake ran under a lock the waker needs: deadlock");
+    assert_eq!(read[..2], [Some("first".into()), Some("first".into())]);
+    assert!(
+        read[2..]
+            .iter()
+            .all(|p| p.as_deref() == Some("from the waker")),
+        "{read:?}"
+    );
+    assert!(republisher.woken.load(Ordering::SeqCst) >= 2);
+}
