@@ -39,7 +39,8 @@ fn main() {
             _ => {} // confirmations
         };
         // The recipe: `Select::ready` says which handle has something, and the handle reads
-        // it, exactly as `get_message` always does (handlers, ignored confirmations, names).
+        // until `None`, exactly as `get_message` always does (handlers, ignored confirmations,
+        // names, and a `Lagged` notice once the queue is empty).
         let mut select = Select::new();
         let lobby_ready = select.recv(lobby.receiver());
         let direct_ready = select.recv(direct.receiver());

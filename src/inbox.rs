@@ -35,11 +35,10 @@ use std::time::Instant;
 use crossbeam_channel::TryRecvError;
 
 use crate::item::{Item, ItemReceiver};
-use crate::kind::Kind;
 use crate::message::Message;
-use crate::names::Names;
+use crate::names::{Handler, Names};
 use crate::queue::Tally;
-use crate::subscriber::{Handler, Subscriber};
+use crate::subscriber::Subscriber;
 use crate::wait::Wait;
 use crate::wake::this_thread;
 
@@ -50,6 +49,13 @@ pub(crate) enum Nothing {
     Empty,
     /// The queue has ended: the handle is closed or disconnected, and everything was read.
     Ended,
+}
+
+/// A message as a reader took it, with the handler of the subscription it came through.
+pub(crate) struct Taken<T: ?Sized> {
+    pub(crate) message: Message<T>,
+    /// For a delivery through a subscription made with a handler.
+    pub(crate) handler: Option<Handler<T>>,
 }
 
 /// Rounds of spinning, then of yielding, before a reader parks (as crossbeam's `Backoff`).
@@ -89,30 +95,32 @@ impl<T: ?Sized> Inbox<T> {
     }
 
     /// Takes the next item as a message, without waiting.
-    pub(crate) fn take(&self) -> Result<Message<T>, Nothing> {
+    pub(crate) fn take(&self) -> Result<Taken<T>, Nothing> {
         let mut names = self.subscriber.names();
+        let mut tally = Tally::default();
         let taken = match self.subscriber.queue() {
             None => self.receiver.try_recv().map(|queued| queued.0),
-            Some(queue) => {
-                let mut tally = Tally::default();
-                let taken = queue.take(&mut tally);
-                let delivery = taken.as_ref().is_ok_and(Item::is_delivery);
-                self.subscriber.took(&tally, delivery);
-                taken
-            }
+            Some(queue) => queue.take(&mut tally),
         };
+        let delivery = taken.as_ref().is_ok_and(Item::is_delivery);
+        let mut retired = None;
+        let taken = taken.map(|item| open(item, &mut names, &mut retired));
+        drop(names);
+        // With no lock held: publishers waiting for room are woken (a waker may read or
+        // subscribe this very handle), and a retired handler is dropped (it may hold one).
+        drop(retired);
+        if self.subscriber.queue().is_some() {
+            self.subscriber.took(&tally, delivery);
+        }
         match taken {
-            Ok(item) => Ok(open(item, &mut names)),
+            Ok(taken) => Ok(taken),
             Err(TryRecvError::Empty) => Err(Nothing::Empty),
-            Err(TryRecvError::Disconnected) => {
-                drop(names);
-                Err(self.ended())
-            }
+            Err(TryRecvError::Disconnected) => Err(self.ended()),
         }
     }
 
     /// Takes the next message, waiting as `wait` allows.
-    pub(crate) fn read(&self, wait: Wait) -> Result<Message<T>, Nothing> {
+    pub(crate) fn read(&self, wait: Wait) -> Result<Taken<T>, Nothing> {
         self.read_unless(wait, || false)
     }
 
@@ -122,7 +130,7 @@ impl<T: ?Sized> Inbox<T> {
         &self,
         wait: Wait,
         stopped: impl Fn() -> bool,
-    ) -> Result<Message<T>, Nothing> {
+    ) -> Result<Taken<T>, Nothing> {
         match self.take() {
             Err(Nothing::Empty) if wait.may_wait() => {}
             taken => return taken,
@@ -144,7 +152,7 @@ impl<T: ?Sized> Inbox<T> {
         &self,
         deadline: Option<Instant>,
         stopped: impl Fn() -> bool,
-    ) -> Result<Message<T>, Nothing> {
+    ) -> Result<Taken<T>, Nothing> {
         for round in 0..SPIN_ROUNDS + YIELD_ROUNDS {
             if round < SPIN_ROUNDS {
                 (0..1 << round).for_each(|_| std::hint::spin_loop());
@@ -183,7 +191,7 @@ impl<T: ?Sized> Inbox<T> {
     }
 
     /// The next message for `listen()`: see the listen-end check in the module docs.
-    pub(crate) fn read_while_subscribed(&self) -> Result<Message<T>, Nothing> {
+    pub(crate) fn read_while_subscribed(&self) -> Result<Taken<T>, Nothing> {
         next_while_subscribed(
             || self.take(),
             |wait| self.read(wait),
@@ -200,11 +208,12 @@ impl<T: ?Sized> Inbox<T> {
 
     /// What a reader does with a message it took: `None` when a confirmation is ignored, or
     /// when the message went to its handler (called here, with no lock held).
-    pub(crate) fn for_reader(&self, message: Message<T>) -> Option<Message<T>> {
+    pub(crate) fn for_reader(&self, taken: Taken<T>) -> Option<Message<T>> {
+        let Taken { message, handler } = taken;
         if message.is_confirmation() && self.subscriber.ignores_confirmations() {
             return None;
         }
-        match self.handler_for(&message) {
+        match handler {
             Some(handler) => {
                 handler(message);
                 None
@@ -212,36 +221,37 @@ impl<T: ?Sized> Inbox<T> {
             None => Some(message),
         }
     }
-
-    /// The handler registered for the subscription a delivery came through, if any.
-    pub(crate) fn handler_for(&self, message: &Message<T>) -> Option<Handler<T>> {
-        match message {
-            Message::Message { channel, .. } => self.subscriber.handler(Kind::Channel, channel),
-            Message::PMessage { pattern, .. } => self.subscriber.handler(Kind::Pattern, pattern),
-            _ => None,
-        }
-    }
 }
 
-/// Turns a queued item into the message it stands for, with the names in `names`.
-fn open<T: ?Sized>(item: Item<T>, names: &mut Names) -> Message<T> {
-    match item {
-        Item::Channel { slot, payload } => Message::Message {
-            channel: names.name(slot),
-            payload,
-        },
-        Item::Pattern { slot, publish } => Message::PMessage {
-            pattern: names.name(slot),
-            channel: Arc::clone(&publish.channel),
-            payload: Arc::clone(&publish.payload),
-        },
+/// Turns a queued item into the message it stands for, with the names and handlers in
+/// `names`. An `Unsubscribe` confirmation retires its slot; the slot's handler goes to
+/// `retired`, for the caller to drop once it lets go of `names`.
+fn open<T: ?Sized>(
+    item: Item<T>,
+    names: &mut Names<T>,
+    retired: &mut Option<Handler<T>>,
+) -> Taken<T> {
+    let (message, handler) = match item {
+        Item::Channel { slot, payload } => {
+            let channel = names.name(slot);
+            (Message::Message { channel, payload }, names.handler(slot))
+        }
+        Item::Pattern { slot, publish } => {
+            let message = Message::PMessage {
+                pattern: names.name(slot),
+                channel: Arc::clone(&publish.channel),
+                payload: Arc::clone(&publish.payload),
+            };
+            (message, names.handler(slot))
+        }
         Item::Control { message, retire } => {
             if let Some(slot) = retire {
-                names.retire(slot);
+                *retired = names.retire(slot);
             }
-            *message
+            (*message, None)
         }
-    }
+    };
+    Taken { message, handler }
 }
 
 /// Steps 1 to 3 of the listen-end check (module docs): `poll` takes an item without

@@ -99,7 +99,8 @@
 //!
 //! To wait on several handles and other channels at once, register each handle's
 //! [`PubSub::receiver`] with a `crossbeam_channel::Select`, wait with `Select::ready`, and read
-//! the handle it reports with `get_message(Duration::ZERO)`; see [`PubSub::receiver`].
+//! the handle it reports with `get_message(Duration::ZERO)` until it returns `None`; see
+//! [`PubSub::receiver`] (a capacity-0 handle cannot be selected on).
 //!
 //! # Closing and dropping
 //!

@@ -10,6 +10,12 @@
 //! the handle (how a publisher that waited for room knows the subscription it found still
 //! stands), and generations give the order in which names were subscribed.
 //!
+//! A subscription made with a handler keeps it in its slot: a delivery goes to the handler
+//! of the subscription it came through, until that subscription's confirmation is read (as
+//! redis-py forgets a handler when it reads the `unsubscribe` reply), so deliveries queued
+//! before an unsubscription still reach their handler, and a later subscription to the same
+//! name, with or without a handler, never takes them.
+//!
 //! A name starts as the index's shared one; the first time a reader needs it, it makes a
 //! copy of its own, so the readers of different handles on one channel never bounce one
 //! reference count between their cores.
@@ -17,13 +23,18 @@
 //! Memory: a slot is 24 bytes and the by-name index 4 bytes (and a control byte) per name;
 //! free slots at the end are given back, and everything once no slot is in use.
 
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use hashbrown::HashTable;
 
 use crate::kind::Kind;
-use crate::shrink::is_sparse;
+use crate::message::Message;
+use crate::shrink::{is_sparse, shrink_if_sparse};
+
+/// A handler for the deliveries of one subscription.
+pub(crate) type Handler<T> = Arc<dyn Fn(Message<T>) + Send + Sync>;
 
 /// One subscription of one handle: a slot of its `Names` and that claim's generation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -54,7 +65,7 @@ struct Slot {
 }
 
 /// A handle's subscriptions.
-pub(crate) struct Names {
+pub(crate) struct Names<T: ?Sized> {
     slots: Vec<Slot>,
     /// Free slots, reused last-freed first; may hold slots past the end of `slots` (cut off
     /// since), which `claim` skips.
@@ -66,9 +77,11 @@ pub(crate) struct Names {
     /// Slots not free.
     in_use: usize,
     next_generation: u32,
+    /// The handlers of the slots subscribed with one (until the slot is retired).
+    handlers: HashMap<u32, Handler<T>, foldhash::fast::RandomState>,
 }
 
-impl Default for Names {
+impl<T: ?Sized> Default for Names<T> {
     fn default() -> Self {
         Names {
             slots: Vec::new(),
@@ -78,11 +91,12 @@ impl Default for Names {
             hasher: foldhash::fast::RandomState::default(),
             in_use: 0,
             next_generation: 0,
+            handlers: HashMap::default(),
         }
     }
 }
 
-impl Names {
+impl<T: ?Sized> Names<T> {
     fn index(&self, kind: Kind) -> &HashTable<u32> {
         match kind {
             Kind::Channel => &self.channels,
@@ -115,8 +129,14 @@ impl Names {
         self.channels.len() + self.patterns.len()
     }
 
-    /// Records a new subscription to `name` (the index's shared text) in a slot of its own.
-    pub(crate) fn claim(&mut self, kind: Kind, name: Arc<str>) -> SubId {
+    /// Records a new subscription to `name` (the index's shared text) in a slot of its own,
+    /// with its handler if it has one.
+    pub(crate) fn claim(
+        &mut self,
+        kind: Kind,
+        name: Arc<str>,
+        handler: Option<Handler<T>>,
+    ) -> SubId {
         let generation = self.next_generation;
         self.next_generation = generation.wrapping_add(1);
         self.in_use += 1;
@@ -149,7 +169,43 @@ impl Names {
             Kind::Channel => self.channels.insert_unique(hash, slot, rehash),
             Kind::Pattern => self.patterns.insert_unique(hash, slot, rehash),
         };
+        if let Some(handler) = handler {
+            self.handlers.insert(slot, handler);
+        }
         SubId { slot, generation }
+    }
+
+    /// Gives the subscription `id` the handler `handler` (subscribing again with one), and
+    /// returns the one it replaces, for the caller to drop once it holds no lock.
+    pub(crate) fn set_handler(&mut self, id: SubId, handler: Handler<T>) -> Option<Handler<T>> {
+        self.handlers.insert(id.slot, handler)
+    }
+
+    /// The handler of the subscription in `slot`, if it was made with one.
+    pub(crate) fn handler(&self, slot: u32) -> Option<Handler<T>> {
+        if self.handlers.is_empty() {
+            return None;
+        }
+        self.handlers.get(&slot).cloned()
+    }
+
+    /// Every handler, taken out (the queue has ended), for the caller to drop once it holds
+    /// no lock: dropping a handler may drop a handle.
+    pub(crate) fn take_handlers(
+        &mut self,
+    ) -> HashMap<u32, Handler<T>, foldhash::fast::RandomState> {
+        std::mem::take(&mut self.handlers)
+    }
+
+    /// The first subscription, by kind then name, that has no handler.
+    pub(crate) fn without_handler(&self) -> Option<(Kind, String)> {
+        [Kind::Channel, Kind::Pattern].into_iter().find_map(|kind| {
+            let slots = &self.slots;
+            let without = self.index(kind).iter().copied();
+            let without = without.filter(|s| !self.handlers.contains_key(s));
+            let first = without.map(|s| Self::name_of(slots, s)).min();
+            first.map(|name| (kind, name.to_string()))
+        })
     }
 
     /// Takes the subscription to `name` out of the by-name index; its slot keeps the name
@@ -204,14 +260,6 @@ impl Names {
         all
     }
 
-    /// Whether `name` of `kind` is subscribed, for the worker's check: each subscribed name
-    /// of one kind, in no order.
-    pub(crate) fn subscribed(&self, kind: Kind) -> impl Iterator<Item = &str> {
-        self.index(kind)
-            .iter()
-            .map(|&s| Self::name_of(&self.slots, s))
-    }
-
     /// The name in `slot`, for a `Message`: the handle's own copy.
     pub(crate) fn name(&mut self, slot: u32) -> Arc<str> {
         let entry = &mut self.slots[slot as usize];
@@ -226,14 +274,15 @@ impl Names {
         Arc::clone(name)
     }
 
-    /// Frees `slot` (its `Unsubscribe` confirmation was read), and gives memory back.
-    pub(crate) fn retire(&mut self, slot: u32) {
-        let Some(entry) = self.slots.get_mut(slot as usize) else {
-            return;
-        };
+    /// Frees `slot` (its `Unsubscribe` confirmation was read), and gives memory back; returns
+    /// the slot's handler, for the caller to drop once it holds no lock.
+    pub(crate) fn retire(&mut self, slot: u32) -> Option<Handler<T>> {
+        let entry = self.slots.get_mut(slot as usize)?;
         if entry.used != Use::Retiring {
-            return;
+            return None;
         }
+        let handler = self.handlers.remove(&slot);
+        shrink_if_sparse(&mut self.handlers);
         *entry = Slot {
             name: None,
             generation: entry.generation,
@@ -245,7 +294,7 @@ impl Names {
         if self.in_use == 0 {
             self.slots = Vec::new();
             self.free = Vec::new();
-            return;
+            return handler;
         }
         self.free.push(slot);
         while self.slots.last().is_some_and(|s| s.used == Use::Free) {
@@ -259,6 +308,7 @@ impl Names {
             self.free.retain(|&s| (s as usize) < end);
             self.free.shrink_to(self.free.len() * 2);
         }
+        handler
     }
 
     fn give_back_index(&mut self, kind: Kind) {
@@ -282,9 +332,9 @@ mod tests {
 
     #[test]
     fn a_slot_is_reused_only_once_retired_and_then_with_a_new_generation() {
-        let mut names = Names::default();
-        let a = names.claim(Kind::Channel, "a".into());
-        let b = names.claim(Kind::Pattern, "b".into());
+        let mut names = Names::<str>::default();
+        let a = names.claim(Kind::Channel, "a".into(), None);
+        let b = names.claim(Kind::Pattern, "b".into(), None);
         assert_ne!(a.slot, b.slot);
         assert_eq!(names.count(), 2);
         assert_eq!(names.lookup(Kind::Channel, "a").map(|(_, id)| id), Some(a));
@@ -295,7 +345,7 @@ mod tests {
             Some(a)
         );
         assert_eq!(names.count(), 1);
-        let c = names.claim(Kind::Channel, "c".into());
+        let c = names.claim(Kind::Channel, "c".into(), None);
         assert_ne!(c.slot, a.slot, "a retiring slot is not reused");
         assert_eq!(
             &*names.name(a.slot),
@@ -304,7 +354,7 @@ mod tests {
         );
         names.retire(a.slot);
         names.retire(a.slot); // twice is harmless
-        let d = names.claim(Kind::Channel, "d".into());
+        let d = names.claim(Kind::Channel, "d".into(), None);
         assert_eq!(d.slot, a.slot);
         assert_ne!(d, a, "a new generation");
         assert_eq!(&*names.name(d.slot), "d");
@@ -317,8 +367,8 @@ mod tests {
     #[test]
     fn a_reader_gets_a_copy_of_its_own() {
         let shared: std::sync::Arc<str> = "shared".into();
-        let mut names = Names::default();
-        let id = names.claim(Kind::Channel, shared.clone());
+        let mut names = Names::<str>::default();
+        let id = names.claim(Kind::Channel, shared.clone(), None);
         let first = names.name(id.slot);
         assert!(!std::sync::Arc::ptr_eq(&first, &shared));
         assert!(std::sync::Arc::ptr_eq(&first, &names.name(id.slot)));

@@ -211,14 +211,9 @@ impl<T: ?Sized> Registry<T> {
         reach: Reach,
         wait: Wait,
     ) -> Published {
-        let index = self.index();
-        if index.is_closed() {
+        let Some(mut round) = self.offer_and_wake(channel, payload, reach, wait.may_wait()) else {
             return Published::default();
-        }
-        let (hash, stripe) = index.stripe(channel);
-        let mut round = Round::new(wait.may_wait(), stripe);
-        self.offer_all(&mut round, hash, channel, payload, reach);
-        round.woken.wake_taken();
+        };
         for deferred in std::mem::take(&mut round.deferred) {
             self.deliver_after_wait(deferred, wait, &mut round);
         }
@@ -235,14 +230,9 @@ impl<T: ?Sized> Registry<T> {
         payload: Arc<T>,
         reach: Reach,
     ) -> Published {
-        let index = self.index();
-        if index.is_closed() {
+        let Some(mut round) = self.offer_and_wake(channel, payload, reach, true) else {
             return Published::default();
-        }
-        let (hash, stripe) = index.stripe(channel);
-        let mut round = Round::new(true, stripe);
-        self.offer_all(&mut round, hash, channel, payload, reach);
-        round.woken.wake_taken();
+        };
         let deferred = std::mem::take(&mut round.deferred).into();
         let mut unfinished = Unfinished {
             registry: self,
@@ -294,6 +284,26 @@ impl<T: ?Sized> Registry<T> {
             Some(round) => self.finish(round),
             None => Published::default(),
         }
+    }
+
+    /// Steps 1 to 3 of a publish (module docs): the round, with the deliveries that must
+    /// wait for room left in its `deferred`; `None` once the broker is closed.
+    fn offer_and_wake(
+        &self,
+        channel: &str,
+        payload: Arc<T>,
+        reach: Reach,
+        may_wait: bool,
+    ) -> Option<Round<'_, T>> {
+        let index = self.index();
+        if index.is_closed() {
+            return None;
+        }
+        let (hash, stripe) = index.stripe(channel);
+        let mut round = Round::new(may_wait, stripe);
+        self.offer_all(&mut round, hash, channel, payload, reach);
+        round.woken.wake_taken();
+        Some(round)
     }
 
     /// Offers `payload` to every subscription `reach` names that matches `channel` (whose
@@ -436,9 +446,13 @@ impl<T: ?Sized> Registry<T> {
             &deferred.subscriber,
             deferred.id,
         );
-        if let Some(_held) = held {
-            deferred.subscriber.refuse(&mut round.tally);
+        if let Some(held) = held {
+            deferred.subscriber.refuse(&held.1, &mut round.tally);
             round.published.full.push(deferred.subscriber.id());
+            drop(held);
+            // The notice may be all there is to read: a reader asleep on an empty queue
+            // must come for it (woken with no lock held).
+            deferred.subscriber.wake().wake();
         }
     }
 }

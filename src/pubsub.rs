@@ -19,10 +19,11 @@ use crate::inbox::Inbox;
 use crate::item::{Item, ItemSender, Queued};
 use crate::kind::Kind;
 use crate::message::Message;
+use crate::names::Handler;
 use crate::queue::{Bounded, Overflow, QueueConfig};
 use crate::registry::{Registry, Stopped};
 use crate::stats::{Disconnected, PubSubStats};
-use crate::subscriber::{Handler, State, Subscriber, SubscriberId};
+use crate::subscriber::{State, Subscriber, SubscriberId};
 use crate::wait::Wait;
 use crate::wake::Woken;
 use crate::worker::{Worker, WorkerBuilder};
@@ -138,7 +139,7 @@ impl<T: ?Sized> PubSub<T> {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        self.subscribe_each(Kind::Channel, names);
+        self.subscribe_each(Kind::Channel, names, None);
     }
 
     /// Subscribes to each Redis glob pattern in `names` (see [`glob_match`](crate::glob_match)),
@@ -152,7 +153,7 @@ impl<T: ?Sized> PubSub<T> {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        self.subscribe_each(Kind::Pattern, names);
+        self.subscribe_each(Kind::Pattern, names, None);
     }
 
     /// Unsubscribes from each channel in `names`, queuing one `Unsubscribe` confirmation per
@@ -221,8 +222,12 @@ impl<T: ?Sized> PubSub<T> {
     /// not yielded, as in redis-py. The handler runs with no lock held, so it may subscribe,
     /// unsubscribe, publish or stop the worker.
     ///
-    /// Subscribing again replaces the handler; unsubscribing removes it (deliveries still
-    /// queued for the channel are then yielded, not lost). Confirmations are yielded as usual.
+    /// A delivery goes to the handler of the subscription it came through. Subscribing again
+    /// with a handler replaces it for what comes next. Unsubscribing ends the subscription but
+    /// not its handler: the deliveries queued before it still go to the handler, which is let
+    /// go when the `Unsubscribe` confirmation is read (redis-py also forgets a handler when it
+    /// reads that reply); so a worker loses none of them, and a later subscription to the same
+    /// name, with or without a handler, never takes them. Confirmations are yielded as usual.
     /// A handler may hold this handle (to subscribe from inside it); the handlers are let go
     /// once a reader sees the handle's queue end after `close`, which breaks that cycle.
     ///
@@ -250,8 +255,7 @@ impl<T: ?Sized> PubSub<T> {
     where
         F: Fn(Message<T>) + Send + Sync + 'static,
     {
-        self.set_handler(Kind::Channel, channel, Arc::new(handler));
-        self.subscribe([channel]);
+        self.subscribe_each(Kind::Channel, [channel], Some(Arc::new(handler)));
     }
 
     /// Subscribes to `pattern` with a handler for its `PMessage`s; see
@@ -260,12 +264,7 @@ impl<T: ?Sized> PubSub<T> {
     where
         F: Fn(Message<T>) + Send + Sync + 'static,
     {
-        self.set_handler(Kind::Pattern, pattern, Arc::new(handler));
-        self.psubscribe([pattern]);
-    }
-
-    fn set_handler(&self, kind: Kind, name: &str, handler: Handler<T>) {
-        self.subscriber().set_handler(kind, name, handler);
+        self.subscribe_each(Kind::Pattern, [pattern], Some(Arc::new(handler)));
     }
 
     /// Closes the handle, like redis-py's `close()`: every subscription goes at once, without
@@ -397,7 +396,10 @@ impl<T: ?Sized> PubSub<T> {
     /// `run_in_thread()`; see [`worker`](PubSub::worker) to name it or catch handler panics.
     ///
     /// The worker skips confirmations and `Lagged` notices (the handle's stats count the
-    /// latter), and blocks on the queue between messages.
+    /// latter), and blocks on the queue between messages. Every subscription must have a
+    /// handler when it starts; a delivery through one made later without a handler is
+    /// skipped too (redis-py's worker also drops what `get_message` returns to it), counted
+    /// in the handle's `stats().delivered` like any other.
     ///
     /// # Errors
     ///
@@ -452,12 +454,18 @@ impl<T: ?Sized> PubSub<T> {
     ///
     /// The recipe: register it with `Select::recv`, wait with `Select::ready` (or
     /// `ready_timeout`), and when it reports this handle, read with
-    /// [`get_message(Duration::ZERO)`](PubSub::get_message), which returns exactly what it
-    /// always does (names, handlers, ignored confirmations, `Lagged` notices, the order
-    /// around `DropOldest` evictions). It may return `None` (a delivery its handler took, a
-    /// confirmation it ignores): wait again. `Select::ready` also reports the handle once its
-    /// queue has ended (closed, disconnected), and `get_message` then returns `None` for good:
-    /// [`is_closed`](PubSub::is_closed) tells.
+    /// [`get_message(Duration::ZERO)`](PubSub::get_message) until it returns `None`, then
+    /// wait again. `get_message` returns exactly what it always does (names, handlers,
+    /// ignored confirmations, `Lagged` notices, the order around `DropOldest` evictions); read
+    /// until `None`, because a notice of deliveries dropped while the queue was full is handed
+    /// out once the queue is empty, and only a read finds it there. `Select::ready` also
+    /// reports the handle once its queue has ended (closed, disconnected), and `get_message`
+    /// then returns `None` for good: [`is_closed`](PubSub::is_closed) tells.
+    ///
+    /// A handle of capacity 0 (a rendezvous) queues a delivery only while a reader waits in
+    /// `get_message`, `listen`, a worker or a stream; a thread in `Select::ready` is not such
+    /// a reader, so nothing is ever queued for it. Give a handle you select on a capacity of
+    /// at least 1.
     ///
     /// Do not receive from it (`recv`, `select!`'s `recv` arm): its items are opaque
     /// ([`Queued`](crate::Queued)) and only the handle can read them, so an item received
@@ -561,13 +569,17 @@ impl<T: ?Sized> PubSub<T> {
         }
     }
 
-    fn subscribe_each<I>(&self, kind: Kind, names: I)
+    /// Subscribes to each of `names`, with `handler` for each if given (replacing the one a
+    /// name already subscribed has).
+    fn subscribe_each<I>(&self, kind: Kind, names: I, handler: Option<Handler<T>>)
     where
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
         let subscriber = self.subscriber();
         let (mut woken, mut stopped) = (Woken::default(), None);
+        // Handlers replaced, dropped once no lock is held (one may hold a handle).
+        let mut replaced = Vec::new();
         let mut state = subscriber.state();
         for name in names {
             let Some(sender) = self.open_sender(&mut state, &mut stopped) else {
@@ -575,8 +587,12 @@ impl<T: ?Sized> PubSub<T> {
             };
             let name = name.as_ref();
             let (known, count) = {
-                let names = subscriber.names();
-                (names.lookup(kind, name), names.count())
+                let mut names = subscriber.names();
+                let known = names.lookup(kind, name);
+                if let (Some((_, id)), Some(handler)) = (&known, &handler) {
+                    replaced.extend(names.set_handler(*id, handler.clone()));
+                }
+                (known, names.count())
             };
             if let Some((known, _)) = known {
                 let confirm = confirmation(kind, true, known, count);
@@ -590,7 +606,9 @@ impl<T: ?Sized> PubSub<T> {
                 subscriber,
                 &sender,
                 |shared| {
-                    let id = subscriber.names().claim(kind, shared.clone());
+                    let id = subscriber
+                        .names()
+                        .claim(kind, shared.clone(), handler.clone());
                     let confirm = confirmation(kind, true, shared.clone(), count);
                     (id, Item::control(confirm))
                 },
@@ -606,6 +624,7 @@ impl<T: ?Sized> PubSub<T> {
         }
         drop(state);
         wake(woken, stopped);
+        drop(replaced);
     }
 
     fn unsubscribe_each<I>(&self, kind: Kind, names: I)
@@ -680,7 +699,6 @@ impl<T: ?Sized> PubSub<T> {
             message: Box::new(confirmation(kind, false, shared.clone(), count)),
             retire: Some(id.slot),
         };
-        state.remove_handler(kind, &shared);
         let index = self.registry.index();
         index.remove(kind, &shared, subscriber, Some((&sender, confirm)), woken);
         subscriber.set_subscriptions(count);

@@ -166,11 +166,16 @@ impl<T: ?Sized> Bounded<T> {
     }
 
     /// Refuses one delivery (a publisher stopped waiting for room): counted, and reported by
-    /// the next `Lagged` notice.
+    /// the next `Lagged` notice. With nothing queued for the notice to follow, the notice is
+    /// queued now, so a reader waiting on the raw receiver (`Select`) sees it too.
     #[cfg(feature = "async")]
-    pub(crate) fn refuse(&self, tally: &mut Tally) {
-        self.queue.lock().missed += 1;
+    pub(crate) fn refuse(&self, sender: &ItemSender<T>, tally: &mut Tally) {
+        let mut q = self.queue.lock();
+        q.missed += 1;
         tally.dropped += 1;
+        if self.receiver.is_empty() {
+            self.flush_missed(&mut q, sender, tally);
+        }
     }
 
     /// Wakes every publisher waiting for room, to re-check (room, or a changed subscription).

@@ -9,7 +9,9 @@ pub(crate) fn is_sparse(len: usize, capacity: usize) -> bool {
 }
 
 /// Halves `map`'s room (at most, amortised) once it is sparse.
-pub(crate) fn shrink_if_sparse<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>) {
+pub(crate) fn shrink_if_sparse<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher>(
+    map: &mut HashMap<K, V, S>,
+) {
     if is_sparse(map.len(), map.capacity()) {
         map.shrink_to(map.len() * 2);
     }

@@ -3,11 +3,12 @@
 //!
 //! # Locks
 //!
-//! - `state` (the handle's subscriptions, its own sender, its handlers) is taken before any
+//! - `state` (the handle's own sender, which says whether it is open) is taken before any
 //!   registry lock, by every (un)subscription of the handle for the whole call, and by
 //!   `listen()`'s end check (`inbox.rs`); publishers never take it.
-//! - `names` (the slot table, `names.rs`) is taken under `state` by (un)subscriptions, and by
-//!   readers before a bounded queue's lock; nothing else is taken under it.
+//! - `names` (the slot table and the handlers, `names.rs`) is taken under `state` by
+//!   (un)subscriptions, and by readers before a bounded queue's lock; nothing else is taken
+//!   under it, and nothing is woken or dropped that could run user code while it is held.
 //! - A bounded queue's lock (`queue.rs`) comes after both, and after the registry's.
 //! - The wake slot's lock (`wake.rs`) is a leaf.
 //!
@@ -18,23 +19,16 @@
 //!   (`subscriptions()`) load it Acquire, paired with the Release stores.
 //! - `status`: set once from `OPEN` by a compare-exchange (AcqRel), loaded Acquire by
 //!   publishers and readers.
-//! - `has_handlers`: set (Release) when a handler is added, cleared once the queue has ended;
-//!   readers load it (Acquire) and skip `state` while it is false.
 //! - The counters are relaxed: each is exact, not read at one instant with the others.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, MutexGuard};
 
 use crate::item::{Item, ItemSender, Queued};
-use crate::kind::Kind;
-use crate::message::Message;
 use crate::names::Names;
 use crate::queue::{Bounded, Offer, Tally};
-use crate::shrink::shrink_if_sparse;
 use crate::stats::Disconnected;
 use crate::wake::{ReaderWake, Woken};
 
@@ -49,17 +43,12 @@ impl fmt::Display for SubscriberId {
     }
 }
 
-/// A handler for the deliveries of one subscription.
-pub(crate) type Handler<T> = Arc<dyn Fn(Message<T>) + Send + Sync>;
-
-/// How one handle confirms, and its handlers. Its subscriptions themselves are in `names`
-/// (`names.rs`), which its readers consult too.
+/// Whether the handle is open, and how it confirms. Its subscriptions and their handlers
+/// are in `names` (`names.rs`), which its readers consult too.
 pub(crate) struct State<T: ?Sized> {
     /// The handle's own sender, for confirmations; `None` once it is closed or disconnected,
     /// so that the queue ends once the index's senders are gone too.
     sender: Option<ItemSender<T>>,
-    channel_handlers: HashMap<Arc<str>, Handler<T>>,
-    pattern_handlers: HashMap<Arc<str>, Handler<T>>,
 }
 
 impl<T: ?Sized> State<T> {
@@ -72,38 +61,6 @@ impl<T: ?Sized> State<T> {
     pub(crate) fn stop(&mut self) {
         self.sender = None;
     }
-
-    fn handlers_mut(&mut self, kind: Kind) -> &mut HashMap<Arc<str>, Handler<T>> {
-        match kind {
-            Kind::Channel => &mut self.channel_handlers,
-            Kind::Pattern => &mut self.pattern_handlers,
-        }
-    }
-
-    pub(crate) fn set_handler(&mut self, kind: Kind, name: &str, handler: Handler<T>) {
-        self.handlers_mut(kind).insert(Arc::from(name), handler);
-    }
-
-    /// Forgets `name`'s handler (it was unsubscribed).
-    pub(crate) fn remove_handler(&mut self, kind: Kind, name: &str) {
-        let handlers = self.handlers_mut(kind);
-        handlers.remove(name);
-        shrink_if_sparse(handlers);
-    }
-
-    /// The first subscription in `names`, by kind then name, that has no handler.
-    pub(crate) fn without_handler(&self, names: &Names) -> Option<(Kind, String)> {
-        let missing = |kind: Kind, handlers: &HashMap<Arc<str>, Handler<T>>| {
-            let mut without: Vec<&str> = names
-                .subscribed(kind)
-                .filter(|n| !handlers.contains_key(*n))
-                .collect();
-            without.sort_unstable();
-            without.first().map(|name| (kind, name.to_string()))
-        };
-        missing(Kind::Channel, &self.channel_handlers)
-            .or_else(|| missing(Kind::Pattern, &self.pattern_handlers))
-    }
 }
 
 const OPEN: u8 = 0;
@@ -112,15 +69,13 @@ const OPEN: u8 = 0;
 pub(crate) struct Subscriber<T: ?Sized> {
     id: SubscriberId,
     state: Mutex<State<T>>,
-    names: Mutex<Names>,
+    names: Mutex<Names<T>>,
     /// `state.count()`; see the module docs.
     subscriptions: AtomicUsize,
     /// `OPEN`, or 1 + the `Disconnected` reason's index. Set once, from `OPEN`.
     status: AtomicU8,
     /// `None` for an unbounded queue.
     queue: Option<Bounded<T>>,
-    /// Whether `state` may hold handlers: readers skip the lock while it is false.
-    has_handlers: AtomicBool,
     /// redis-py's `ignore_subscribe_messages`: reads skip confirmations.
     ignore_confirmations: bool,
     /// The readers to wake when something is queued or the queue ends.
@@ -148,14 +103,11 @@ impl<T: ?Sized> Subscriber<T> {
             id,
             state: Mutex::new(State {
                 sender: Some(sender),
-                channel_handlers: HashMap::new(),
-                pattern_handlers: HashMap::new(),
             }),
             names: Mutex::new(Names::default()),
             subscriptions: AtomicUsize::new(0),
             status: AtomicU8::new(OPEN),
             queue,
-            has_handlers: AtomicBool::new(false),
             ignore_confirmations,
             wake: ReaderWake::default(),
             counters: Counters {
@@ -176,7 +128,7 @@ impl<T: ?Sized> Subscriber<T> {
     }
 
     /// The slot table, locked (see the module docs for the order).
-    pub(crate) fn names(&self) -> MutexGuard<'_, Names> {
+    pub(crate) fn names(&self) -> MutexGuard<'_, Names<T>> {
         self.names.lock()
     }
 
@@ -235,37 +187,11 @@ impl<T: ?Sized> Subscriber<T> {
             .is_ok()
     }
 
-    /// Registers `handler` for `name` while the handle is open.
-    pub(crate) fn set_handler(&self, kind: Kind, name: &str, handler: Handler<T>) {
-        let mut state = self.state.lock();
-        if state.sender.is_some() {
-            state.set_handler(kind, name, handler);
-            self.has_handlers.store(true, Ordering::Release);
-        }
-    }
-
-    /// The handler registered for `name`, if any.
-    pub(crate) fn handler(&self, kind: Kind, name: &str) -> Option<Handler<T>> {
-        if !self.has_handlers.load(Ordering::Acquire) {
-            return None;
-        }
-        let mut state = self.state.lock();
-        state.handlers_mut(kind).get(name).cloned()
-    }
-
     /// Lets the handlers go (the queue has ended), outside the lock: dropping a handler may
     /// drop a handle.
     pub(crate) fn drop_handlers(&self) {
-        if self.has_handlers.swap(false, Ordering::AcqRel) {
-            let handlers = {
-                let mut state = self.state.lock();
-                (
-                    std::mem::take(&mut state.channel_handlers),
-                    std::mem::take(&mut state.pattern_handlers),
-                )
-            };
-            drop(handlers);
-        }
+        let handlers = self.names.lock().take_handlers();
+        drop(handlers);
     }
 
     /// Queues a confirmation or notice: never refused, never counted against capacity. The
@@ -338,9 +264,9 @@ impl<T: ?Sized> Subscriber<T> {
     /// Refuses a delivery that waited for room (its `publish_async` was cancelled): counted
     /// dropped, and reported by a `Lagged` notice.
     #[cfg(feature = "async")]
-    pub(crate) fn refuse(&self, tally: &mut Tally) {
+    pub(crate) fn refuse(&self, sender: &ItemSender<T>, tally: &mut Tally) {
         if let Some(queue) = &self.queue {
-            self.tallied(tally, |mine| queue.refuse(mine));
+            self.tallied(tally, |mine| queue.refuse(sender, mine));
         }
     }
 

@@ -13,7 +13,7 @@ use std::thread::{self, JoinHandle, Thread, ThreadId};
 use parking_lot::Mutex;
 
 use crate::error::{HandlerPanic, WorkerError};
-use crate::inbox::{Inbox, Nothing};
+use crate::inbox::{Inbox, Nothing, Taken};
 use crate::kind::Kind;
 use crate::message::Message;
 use crate::wait::Wait;
@@ -176,7 +176,7 @@ impl<T: ?Sized + Send + Sync + 'static> WorkerBuilder<T> {
     /// start.
     pub fn spawn(self) -> Result<Worker, WorkerError> {
         let subscriber = self.inbox.subscriber();
-        let missing = subscriber.state().without_handler(&subscriber.names());
+        let missing = subscriber.names().without_handler();
         if let Some((kind, name)) = missing {
             return Err(WorkerError::NoHandler {
                 pattern: kind == Kind::Pattern,
@@ -224,13 +224,17 @@ fn run<T: ?Sized>(
             return Ok(());
         }
         // Blocks until the queue has something or `stop` unparks it: no polling, no sleep.
-        let message = match inbox.read_unless(Wait::Forever, || stop.is_stopped()) {
-            Ok(message) => message,
+        let taken = match inbox.read_unless(Wait::Forever, || stop.is_stopped()) {
+            Ok(taken) => taken,
             Err(Nothing::Ended) => return Ok(()),
             Err(Nothing::Empty) => continue,
         };
         // Confirmations, notices and deliveries without a handler are not the worker's.
-        let Some(handler) = inbox.handler_for(&message) else {
+        let Taken {
+            message,
+            handler: Some(handler),
+        } = taken
+        else {
             continue;
         };
         // Kept for a panic report: a shared name, not a copy, so a delivery allocates nothing.

@@ -530,3 +530,95 @@ fn the_select_recipe_reads_exactly_what_get_message_reads() {
         *direct_handled.lock().unwrap()
     );
 }
+
+/// Deliveries queued before an unsubscription still go to its handler, as redis-py forgets a
+/// handler only when it reads the `unsubscribe` reply: a worker loses none of them.
+#[test]
+fn deliveries_queued_before_an_unsubscription_still_reach_its_handler() {
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    let handled = Arc::new(AtomicUsize::new(0));
+    let seen = handled.clone();
+    sub.subscribe_with("jobs", move |_| {
+        thread::sleep(Duration::from_millis(2));
+        seen.fetch_add(1, Ordering::SeqCst);
+    });
+    let worker = sub.run_in_thread().unwrap();
+    for i in 0..10 {
+        broker.publish("jobs", &*i.to_string());
+    }
+    sub.unsubscribe(["jobs"]);
+    assert_eq!(broker.publish("jobs", "after"), 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while handled.load(Ordering::SeqCst) < 10 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(5));
+    }
+    worker.stop();
+    worker.join().unwrap();
+    assert_eq!(
+        handled.load(Ordering::SeqCst),
+        10,
+        "every queued delivery handled"
+    );
+    assert_eq!(sub.stats().delivered, 10);
+}
+
+/// A delivery goes to the handler of the subscription it came through: a later subscription
+/// to the same name, with a handler, does not take what an earlier one without a handler
+/// queued, and the earlier handler keeps what its subscription queued.
+#[test]
+fn a_delivery_goes_to_the_handler_of_its_own_subscription() {
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    sub.subscribe(["news"]);
+    broker.publish("news", "plain");
+    sub.unsubscribe(["news"]);
+    let first = log.clone();
+    sub.subscribe_with("news", move |m| {
+        first
+            .lock()
+            .unwrap()
+            .push(format!("first:{}", payload_text(&m)))
+    });
+    broker.publish("news", "one");
+    sub.unsubscribe(["news"]);
+    let second = log.clone();
+    sub.subscribe_with("news", move |m| {
+        second
+            .lock()
+            .unwrap()
+            .push(format!("second:{}", payload_text(&m)))
+    });
+    broker.publish("news", "two");
+    let yielded: Vec<_> = drain(&sub)
+        .iter()
+        .map(|m| format!("{}:{}", m.kind(), payload_text(m)))
+        .collect();
+    assert_eq!(
+        yielded,
+        [
+            "subscribe:",
+            "message:plain",
+            "unsubscribe:",
+            "subscribe:",
+            "unsubscribe:",
+            "subscribe:"
+        ]
+    );
+    assert_eq!(*log.lock().unwrap(), ["first:one", "second:two"]);
+    // Subscribing again with a handler replaces it for what comes next.
+    let third = log.clone();
+    sub.subscribe_with("news", move |m| {
+        third
+            .lock()
+            .unwrap()
+            .push(format!("third:{}", payload_text(&m)))
+    });
+    broker.publish("news", "three");
+    assert_eq!(drain(&sub).len(), 1, "the confirmation");
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["first:one", "second:two", "third:three"]
+    );
+}

@@ -460,3 +460,105 @@ fn a_waker_may_publish_and_subscribe_on_the_broker_that_woke_it() {
     );
     assert!(republisher.woken.load(Ordering::SeqCst) >= 2);
 }
+
+/// A publisher's waker that reads and subscribes the very handle whose reader woke it: the
+/// reader wakes it with no lock of the handle held.
+struct ReadsTheHandle {
+    sub: Mutex<Option<Arc<fanout::PubSub<str>>>>,
+}
+
+impl Wake for ReadsTheHandle {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(sub) = self.sub.lock().unwrap().take() {
+            let _ = sub.get_message(Duration::ZERO);
+            sub.subscribe(["from the waker"]);
+        }
+    }
+}
+
+#[test]
+fn a_publishers_waker_may_read_and_subscribe_the_handle_that_made_room() {
+    let broker = Broker::<str>::new();
+    let sub = Arc::new(
+        broker
+            .pubsub_builder()
+            .capacity(1)
+            .overflow(Overflow::Block)
+            .ignore_subscribe_messages(true)
+            .build(),
+    );
+    sub.subscribe(["c"]);
+    assert_eq!(broker.publish("c", "1"), 1, "the queue is full now");
+    let mut publishing = Box::pin(broker.publish_async("c", "2"));
+    let waker = Waker::from(Arc::new(ReadsTheHandle {
+        sub: Mutex::new(Some(sub.clone())),
+    }));
+    assert!(publishing
+        .as_mut()
+        .poll(&mut Context::from_waker(&waker))
+        .is_pending());
+    let (done, finished) = std::sync::mpsc::channel();
+    let reader = sub.clone();
+    std::thread::spawn(move || {
+        // Takes "1": makes room, and wakes the publisher's waker.
+        let read = reader.get_message(Duration::ZERO);
+        done.send(read.and_then(|m| m.payload().map(|p| p.to_string())))
+            .unwrap();
+    });
+    let read = finished
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the waker ran under a lock of the handle: deadlock");
+    assert_eq!(read.as_deref(), Some("1"));
+    assert_eq!(sub.subscriptions(), 2, "the waker's subscription is made");
+}
+
+/// A cancelled `publish_async` leaves a `Lagged` notice: a reader asleep on the empty queue
+/// (in `get_message` or in the `Select` recipe) is woken for it at once.
+#[test]
+fn a_cancelled_publish_async_wakes_the_reader_for_its_notice() {
+    for select in [false, true] {
+        let broker = Broker::<str>::new();
+        let sub = broker
+            .pubsub_builder()
+            .capacity(1)
+            .overflow(Overflow::Block)
+            .ignore_subscribe_messages(true)
+            .build();
+        sub.subscribe(["c"]);
+        broker.publish("c", "1");
+        let mut publishing = Box::pin(broker.publish_async("c", "2"));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(publishing.as_mut().poll(&mut cx).is_pending());
+        let first = sub.get_message(Duration::ZERO).unwrap();
+        assert_eq!(first.payload().map(|p| &**p), Some("1"));
+        std::thread::scope(|s| {
+            let reader = s.spawn(|| {
+                let began = std::time::Instant::now();
+                let read = if select {
+                    let mut ready = crossbeam_channel::Select::new();
+                    ready.recv(sub.receiver());
+                    match ready.ready_timeout(Duration::from_secs(10)) {
+                        Ok(_) => sub.get_message(Duration::ZERO),
+                        Err(_) => None,
+                    }
+                } else {
+                    sub.get_message(Duration::from_secs(10))
+                };
+                (began.elapsed(), read)
+            });
+            std::thread::sleep(Duration::from_millis(100));
+            drop(publishing);
+            let (took, read) = reader.join().unwrap();
+            assert_eq!(
+                read,
+                Some(Message::Lagged { missed: 1 }),
+                "select: {select}"
+            );
+            assert!(took < Duration::from_secs(5), "woken late: {took:?}");
+        });
+    }
+}
