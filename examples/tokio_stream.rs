@@ -49,7 +49,7 @@ async fn main() {
     for publisher in publishers {
         publisher.join().expect("publisher panicked");
     }
-    drop(sub); // the stream ends after what was queued
+    sub.close(); // the stream ends after what was queued (it holds the handle: dropping `sub` would not end it)
     let seen = consumer.await.expect("consumer panicked");
     println!("the task saw {seen} messages");
 }

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::PublishError;
+use crate::into_names::IntoNames;
+use crate::into_payload::IntoPayload;
 #[cfg(feature = "async")]
 use crate::publish::Reach;
 use crate::pubsub::PubSub;
@@ -83,8 +85,8 @@ impl<T: ?Sized> Broker<T> {
     /// let received = sub.listen().nth(1).unwrap(); // after the confirmation
     /// assert!(Arc::ptr_eq(received.payload().unwrap(), &payload));
     /// ```
-    pub fn publish(&self, channel: &str, payload: impl Into<Arc<T>>) -> usize {
-        let payload = payload.into();
+    pub fn publish(&self, channel: &str, payload: impl IntoPayload<T>) -> usize {
+        let payload = payload.into_payload();
         #[cfg(feature = "redis")]
         if let Some(bridge) = self.registry.bridge() {
             return bridge.publish(channel, payload, Wait::Forever).delivered;
@@ -120,9 +122,9 @@ impl<T: ?Sized> Broker<T> {
     pub fn try_publish(
         &self,
         channel: &str,
-        payload: impl Into<Arc<T>>,
+        payload: impl IntoPayload<T>,
     ) -> Result<usize, PublishError<T>> {
-        self.publish_waiting(channel, payload.into(), Wait::Never)
+        self.publish_waiting(channel, payload.into_payload(), Wait::Never)
     }
 
     /// Publishes like [`publish`](Broker::publish) from async code (feature `async`): a full
@@ -150,8 +152,8 @@ impl<T: ?Sized> Broker<T> {
     /// });
     /// ```
     #[cfg(feature = "async")]
-    pub async fn publish_async(&self, channel: &str, payload: impl Into<Arc<T>>) -> usize {
-        let payload = payload.into();
+    pub async fn publish_async(&self, channel: &str, payload: impl IntoPayload<T>) -> usize {
+        let payload = payload.into_payload();
         #[cfg(feature = "redis")]
         if let Some(bridge) = self.registry.bridge() {
             return bridge.publish_async(channel, payload).await.delivered;
@@ -169,10 +171,10 @@ impl<T: ?Sized> Broker<T> {
     pub fn publish_timeout(
         &self,
         channel: &str,
-        payload: impl Into<Arc<T>>,
+        payload: impl IntoPayload<T>,
         timeout: Duration,
     ) -> Result<usize, PublishError<T>> {
-        self.publish_waiting(channel, payload.into(), Wait::at_most(timeout))
+        self.publish_waiting(channel, payload.into_payload(), Wait::at_most(timeout))
     }
 
     fn publish_waiting(
@@ -257,6 +259,35 @@ impl<T: ?Sized> Broker<T> {
     /// counted, and an unknown channel gives 0.
     pub fn numsub(&self, channel: &str) -> usize {
         self.registry.index().numsub(channel)
+    }
+
+    /// [`numsub`](Broker::numsub) for each channel given, in order, as redis-py's
+    /// `pubsub_numsub(*channels)` returns it: `(channel, handles)` pairs, one per name (a name
+    /// given twice is answered twice).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let (a, b) = (broker.pubsub(), broker.pubsub());
+    /// a.subscribe(["news", "sport"]);
+    /// b.subscribe("news");
+    /// assert_eq!(
+    ///     broker.numsub_each(["news", "sport", "weather"]),
+    ///     [("news".to_string(), 2), ("sport".to_string(), 1), ("weather".to_string(), 0)]
+    /// );
+    /// ```
+    pub fn numsub_each(&self, channels: impl IntoNames) -> Vec<(String, usize)> {
+        let index = self.registry.index();
+        channels
+            .into_names()
+            .map(|channel| {
+                let channel = channel.as_ref();
+                (channel.to_string(), index.numsub(channel))
+            })
+            .collect()
     }
 
     /// How many unique patterns are subscribed across all handles (`PUBSUB NUMPAT`): two

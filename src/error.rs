@@ -1,8 +1,10 @@
-//! Errors: what a publish that could not reach every subscriber gives back.
+//! Errors: what a publish that could not reach every subscriber gives back, why a read or a
+//! subscription found the handle ended, and how a worker ended.
 
 use std::fmt;
 use std::sync::Arc;
 
+use crate::stats::Disconnected;
 use crate::subscriber::SubscriberId;
 
 /// What one publish did: the deliveries it queued, and what a `PublishError` reports.
@@ -171,3 +173,40 @@ impl std::error::Error for WorkerError {
         }
     }
 }
+
+/// Why [`PubSub::recv_timeout`](crate::PubSub::recv_timeout) returned no message, as
+/// crossbeam's `RecvTimeoutError` tells a timeout from a disconnected channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecvTimeoutError {
+    /// Nothing arrived in time; the handle is still open.
+    Timeout,
+    /// The handle is closed or disconnected, and everything it had queued was read: no
+    /// message will come again.
+    Closed(Disconnected),
+}
+
+impl fmt::Display for RecvTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvTimeoutError::Timeout => f.write_str("timed out waiting for a message"),
+            RecvTimeoutError::Closed(reason) => write!(f, "the handle ended: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for RecvTimeoutError {}
+
+/// A subscription asked of a handle that no longer takes any: it was closed, disconnected by
+/// its overflow policy, or its broker was closed. From
+/// [`PubSub::try_subscribe`](crate::PubSub::try_subscribe) and
+/// [`try_psubscribe`](crate::PubSub::try_psubscribe).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HandleClosed(pub Disconnected);
+
+impl fmt::Display for HandleClosed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the handle takes no subscriptions: {}", self.0)
+    }
+}
+
+impl std::error::Error for HandleClosed {}

@@ -31,6 +31,24 @@
 //! );
 //! ```
 //!
+//! # Choosing the payload type `T`
+//!
+//! A `Broker<T>` carries `Arc<T>` payloads: a publish makes one `Arc` (or takes yours) and
+//! every recipient shares it, so `T` needs neither `Clone` nor `Send` copies per subscriber.
+//! [`publish`](Broker::publish) takes anything [`IntoPayload<T>`](IntoPayload): the value, an
+//! `Arc<T>`, or the borrowed and owned forms of text and bytes.
+//!
+//! | `T` | pick it when | a publish of |
+//! |---|---|---|
+//! | `str` | text, mostly literals or borrowed (the usual choice, redis-py's `decode_responses=True`) | `&str` copies the text into one `Arc<str>`; a `String` too (one copy) |
+//! | `String` | text you build at run time and hand over | a `String` is moved in without copying its bytes (one small `Arc` around it); `&str` copies |
+//! | `[u8]` / `Vec<u8>` | bytes, as redis-py sees them by default | as `str` / `String` |
+//! | your type | structured events between threads | the value is moved into its `Arc`, never serialised |
+//!
+//! All of them bridge to Redis (feature `redis`) through its `Codec` trait:
+//! `str`, `String`, `[u8]`, `Vec<u8>` and `bytes::Bytes` as they are, serde types through
+//! `Json<T>` (feature `json`), and your own type by implementing it.
+//!
 //! # Channels and patterns
 //!
 //! A [`PubSub`] handle subscribes to exact channels ([`PubSub::subscribe`]) and to Redis glob
@@ -104,8 +122,11 @@
 //!
 //! # Closing and dropping
 //!
-//! Dropping a [`PubSub`] removes all its subscriptions from the broker at once, without
-//! confirmations. [`PubSub::close`] does the same and ends the handle's queue after what it
+//! A handle lives as long as its [`PubSub`] or any [`Worker`] or `MessageStream` made from it:
+//! a function may return just the worker or the stream, and the subscriptions stay. Once all
+//! of them are dropped, the handle's subscriptions leave the broker at once, without
+//! confirmations. [`PubSub::close`] (or `MessageStream::close`, or stopping every worker and
+//! dropping the rest) removes them and ends the handle's queue after what it
 //! holds, so a `listen()` blocked in another thread yields the rest and ends (and the raw
 //! receiver reports disconnection). [`Broker::close`] does that to every live handle, with
 //! subscriptions or without (a `listen_forever()`, a worker or a stream waiting on a handle
@@ -260,12 +281,15 @@ mod error;
 mod hooks;
 mod inbox;
 mod index;
+mod into_names;
+mod into_payload;
 mod item;
 mod kind;
 mod message;
 #[cfg(all(test, loom))]
 mod model_check;
 mod names;
+mod owner;
 mod pattern;
 mod publish;
 mod pubsub;
@@ -286,7 +310,9 @@ mod worker;
 pub use bridge::{Bridge, BridgeBuilder, BridgeError, BridgeStats, Codec, Route};
 pub use broker::Broker;
 pub use builder::{BrokerBuilder, PubSubBuilder};
-pub use error::{HandlerPanic, PublishError, WorkerError};
+pub use error::{HandleClosed, HandlerPanic, PublishError, RecvTimeoutError, WorkerError};
+pub use into_names::{Each, IntoNames};
+pub use into_payload::IntoPayload;
 pub use item::Queued;
 pub use message::Message;
 pub use pattern::{glob_match, MAX_STAR_NESTING};

@@ -1,5 +1,6 @@
 //! What a subscriber reads from its queue: confirmations and deliveries.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -164,6 +165,25 @@ impl<T: ?Sized> Message<T> {
         }
     }
 
+    /// The payload of a `Message` or `PMessage` as a plain reference (redis-py's `data`), to
+    /// compare or print it without going through the `Arc`; `None` for confirmations.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub_builder().ignore_subscribe_messages(true).build();
+    /// sub.subscribe("chat");
+    /// broker.publish("chat", "bye");
+    /// let message = sub.listen().next().unwrap();
+    /// assert_eq!(message.data(), Some("bye"));
+    /// ```
+    pub fn data(&self) -> Option<&T> {
+        self.payload().map(|payload| &**payload)
+    }
+
     /// The subscription count a confirmation carries; `None` for deliveries.
     pub fn count(&self) -> Option<usize> {
         match self {
@@ -179,6 +199,107 @@ impl<T: ?Sized> Message<T> {
     pub fn is_confirmation(&self) -> bool {
         self.count().is_some()
     }
+}
+
+/// Prints the message as redis-py prints its message dict, so a program's output can be
+/// compared line by line with a redis-py client's: names and payloads as Python `bytes`
+/// (`b'...'`, redis-py's default), or as Python `str` (`'...'`, redis-py with
+/// `decode_responses=True`) with the alternate flag `{:#}`. The payload is written with its
+/// own `Display`. Pattern confirmations put the pattern under `'channel'`, as redis-py does.
+/// `Lagged` and `Gap` notices, which redis-py does not have, print as `'type': 'lagged'` with
+/// the missed count and `'type': 'gap'` with the seconds the bridge was down.
+///
+/// # Examples
+///
+/// ```
+/// use fanout::Broker;
+///
+/// let broker = Broker::<str>::new();
+/// let sub = broker.pubsub();
+/// sub.psubscribe("news.*");
+/// broker.publish("news.rust", "it's out");
+/// let lines: Vec<String> = sub.listen().take(2).map(|m| m.to_string()).collect();
+/// assert_eq!(lines, [
+///     "{'type': 'psubscribe', 'pattern': None, 'channel': b'news.*', 'data': 1}",
+///     "{'type': 'pmessage', 'pattern': b'news.*', 'channel': b'news.rust', 'data': b\"it's out\"}",
+/// ]);
+/// let decoded = format!("{:#}", Message::<str>::Lagged { missed: 2 });
+/// # use fanout::Message;
+/// assert_eq!(decoded, "{'type': 'lagged', 'pattern': None, 'channel': None, 'data': 2}");
+/// ```
+impl<T: ?Sized + fmt::Display> fmt::Display for Message<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bytes = !f.alternate();
+        let name = |name: &str| python_repr(name, bytes);
+        let (pattern, channel, data) = match self {
+            Message::Subscribe { channel, count } | Message::Unsubscribe { channel, count } => {
+                (None, Some(name(channel)), count.to_string())
+            }
+            Message::PSubscribe { pattern, count } | Message::PUnsubscribe { pattern, count } => {
+                (None, Some(name(pattern)), count.to_string())
+            }
+            Message::Message { channel, payload } => (
+                None,
+                Some(name(channel)),
+                python_repr(&payload.to_string(), bytes),
+            ),
+            Message::PMessage {
+                pattern,
+                channel,
+                payload,
+            } => (
+                Some(name(pattern)),
+                Some(name(channel)),
+                python_repr(&payload.to_string(), bytes),
+            ),
+            Message::Lagged { missed } => (None, None, missed.to_string()),
+            Message::Gap { down_for } => (None, None, format!("{:?}", down_for.as_secs_f64())),
+        };
+        let none = || "None".to_string();
+        write!(
+            f,
+            "{{'type': '{}', 'pattern': {}, 'channel': {}, 'data': {}}}",
+            self.kind(),
+            pattern.unwrap_or_else(none),
+            channel.unwrap_or_else(none),
+            data
+        )
+    }
+}
+
+/// `text` as Python's `repr` writes it: a `bytes` literal of its UTF-8 (`b'...'`) or a `str`
+/// literal, single-quoted unless it holds a `'` and no `"`.
+fn python_repr(text: &str, bytes: bool) -> String {
+    use fmt::Write;
+    let quote = if text.contains('\'') && !text.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(text.len() + 3);
+    if bytes {
+        out.push('b');
+    }
+    out.push(quote);
+    for c in text.chars() {
+        // Writing to a `String` cannot fail.
+        let _ = match c {
+            '\\' => out.write_str("\\\\"),
+            '\n' => out.write_str("\\n"),
+            '\r' => out.write_str("\\r"),
+            '\t' => out.write_str("\\t"),
+            c if c == quote => write!(out, "\\{c}"),
+            c if c.is_ascii_control() => write!(out, "\\x{:02x}", c as u32),
+            c if bytes && !c.is_ascii() => c
+                .encode_utf8(&mut [0; 4])
+                .bytes()
+                .try_for_each(|byte| write!(out, "\\x{byte:02x}")),
+            c if c.is_control() => write!(out, "\\x{:02x}", c as u32),
+            c => out.write_char(c),
+        };
+    }
+    out.push(quote);
+    out
 }
 
 /// Clones the `Arc`s only: `T` need not be `Clone`.

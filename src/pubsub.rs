@@ -14,12 +14,14 @@ use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 
-use crate::error::WorkerError;
-use crate::inbox::Inbox;
+use crate::error::{HandleClosed, RecvTimeoutError, WorkerError};
+use crate::inbox::{Inbox, Nothing};
+use crate::into_names::IntoNames;
 use crate::item::{Item, ItemSender, Queued};
 use crate::kind::Kind;
 use crate::message::Message;
 use crate::names::Handler;
+use crate::owner::Owner;
 use crate::queue::{Bounded, Overflow, QueueConfig};
 use crate::registry::{Registry, Stopped};
 use crate::stats::{Disconnected, PubSubStats};
@@ -85,6 +87,8 @@ fn confirmation<T: ?Sized>(
 pub struct PubSub<T: ?Sized> {
     registry: Arc<Registry<T>>,
     inbox: Inbox<T>,
+    /// Shared with this handle's workers and streams: the last to go closes the handle.
+    owner: Arc<Owner<T>>,
 }
 
 impl<T: ?Sized> PubSub<T> {
@@ -104,6 +108,7 @@ impl<T: ?Sized> PubSub<T> {
             registry.detach(&subscriber, Disconnected::BrokerClosed);
         }
         PubSub {
+            owner: Owner::new(Arc::clone(&registry), Arc::clone(&subscriber)),
             registry,
             inbox: Inbox::new(subscriber, receiver),
         }
@@ -136,8 +141,7 @@ impl<T: ?Sized> PubSub<T> {
     /// ```
     pub fn subscribe<I>(&self, names: I)
     where
-        I: IntoIterator,
-        I::Item: AsRef<str>,
+        I: IntoNames,
     {
         self.subscribe_each(Kind::Channel, names, None);
     }
@@ -150,10 +154,73 @@ impl<T: ?Sized> PubSub<T> {
     /// nothing.
     pub fn psubscribe<I>(&self, names: I)
     where
-        I: IntoIterator,
-        I::Item: AsRef<str>,
+        I: IntoNames,
     {
         self.subscribe_each(Kind::Pattern, names, None);
+    }
+
+    /// [`subscribe`](PubSub::subscribe), reporting a handle that takes no subscriptions.
+    ///
+    /// Returns the handle's channels plus patterns after the call.
+    ///
+    /// # Errors
+    ///
+    /// [`HandleClosed`] when the handle is closed, disconnected or its broker closed: nothing
+    /// was subscribed and nothing queued. (`subscribe` does nothing then, as redis-py's
+    /// `subscribe` on a closed `PubSub` sends nothing.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Broker, Disconnected, HandleClosed};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// assert_eq!(sub.try_subscribe(["a", "b"]), Ok(2));
+    /// sub.close();
+    /// assert_eq!(sub.try_subscribe("c"), Err(HandleClosed(Disconnected::Closed)));
+    /// ```
+    pub fn try_subscribe<I>(&self, names: I) -> Result<usize, HandleClosed>
+    where
+        I: IntoNames,
+    {
+        self.subscribe(names);
+        self.still_open()
+    }
+
+    /// [`psubscribe`](PubSub::psubscribe), reporting a handle that takes no subscriptions;
+    /// see [`try_subscribe`](PubSub::try_subscribe).
+    ///
+    /// # Errors
+    ///
+    /// [`HandleClosed`] when the handle is closed, disconnected or its broker closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Broker, Disconnected, HandleClosed};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// broker.close();
+    /// assert_eq!(sub.try_psubscribe("news.*"), Err(HandleClosed(Disconnected::BrokerClosed)));
+    /// ```
+    pub fn try_psubscribe<I>(&self, names: I) -> Result<usize, HandleClosed>
+    where
+        I: IntoNames,
+    {
+        self.psubscribe(names);
+        self.still_open()
+    }
+
+    /// The count after a subscription call, or why the handle took none. A handle never
+    /// opens again once closed, so checking after the call is exact: a call on a closed handle
+    /// did nothing, and one that a concurrent close interrupted lost its subscriptions to it.
+    fn still_open(&self) -> Result<usize, HandleClosed> {
+        match self.disconnected() {
+            Some(reason) => Err(HandleClosed(reason)),
+            None => Ok(self.subscriptions()),
+        }
     }
 
     /// Unsubscribes from each channel in `names`, queuing one `Unsubscribe` confirmation per
@@ -164,8 +231,7 @@ impl<T: ?Sized> PubSub<T> {
     /// [`unsubscribe_all`](PubSub::unsubscribe_all).
     pub fn unsubscribe<I>(&self, names: I)
     where
-        I: IntoIterator,
-        I::Item: AsRef<str>,
+        I: IntoNames,
     {
         self.unsubscribe_each(Kind::Channel, names);
     }
@@ -175,8 +241,7 @@ impl<T: ?Sized> PubSub<T> {
     /// [`punsubscribe_all`](PubSub::punsubscribe_all).
     pub fn punsubscribe<I>(&self, names: I)
     where
-        I: IntoIterator,
-        I::Item: AsRef<str>,
+        I: IntoNames,
     {
         self.unsubscribe_each(Kind::Pattern, names);
     }
@@ -293,8 +358,7 @@ impl<T: ?Sized> PubSub<T> {
     /// assert_eq!(sub.stats().disconnected, Some(Disconnected::Closed));
     /// ```
     pub fn close(&self) {
-        self.registry
-            .detach(self.subscriber(), Disconnected::Closed);
+        self.owner.close();
     }
 
     /// Whether the handle was closed, disconnected by its overflow policy, or belongs to a
@@ -308,6 +372,52 @@ impl<T: ?Sized> PubSub<T> {
     /// `Duration::ZERO` polls without waiting. Returns `None` when nothing arrived in time.
     pub fn get_message(&self, timeout: Duration) -> Option<Message<T>> {
         self.next(Wait::at_most(timeout))
+    }
+
+    /// Takes the next message like [`get_message`](PubSub::get_message), telling a timeout
+    /// from a handle that has ended, as crossbeam's `recv_timeout` does.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvTimeoutError::Timeout`] when nothing arrived in time (the handle is still
+    /// open); [`RecvTimeoutError::Closed`] once the handle is closed or disconnected and
+    /// everything it had queued was read, with the reason.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fanout::{Broker, Disconnected, RecvTimeoutError};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub_builder().ignore_subscribe_messages(true).build();
+    /// sub.subscribe("jobs");
+    /// assert_eq!(sub.recv_timeout(Duration::ZERO), Err(RecvTimeoutError::Timeout));
+    /// broker.publish("jobs", "last");
+    /// sub.close();
+    /// assert_eq!(sub.recv_timeout(Duration::ZERO).unwrap().data(), Some("last"));
+    /// assert_eq!(
+    ///     sub.recv_timeout(Duration::from_secs(60)), // returns at once
+    ///     Err(RecvTimeoutError::Closed(Disconnected::Closed))
+    /// );
+    /// ```
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Message<T>, RecvTimeoutError> {
+        let wait = Wait::at_most(timeout);
+        loop {
+            match self.inbox.read(wait) {
+                Ok(taken) => {
+                    if let Some(message) = self.inbox.for_reader(taken) {
+                        return Ok(message);
+                    }
+                }
+                Err(Nothing::Empty) => return Err(RecvTimeoutError::Timeout),
+                Err(Nothing::Ended) => {
+                    // The queue ends only once the handle was detached, with a reason.
+                    let reason = self.disconnected().unwrap_or(Disconnected::Closed);
+                    return Err(RecvTimeoutError::Closed(reason));
+                }
+            }
+        }
     }
 
     /// A blocking iterator over the queue, like redis-py's `listen()`.
@@ -368,8 +478,10 @@ impl<T: ?Sized> PubSub<T> {
     /// This handle's messages as an async [`Stream`](futures_core::Stream) (feature `async`),
     /// for any executor: woken exactly when a message arrives, never blocking the thread.
     /// Handlers and `ignore_subscribe_messages` apply as for `get_message`. The stream holds
-    /// no borrow of the handle; it ends once the handle is closed or dropped and everything
-    /// queued was read (it does not end when the last subscription goes).
+    /// no borrow of the handle but keeps it alive: a stream returned alone from a function
+    /// keeps the subscriptions. It ends once the handle is closed (here, by
+    /// [`MessageStream::close`](crate::MessageStream::close), or by its broker) and everything
+    /// queued was read; it does not end when the last subscription goes.
     ///
     /// # Examples
     ///
@@ -383,13 +495,13 @@ impl<T: ?Sized> PubSub<T> {
     /// let mut stream = sub.stream();
     /// broker.publish("ticks", "1");
     /// let first = futures::executor::block_on(stream.next()).unwrap();
-    /// assert_eq!(first.payload().map(|p| &**p), Some("1"));
-    /// drop(sub); // ends the stream
+    /// assert_eq!(first.data(), Some("1"));
+    /// sub.close(); // ends the stream (dropping `sub` would not: the stream holds the handle)
     /// assert!(futures::executor::block_on(stream.next()).is_none());
     /// ```
     #[cfg(feature = "async")]
     pub fn stream(&self) -> crate::MessageStream<T> {
-        crate::MessageStream::new(self.inbox.clone())
+        crate::MessageStream::new(self.inbox.clone(), Arc::clone(&self.owner))
     }
 
     /// Starts a [`Worker`] thread that gives each delivery to its handler, like redis-py's
@@ -436,7 +548,7 @@ impl<T: ?Sized> PubSub<T> {
     where
         T: Send + Sync + 'static,
     {
-        WorkerBuilder::new(self.inbox.clone())
+        WorkerBuilder::new(self.inbox.clone(), Arc::clone(&self.owner))
     }
 
     /// Whether the handle has at least one channel or pattern subscription.
@@ -447,6 +559,37 @@ impl<T: ?Sized> PubSub<T> {
     /// The handle's channels plus patterns: the count its last confirmation carried.
     pub fn subscriptions(&self) -> usize {
         self.subscriber().subscriptions()
+    }
+
+    /// The channels this handle subscribes to, in the order they were subscribed (redis-py's
+    /// `p.channels`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// sub.subscribe(["b", "a"]);
+    /// sub.psubscribe("news.*");
+    /// sub.unsubscribe("b");
+    /// assert_eq!(sub.channels(), ["a"]);
+    /// assert_eq!(sub.patterns(), ["news.*"]);
+    /// ```
+    pub fn channels(&self) -> Vec<String> {
+        self.names_of(Kind::Channel)
+    }
+
+    /// The patterns this handle subscribes to, in the order they were subscribed (redis-py's
+    /// `p.patterns`); see [`channels`](PubSub::channels).
+    pub fn patterns(&self) -> Vec<String> {
+        self.names_of(Kind::Pattern)
+    }
+
+    fn names_of(&self, kind: Kind) -> Vec<String> {
+        let names = self.subscriber().names().in_order(kind);
+        names.iter().map(|name| name.to_string()).collect()
     }
 
     /// The receiving end of this handle's queue, to wait on it beside other handles and
@@ -573,15 +716,14 @@ impl<T: ?Sized> PubSub<T> {
     /// name already subscribed has).
     fn subscribe_each<I>(&self, kind: Kind, names: I, handler: Option<Handler<T>>)
     where
-        I: IntoIterator,
-        I::Item: AsRef<str>,
+        I: IntoNames,
     {
         let subscriber = self.subscriber();
         let (mut woken, mut stopped) = (Woken::default(), None);
         // Handlers replaced, dropped once no lock is held (one may hold a handle).
         let mut replaced = Vec::new();
         let mut state = subscriber.state();
-        for name in names {
+        for name in names.into_names() {
             let Some(sender) = self.open_sender(&mut state, &mut stopped) else {
                 break;
             };
@@ -629,12 +771,11 @@ impl<T: ?Sized> PubSub<T> {
 
     fn unsubscribe_each<I>(&self, kind: Kind, names: I)
     where
-        I: IntoIterator,
-        I::Item: AsRef<str>,
+        I: IntoNames,
     {
         let (mut woken, mut stopped) = (Woken::default(), None);
         let mut state = self.subscriber().state();
-        for name in names {
+        for name in names.into_names() {
             self.unsubscribe_one(&mut state, kind, name.as_ref(), &mut woken, &mut stopped);
         }
         drop(state);
@@ -711,14 +852,6 @@ fn wake<T: ?Sized>(woken: Woken, stopped: Option<Stopped<'_, T>>) {
         stopped.wake();
     }
     woken.wake_all();
-}
-
-impl<T: ?Sized> Drop for PubSub<T> {
-    fn drop(&mut self) {
-        self.registry
-            .detach(self.subscriber(), Disconnected::Closed);
-        self.registry.handle_dropped(self.id());
-    }
 }
 
 /// Shows the counts only, so it needs no `T: Debug`.

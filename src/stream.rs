@@ -2,23 +2,31 @@
 
 use std::fmt;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_core::Stream;
 
 use crate::inbox::{Inbox, Nothing};
 use crate::message::Message;
+use crate::owner::Owner;
 use crate::wake::reader_id;
 
 /// A handle's messages as a [`futures_core::Stream`], from [`PubSub::stream`](crate::PubSub::stream).
 ///
 /// Works on any executor. It is woken exactly when something is queued for it (an idle
 /// stream is not polled again), gives deliveries with a handler to the handler, skips
-/// confirmations when the handle ignores them, and ends once the handle is closed, dropped
-/// or disconnected and everything queued was read. Like [`PubSub::listen_forever`](crate::PubSub::listen_forever),
+/// confirmations when the handle ignores them, and ends once the handle is closed or
+/// disconnected and everything queued was read.
+///
+/// It holds its handle: a stream returned alone from a function keeps its subscriptions, and
+/// they go once both the stream and the [`PubSub`](crate::PubSub) are gone (or at
+/// [`close`](MessageStream::close)). Like [`PubSub::listen_forever`](crate::PubSub::listen_forever),
 /// it does not end when the last subscription goes. Reading never blocks the thread.
 pub struct MessageStream<T: ?Sized> {
     inbox: Inbox<T>,
+    /// The handle lives as long as this stream (dropped after `Drop::drop` below has run).
+    owner: Arc<Owner<T>>,
     /// Tells this stream's waker from the other streams' of the same handle.
     id: u64,
     /// Whether the last poll returned `Pending`: the stream then counts as a waiting reader,
@@ -27,12 +35,43 @@ pub struct MessageStream<T: ?Sized> {
 }
 
 impl<T: ?Sized> MessageStream<T> {
-    pub(crate) fn new(inbox: Inbox<T>) -> Self {
+    pub(crate) fn new(inbox: Inbox<T>, owner: Arc<Owner<T>>) -> Self {
         MessageStream {
             inbox,
+            owner,
             id: reader_id(),
             waiting: false,
         }
+    }
+
+    /// Closes the handle this stream reads, as [`PubSub::close`](crate::PubSub::close) does:
+    /// its subscriptions go at once, and the stream (with every other reader of the handle)
+    /// ends after what was queued.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use fanout::{Broker, MessageStream};
+    ///
+    /// fn ticks(broker: &Broker<str>) -> MessageStream<str> {
+    ///     let sub = broker.pubsub_builder().ignore_subscribe_messages(true).build();
+    ///     sub.subscribe("ticks");
+    ///     sub.stream() // the stream keeps the handle, and its subscription, alive
+    /// }
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let mut stream = ticks(&broker);
+    /// assert_eq!(broker.publish("ticks", "1"), 1);
+    /// stream.close();
+    /// assert_eq!(broker.publish("ticks", "2"), 0);
+    /// futures::executor::block_on(async {
+    ///     assert_eq!(stream.next().await.unwrap().data(), Some("1"));
+    ///     assert!(stream.next().await.is_none());
+    /// });
+    /// ```
+    pub fn close(&self) {
+        self.owner.close();
     }
 
     /// Counts this stream as a waiting reader of a bounded queue, or stops counting it.

@@ -6,7 +6,7 @@
 use std::any::Any;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle, Thread, ThreadId};
 
@@ -16,6 +16,7 @@ use crate::error::{HandlerPanic, WorkerError};
 use crate::inbox::{Inbox, Nothing, Taken};
 use crate::kind::Kind;
 use crate::message::Message;
+use crate::owner::Owner;
 use crate::wait::Wait;
 
 /// What a panic handler is given: see [`WorkerBuilder::on_panic`].
@@ -65,11 +66,16 @@ impl fmt::Debug for StopHandle {
 /// A thread running a handle's handlers, from [`PubSub::run_in_thread`](crate::PubSub::run_in_thread)
 /// or [`PubSub::worker`](crate::PubSub::worker).
 ///
-/// It ends when stopped, when the handle is closed, dropped or disconnected (after handling
-/// what was queued), or when a handler panics and no panic handler was set. Dropping it stops
+/// It holds its handle: a worker returned alone from a function keeps running, and the handle's
+/// subscriptions go once both the worker and the [`PubSub`](crate::PubSub) are gone. It ends
+/// when stopped, when the handle is closed (by [`PubSub::close`](crate::PubSub::close), its
+/// broker's `close`, or its overflow policy) after handling what was queued, or when a handler
+/// panics and no panic handler was set. Dropping it stops
 /// it and waits for it (unless dropped by its own thread, from a handler: then it only stops).
 pub struct Worker {
     stop: StopHandle,
+    /// Deliveries skipped for want of a handler (relaxed: a statistic, ordered with nothing).
+    unhandled: Arc<AtomicU64>,
     thread: Option<JoinHandle<Result<(), WorkerError>>>,
     thread_id: ThreadId,
 }
@@ -83,6 +89,30 @@ impl Worker {
     /// A handle that stops this worker, for handlers and other threads.
     pub fn stopper(&self) -> StopHandle {
         self.stop.clone()
+    }
+
+    /// How many deliveries the worker skipped because their subscription has no handler
+    /// (one made without a handler after the worker started; redis-py's worker drops them
+    /// too). They still count in the handle's `stats().delivered`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// sub.subscribe_with("handled", |_| {});
+    /// let worker = sub.run_in_thread().unwrap();
+    /// sub.subscribe("plain"); // no handler: the worker cannot give its deliveries to anyone
+    /// broker.publish("plain", "lost to the worker");
+    /// while worker.unhandled() == 0 {
+    ///     std::thread::yield_now();
+    /// }
+    /// assert_eq!(worker.unhandled(), 1);
+    /// ```
+    pub fn unhandled(&self) -> u64 {
+        self.unhandled.load(Ordering::Relaxed)
     }
 
     /// Whether the worker's thread has ended.
@@ -139,14 +169,17 @@ impl fmt::Debug for Worker {
 /// Sets up a [`Worker`]: its thread's name and what to do when a handler panics.
 pub struct WorkerBuilder<T: ?Sized> {
     inbox: Inbox<T>,
+    /// Moved into the thread: the handle lives as long as the worker runs.
+    owner: Arc<Owner<T>>,
     name: Option<String>,
     on_panic: Option<PanicHandler>,
 }
 
 impl<T: ?Sized + Send + Sync + 'static> WorkerBuilder<T> {
-    pub(crate) fn new(inbox: Inbox<T>) -> Self {
+    pub(crate) fn new(inbox: Inbox<T>, owner: Arc<Owner<T>>) -> Self {
         WorkerBuilder {
             inbox,
+            owner,
             name: None,
             on_panic: None,
         }
@@ -187,16 +220,24 @@ impl<T: ?Sized + Send + Sync + 'static> WorkerBuilder<T> {
             stopped: Arc::new(AtomicBool::new(false)),
             thread: Arc::new(Mutex::new(None)),
         };
-        let (inbox, on_panic, stopped) = (self.inbox, self.on_panic, stop.clone());
+        let unhandled = Arc::new(AtomicU64::new(0));
+        let (inbox, owner, on_panic) = (self.inbox, self.owner, self.on_panic);
+        let (stopped, skipped) = (stop.clone(), Arc::clone(&unhandled));
         let mut builder = thread::Builder::new();
         if let Some(name) = self.name {
             builder = builder.name(name);
         }
         let thread = builder
-            .spawn(move || run(&inbox, &stopped, on_panic.as_ref()))
+            .spawn(move || {
+                let ended = run(&inbox, &stopped, on_panic.as_ref(), &skipped);
+                // The handle's subscriptions go now if nothing else holds it.
+                drop(owner);
+                ended
+            })
             .map_err(WorkerError::Spawn)?;
         Ok(Worker {
             stop,
+            unhandled,
             thread_id: thread.thread().id(),
             thread: Some(thread),
         })
@@ -217,6 +258,7 @@ fn run<T: ?Sized>(
     inbox: &Inbox<T>,
     stop: &StopHandle,
     on_panic: Option<&PanicHandler>,
+    unhandled: &AtomicU64,
 ) -> Result<(), WorkerError> {
     stop.started();
     loop {
@@ -229,12 +271,13 @@ fn run<T: ?Sized>(
             Err(Nothing::Ended) => return Ok(()),
             Err(Nothing::Empty) => continue,
         };
-        // Confirmations, notices and deliveries without a handler are not the worker's.
-        let Taken {
-            message,
-            handler: Some(handler),
-        } = taken
-        else {
+        // Confirmations and notices are not the worker's; deliveries without a handler are
+        // counted and skipped.
+        let Taken { message, handler } = taken;
+        let Some(handler) = handler else {
+            if matches!(message, Message::Message { .. } | Message::PMessage { .. }) {
+                unhandled.fetch_add(1, Ordering::Relaxed);
+            }
             continue;
         };
         // Kept for a panic report: a shared name, not a copy, so a delivery allocates nothing.

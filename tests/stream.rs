@@ -144,7 +144,7 @@ fn a_tokio_task_consumes_while_threads_publish() {
     for p in publishers {
         p.join().unwrap();
     }
-    drop(sub); // ends the stream after what it queued
+    sub.close(); // ends the stream after what it queued (dropping `sub` would not: the stream holds the handle)
     let sum = runtime
         .block_on(async { tokio::time::timeout(Duration::from_secs(10), task).await })
         .unwrap()

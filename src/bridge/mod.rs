@@ -24,6 +24,8 @@ use crate::hooks::{Change, Outbound, Watcher};
 use crate::queue::Overflow;
 
 pub use codec::Codec;
+#[cfg(feature = "json")]
+pub use codec::Json;
 
 use backlog::Backlog;
 use mirror::Mirror;
