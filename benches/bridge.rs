@@ -127,7 +127,7 @@ fn bridged(c: &mut Criterion) {
     if python_ok {
         let messages = common::size(2_000, 200);
         group.throughput(Throughput::Elements(messages as u64));
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/redis_py_pubsub.py");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../benches/redis_py_pubsub.py");
         group.bench_function("redis_py", |bench| {
             bench.iter_custom(|iters| {
                 repeat(iters, || {

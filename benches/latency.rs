@@ -80,7 +80,7 @@ fn main() {
         .iter()
         .map(|(name, [p50, p99, p999])| format!("\"{name}\": {{\"p50_us\": {p50:.3}, \"p99_us\": {p99:.3}, \"p999_us\": {p999:.3}}}"))
         .collect();
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fanout-bench");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/fanout-bench");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("latency.json"),

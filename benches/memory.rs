@@ -71,7 +71,7 @@ fn main() {
     println!("  bytes per subscription, distinct channels: {distinct:.1}");
     println!("  bytes per subscription, {side} handles x {side} channels: {shared:.1}");
     println!("  bytes per queued message beyond the payload: {queued:.1}");
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fanout-bench");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/fanout-bench");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("memory.json"),

@@ -4,7 +4,11 @@
 #[cfg(not(feature = "redis"))]
 #[test]
 fn bridge_tests_need_the_redis_feature() {
-    eprintln!("skipped: the Redis bridge tests run with `--features redis` (or --all-features)");
+    use std::io::Write; // past the harness's capture, so the skip is seen
+    let _ = writeln!(
+        std::io::stderr(),
+        "\nSKIPPED bridge tests: they run with `--features redis` (or --all-features)"
+    );
 }
 
 #[cfg(feature = "redis")]
@@ -584,7 +588,7 @@ mod bridged {
                 std::env::var_os("CI").is_none(),
                 "CI must install redis-py (pip install redis)"
             );
-            eprintln!("skipped: `pip install redis` to run the redis-py interop test");
+            super::common::skipped("`pip install redis` to run the redis-py interop test");
             return;
         }
         let Some(server) = Server::start() else {
@@ -597,7 +601,7 @@ mod bridged {
         assert!(bridge.flush(WAIT));
 
         let script =
-            |name: &str| format!("{}/examples/redis_py/{name}", env!("CARGO_MANIFEST_DIR"));
+            |name: &str| format!("{}/../examples/redis_py/{name}", env!("CARGO_MANIFEST_DIR"));
         let python_sub = Command::new("python3")
             .arg(script("subscriber.py"))
             .env("REDIS_PORT", server.port.to_string())

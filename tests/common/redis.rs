@@ -31,7 +31,7 @@ impl Server {
             let child = match spawn_with(port, &[]) {
                 Ok(child) => child,
                 Err(e) if std::env::var_os("CI").is_none() => {
-                    eprintln!("skipped: redis-server could not start ({e}); `apt-get install redis-server` to run it");
+                    super::skipped(&format!("redis-server could not start ({e}); `apt-get install redis-server` to run it"));
                     return None;
                 }
                 Err(e) => panic!("redis-server could not start in CI: {e}"),
@@ -188,7 +188,7 @@ impl Cluster {
                 std::env::var_os("CI").is_none(),
                 "CI must install redis-cli"
             );
-            eprintln!("skipped: redis-cli is not installed (`apt-get install redis-server`)");
+            super::skipped("redis-cli is not installed (`apt-get install redis-server`)");
             return None;
         }
         let dir = std::env::temp_dir().join(format!(
@@ -225,7 +225,7 @@ impl Cluster {
             let child = match spawn_with(port, &extra) {
                 Ok(child) => child,
                 Err(e) if std::env::var_os("CI").is_none() => {
-                    eprintln!("skipped: redis-server could not start ({e})");
+                    super::skipped(&format!("redis-server could not start ({e})"));
                     return None;
                 }
                 Err(e) => panic!("redis-server could not start in CI: {e}"),
