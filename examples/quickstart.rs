@@ -10,25 +10,25 @@
 
 use std::thread;
 
-use fanout::{Broker, Message};
+use fanout::Broker;
 
 fn main() {
     let broker = Broker::<str>::new();
 
     // p = r.pubsub(); p.subscribe('channel')
     let p = broker.pubsub();
-    p.subscribe(["channel"]);
+    p.subscribe("channel");
 
     let subscriber = thread::spawn(move || {
         let mut received = 0;
         // for message in p.listen(): print(message)
         for message in p.listen() {
-            println!("{}", as_redis_py(&message));
+            println!("{message}"); // as redis-py prints its message dict
             if message.payload().is_some() {
                 received += 1;
                 if received == 3 {
                     // listen() yields this confirmation, then ends, as in redis-py.
-                    p.unsubscribe(["channel"]);
+                    p.unsubscribe("channel");
                 }
             }
         }
@@ -47,30 +47,4 @@ fn main() {
 
     publisher.join().expect("publisher thread panicked");
     subscriber.join().expect("subscriber thread panicked");
-}
-
-/// Formats a message the way redis-py prints its message dict.
-fn as_redis_py(message: &Message<str>) -> String {
-    let quote = |s: &str| format!("b'{s}'");
-    let (pattern, channel, data) = match message {
-        Message::Subscribe { channel, count } | Message::Unsubscribe { channel, count } => {
-            ("None".to_string(), quote(channel), count.to_string())
-        }
-        Message::PSubscribe { pattern, count } | Message::PUnsubscribe { pattern, count } => {
-            ("None".to_string(), quote(pattern), count.to_string())
-        }
-        Message::Message { channel, payload } => {
-            ("None".to_string(), quote(channel), quote(payload))
-        }
-        Message::PMessage {
-            pattern,
-            channel,
-            payload,
-        } => (quote(pattern), quote(channel), quote(payload)),
-        other => ("None".to_string(), "None".to_string(), format!("{other:?}")),
-    };
-    format!(
-        "{{'type': '{}', 'pattern': {pattern}, 'channel': {channel}, 'data': {data}}}",
-        message.kind()
-    )
 }

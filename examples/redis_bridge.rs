@@ -1,9 +1,9 @@
 //! Scaling out: the same `Broker` calls, with Redis doing the distribution, talking to the
-//! seed's redis-py programs on the same channel.
+//! redis-py programs in `examples/redis_py/` on the same channel.
 //!
 //! ```sh
 //! redis-server --port 6379 --save '' --appendonly no &  # a server on loopback
-//! python3 examples/redis_py/subscriber.py &               # the seed's subscriber
+//! python3 examples/redis_py/subscriber.py &               # redis-py's subscriber
 //! cargo run --features redis --example redis_bridge       # this: publishes, then listens
 //! python3 examples/redis_py/publisher.py 'hello from python'  # while this listens
 //! ```
@@ -16,7 +16,7 @@
 use std::error::Error;
 use std::time::Duration;
 
-use fanout::{Bridge, Broker, Message};
+use fanout::{Bridge, Broker};
 
 fn main() -> Result<(), Box<dyn Error>> {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
@@ -34,7 +34,7 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     // p = r.pubsub(); p.subscribe('channel'): one SUBSCRIBE on Redis for all local handles.
     let p = broker.pubsub();
-    p.subscribe(["channel"]);
+    p.subscribe("channel");
 
     // r.publish('channel', ...): through Redis, to `p` and to every redis-py subscriber.
     for text in ["message", "another message", "bye"] {
@@ -44,23 +44,9 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     // for message in p.listen(): print(message), until `listen` seconds pass in silence.
     while let Some(message) = p.get_message(Duration::from_secs(listen)) {
-        println!("{}", as_redis_py(&message));
+        println!("{message}"); // as redis-py prints its message dict
     }
     bridge.flush(Duration::from_secs(5));
     println!("{:?}", bridge.stats());
     Ok(())
-}
-
-/// Formats a message the way redis-py prints its message dict.
-fn as_redis_py(message: &Message<str>) -> String {
-    let quote = |s: &str| format!("b'{s}'");
-    let (channel, data) = match message {
-        Message::Subscribe { channel, count } => (quote(channel), count.to_string()),
-        Message::Message { channel, payload } => (quote(channel), quote(payload)),
-        other => return format!("{other:?}"),
-    };
-    format!(
-        "{{'type': '{}', 'pattern': None, 'channel': {channel}, 'data': {data}}}",
-        message.kind()
-    )
 }

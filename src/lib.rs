@@ -270,6 +270,8 @@
 //!   message comes back from Redis), not Redis's count of receivers in every process, which
 //!   would cost a round trip per publish.
 #![forbid(unsafe_code)]
+// docs.rs (nightly) labels every item behind a feature with it.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 #[cfg(feature = "redis")]

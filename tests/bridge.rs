@@ -588,7 +588,7 @@ mod bridged {
                 std::env::var_os("CI").is_none(),
                 "CI must install redis-py (pip install redis)"
             );
-            super::common::skipped("`pip install redis` to run the redis-py interop test");
+            super::common::redis::skipped("`pip install redis` to run the redis-py interop test");
             return;
         }
         let Some(server) = Server::start() else {
@@ -1185,7 +1185,7 @@ mod bridged {
                         // Slow enough for a debug build's receiving thread to keep up:
                         // the bridge notices the loss when that thread reaches the end of
                         // the old connection's stream.
-                        if sent % 8 == 0 {
+                        if sent.is_multiple_of(8) {
                             std::thread::sleep(Duration::from_micros(200));
                         }
                     }

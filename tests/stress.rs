@@ -62,7 +62,7 @@ fn take(m: Message<Seq>, last: &mut Last, totals: &mut Totals) {
     let (p, i) = *payload;
     let last = &mut last[slot][p];
     assert!(
-        last.map_or(true, |prev| i > prev),
+        last.is_none_or(|prev| i > prev),
         "publisher {p}: {i} after {last:?}"
     );
     *last = Some(i);
@@ -84,7 +84,7 @@ fn churn_once(broker: &Broker<Seq>, round: u64, totals: &mut BTreeMap<&'static s
         Some(overflow) => builder.capacity(8).overflow(overflow).build(),
     };
     sub.subscribe(["stress"]);
-    if round % 2 == 0 {
+    if round.is_multiple_of(2) {
         sub.psubscribe(["stre*"]);
     }
     let mut mine = Totals {
@@ -101,7 +101,7 @@ fn churn_once(broker: &Broker<Seq>, round: u64, totals: &mut BTreeMap<&'static s
     if round % 3 == 2 {
         return drop(sub); // dropped with its subscriptions: nothing left to check
     }
-    if round % 3 == 0 {
+    if round.is_multiple_of(3) {
         sub.close();
     } else {
         sub.unsubscribe_all();

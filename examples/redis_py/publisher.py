@@ -1,4 +1,4 @@
-# The seed's redis-py publisher: prints how many subscribers got each message.
+# redis-py's publisher from its quick start: prints how many subscribers got each message.
 # REDIS_PORT picks the server (6379 unless set); arguments are the messages to send
 # ('message' unless given).
 import os

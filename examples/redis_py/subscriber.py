@@ -1,4 +1,4 @@
-# The seed's redis-py subscriber: prints every message, confirmations first.
+# redis-py's subscriber from its quick start: prints every message, confirmations first.
 # REDIS_PORT picks the server (6379 unless set); it stops after a message "bye".
 import os
 

@@ -63,11 +63,3 @@ pub fn within<R: Send + 'static>(
     });
     rx.recv_timeout(limit).ok()
 }
-
-/// Says that the running test skipped its work, where the user sees it: straight to the
-/// process's stderr, past the test harness's capture (which hides `eprintln!` of passing tests).
-pub fn skipped(reason: &str) {
-    use std::io::Write;
-    let test = std::thread::current().name().unwrap_or("a test").to_string();
-    let _ = writeln!(std::io::stderr().lock(), "\nSKIPPED {test}: {reason}");
-}

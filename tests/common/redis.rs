@@ -31,7 +31,7 @@ impl Server {
             let child = match spawn_with(port, &[]) {
                 Ok(child) => child,
                 Err(e) if std::env::var_os("CI").is_none() => {
-                    super::skipped(&format!("redis-server could not start ({e}); `apt-get install redis-server` to run it"));
+                    skipped(&format!("redis-server could not start ({e}); `apt-get install redis-server` to run it"));
                     return None;
                 }
                 Err(e) => panic!("redis-server could not start in CI: {e}"),
@@ -188,7 +188,7 @@ impl Cluster {
                 std::env::var_os("CI").is_none(),
                 "CI must install redis-cli"
             );
-            super::skipped("redis-cli is not installed (`apt-get install redis-server`)");
+            skipped("redis-cli is not installed (`apt-get install redis-server`)");
             return None;
         }
         let dir = std::env::temp_dir().join(format!(
@@ -225,7 +225,7 @@ impl Cluster {
             let child = match spawn_with(port, &extra) {
                 Ok(child) => child,
                 Err(e) if std::env::var_os("CI").is_none() => {
-                    super::skipped(&format!("redis-server could not start ({e})"));
+                    skipped(&format!("redis-server could not start ({e})"));
                     return None;
                 }
                 Err(e) => panic!("redis-server could not start in CI: {e}"),
@@ -374,4 +374,15 @@ impl Connection {
         self.send(args);
         self.read()
     }
+}
+
+/// Says that the running test skipped its work, where the user sees it: straight to the
+/// process's stderr, past the test harness's capture (which hides `eprintln!` of passing tests).
+pub fn skipped(reason: &str) {
+    use std::io::Write;
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    let _ = writeln!(std::io::stderr().lock(), "\nSKIPPED {test}: {reason}");
 }
