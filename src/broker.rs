@@ -43,6 +43,17 @@ pub struct Broker<T: ?Sized> {
 
 impl<T: ?Sized> Broker<T> {
     /// Makes a broker with no subscriptions, whose handles have unbounded queues.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::new();
+    /// assert!(broker.channels(None).is_empty());
+    /// assert_eq!(broker.numpat(), 0);
+    /// assert_eq!(broker.pubsub().capacity(), None); // unbounded
+    /// ```
     pub fn new() -> Self {
         Broker::with_config(QueueConfig::default())
     }
@@ -103,7 +114,8 @@ impl<T: ?Sized> Broker<T> {
     /// When a handle's queue was full and it did not get the message (under `Block`, or
     /// `DropNewest`, or `Disconnect`), a [`PublishError`] names the handles, counts the
     /// deliveries that were queued, and gives the payload back. Each such handle reads a
-    /// [`Message::Lagged`](crate::Message::Lagged) notice for the gap.
+    /// [`Message::Lagged`](crate::Message::Lagged) notice for the gap, except under
+    /// `Disconnect`, where the handle ends instead (its queue ends after what it holds).
     ///
     /// # Examples
     ///
@@ -168,6 +180,23 @@ impl<T: ?Sized> Broker<T> {
     /// # Errors
     ///
     /// As [`try_publish`](Broker::try_publish), for the handles still full at the deadline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fanout::{Broker, Overflow};
+    ///
+    /// let broker = Broker::<str>::builder().capacity(1).overflow(Overflow::Block).build();
+    /// let sub = broker.pubsub();
+    /// sub.subscribe("jobs");
+    /// assert_eq!(broker.publish_timeout("jobs", "1", Duration::ZERO).unwrap(), 1);
+    /// // The queue is full and nobody reads it: gives up after 10 ms.
+    /// let err = broker.publish_timeout("jobs", "2", Duration::from_millis(10)).unwrap_err();
+    /// assert_eq!(err.full(), [sub.id()]);
+    /// sub.listen().nth(1); // the confirmation, then "1": room again
+    /// assert_eq!(broker.publish_timeout("jobs", "3", Duration::from_secs(10)).unwrap(), 1);
+    /// ```
     pub fn publish_timeout(
         &self,
         channel: &str,
@@ -194,6 +223,20 @@ impl<T: ?Sized> Broker<T> {
     }
 
     /// Makes a new subscriber handle with no subscriptions, with the broker's default queue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::builder().capacity(16).build();
+    /// let (a, b) = (broker.pubsub(), broker.pubsub());
+    /// assert_ne!(a.id(), b.id());
+    /// assert_eq!(a.capacity(), Some(16)); // the broker's default queue
+    /// a.subscribe("news");
+    /// b.subscribe("news");
+    /// assert_eq!(broker.publish("news", "hi"), 2);
+    /// ```
     pub fn pubsub(&self) -> PubSub<T> {
         PubSub::new(Arc::clone(&self.registry), self.registry.defaults())
     }
@@ -238,11 +281,39 @@ impl<T: ?Sized> Broker<T> {
     }
 
     /// Whether [`close`](Broker::close) was called on any clone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let clone = broker.clone();
+    /// assert!(!broker.is_closed());
+    /// clone.close();
+    /// assert!(broker.is_closed()); // every clone shares it
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.registry.is_closed()
     }
 
     /// The broker's counters; see [`BrokerStats`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// sub.subscribe(["a", "b"]);
+    /// sub.psubscribe("a*");
+    /// broker.publish("a", "x"); // a message and a pmessage
+    /// broker.publish("nobody", "x");
+    /// let stats = broker.stats();
+    /// assert_eq!((stats.published, stats.delivered, stats.dropped), (2, 2, 0));
+    /// assert_eq!((stats.channels, stats.patterns, stats.subscribers), (2, 1, 1));
+    /// ```
     pub fn stats(&self) -> BrokerStats {
         self.registry.stats()
     }
@@ -251,12 +322,40 @@ impl<T: ?Sized> Broker<T> {
     /// glob `pattern` when one is given (`PUBSUB CHANNELS [pattern]`).
     ///
     /// Pattern subscriptions do not make a channel active.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// sub.subscribe(["news.tech", "weather", "news.art"]);
+    /// sub.psubscribe("sport.*"); // not a channel
+    /// assert_eq!(broker.channels(None), ["news.art", "news.tech", "weather"]);
+    /// assert_eq!(broker.channels(Some("news.*")), ["news.art", "news.tech"]);
+    /// ```
     pub fn channels(&self, pattern: Option<&str>) -> Vec<String> {
         self.registry.index().channels(pattern)
     }
 
     /// How many handles subscribe to exactly `channel` (`PUBSUB NUMSUB`); patterns are not
     /// counted, and an unknown channel gives 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let (a, b) = (broker.pubsub(), broker.pubsub());
+    /// a.subscribe("news");
+    /// b.subscribe("news");
+    /// b.psubscribe("n*"); // patterns are not counted
+    /// assert_eq!((broker.numsub("news"), broker.numsub("unknown")), (2, 0));
+    /// drop(a);
+    /// assert_eq!(broker.numsub("news"), 1);
+    /// ```
     pub fn numsub(&self, channel: &str) -> usize {
         self.registry.index().numsub(channel)
     }
@@ -292,6 +391,20 @@ impl<T: ?Sized> Broker<T> {
 
     /// How many unique patterns are subscribed across all handles (`PUBSUB NUMPAT`): two
     /// handles on `foo*` count once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let (a, b) = (broker.pubsub(), broker.pubsub());
+    /// a.psubscribe(["foo*", "bar*"]);
+    /// b.psubscribe("foo*"); // the same pattern: counted once
+    /// assert_eq!(broker.numpat(), 2);
+    /// a.punsubscribe("bar*");
+    /// assert_eq!(broker.numpat(), 1);
+    /// ```
     pub fn numpat(&self) -> usize {
         self.registry.index().numpat()
     }

@@ -43,7 +43,8 @@ impl Published {
 ///
 /// The others got it, and [`delivered`](PublishError::delivered) counts them. The payload
 /// comes back with [`into_inner`](PublishError::into_inner), to retry or log; each handle that
-/// missed it gets a [`Message::Lagged`](crate::Message::Lagged) notice.
+/// missed it gets a [`Message::Lagged`](crate::Message::Lagged) notice, or, under
+/// [`Overflow::Disconnect`](crate::Overflow::Disconnect), is disconnected.
 pub struct PublishError<T: ?Sized> {
     pub(crate) delivered: usize,
     pub(crate) full: Vec<SubscriberId>,
@@ -53,23 +54,84 @@ pub struct PublishError<T: ?Sized> {
 
 impl<T: ?Sized> PublishError<T> {
     /// Deliveries that were queued, as `publish` would have returned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Broker, Overflow};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let slow = broker.pubsub_builder().capacity(1).overflow(Overflow::DropNewest).build();
+    /// let fast = broker.pubsub();
+    /// slow.subscribe("a");
+    /// fast.subscribe("a");
+    /// assert_eq!(broker.try_publish("a", "1").unwrap(), 2);
+    /// let err = broker.try_publish("a", "2").unwrap_err(); // `slow` is full
+    /// assert_eq!(err.delivered(), 1); // `fast` got it
+    /// ```
     pub fn delivered(&self) -> usize {
         self.delivered
     }
 
     /// The handles whose queue was full, each once, by ascending id (see
     /// [`PubSub::id`](crate::PubSub::id)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Broker, Overflow};
+    ///
+    /// // Capacity 0 is a rendezvous: with no reader waiting, every queue is full.
+    /// let broker = Broker::<str>::builder().capacity(0).overflow(Overflow::DropNewest).build();
+    /// let (a, b) = (broker.pubsub(), broker.pubsub());
+    /// a.subscribe("x");
+    /// a.psubscribe("x*"); // a second delivery to `a`: still listed once
+    /// b.subscribe("x");
+    /// let err = broker.try_publish("x", "nobody reads").unwrap_err();
+    /// let mut ids = [a.id(), b.id()];
+    /// ids.sort();
+    /// assert_eq!(err.full(), ids);
+    /// ```
     pub fn full(&self) -> &[SubscriberId] {
         &self.full
     }
 
     /// Whether the broker's Redis `Bridge` (feature `redis`) had no room in
     /// its backlog of publishes waiting for Redis, so the message did not go out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Broker, Overflow};
+    ///
+    /// let broker = Broker::<str>::builder().capacity(1).overflow(Overflow::DropNewest).build();
+    /// let sub = broker.pubsub();
+    /// sub.subscribe("x");
+    /// broker.publish("x", "fills the queue");
+    /// let err = broker.try_publish("x", "refused").unwrap_err();
+    /// assert!(!err.backlog_full()); // a handle's queue was full; there is no bridge
+    /// assert_eq!(err.full(), [sub.id()]);
+    /// ```
     pub fn backlog_full(&self) -> bool {
         self.backlog_full
     }
 
     /// The payload, given back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use fanout::{Broker, Overflow};
+    ///
+    /// let broker = Broker::<str>::builder().capacity(1).overflow(Overflow::Block).build();
+    /// let sub = broker.pubsub();
+    /// sub.subscribe("jobs");
+    /// broker.publish("jobs", "first");
+    /// let payload: Arc<str> = Arc::from("retry me");
+    /// let err = broker.try_publish("jobs", payload.clone()).unwrap_err();
+    /// assert!(Arc::ptr_eq(&err.into_inner(), &payload)); // the same `Arc`, not a copy
+    /// ```
     pub fn into_inner(self) -> Arc<T> {
         self.payload
     }

@@ -184,7 +184,8 @@
 //!   (plus the deliveries of cancelled `publish_async` calls, which return nothing);
 //!   a handle's deliveries read, still queued, or evicted by `DropOldest` add up to its
 //!   [`PubSubStats::delivered`], and its `Lagged` notices add up to its
-//!   [`PubSubStats::dropped`].
+//!   [`PubSubStats::dropped`] (but for the delivery a `Disconnect` handle loses as it ends,
+//!   which ends it instead of making a notice).
 //! - **Nothing waits for ever by itself**: `listen()` ends once the handle has no
 //!   subscription and nothing queued, whichever thread removed the last one;
 //!   [`Broker::close`] ends every reader of every handle; a worker or a stream counts as a

@@ -118,6 +118,25 @@ impl<T: ?Sized> Message<T> {
     /// The Redis type string: `"subscribe"`, `"unsubscribe"`, `"psubscribe"`,
     /// `"punsubscribe"`, `"message"` or `"pmessage"`; `"lagged"` for a [`Message::Lagged`]
     /// notice and `"gap"` for a [`Message::Gap`] notice, which Redis does not have.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fanout::{Broker, Message};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// sub.subscribe("a");
+    /// sub.psubscribe("a*");
+    /// broker.publish("a", "x");
+    /// sub.punsubscribe_all();
+    /// let kinds: Vec<_> = std::iter::from_fn(|| sub.get_message(Duration::ZERO))
+    ///     .map(|m| m.kind())
+    ///     .collect();
+    /// assert_eq!(kinds, ["subscribe", "psubscribe", "message", "pmessage", "punsubscribe"]);
+    /// assert_eq!(Message::<str>::Lagged { missed: 1 }.kind(), "lagged");
+    /// ```
     pub fn kind(&self) -> &'static str {
         match self {
             Message::Subscribe { .. } => "subscribe",
@@ -134,6 +153,22 @@ impl<T: ?Sized> Message<T> {
     /// The channel: the one published to, or the one a channel confirmation names.
     ///
     /// `None` for pattern confirmations (see [`Message::pattern`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// sub.psubscribe("news.*");
+    /// broker.publish("news.rust", "out");
+    /// let confirmation = sub.get_message(Duration::ZERO).unwrap();
+    /// assert_eq!(confirmation.channel(), None); // a pattern confirmation
+    /// let delivery = sub.get_message(Duration::ZERO).unwrap();
+    /// assert_eq!(delivery.channel(), Some("news.rust"));
+    /// ```
     pub fn channel(&self) -> Option<&str> {
         match self {
             Message::Subscribe { channel, .. }
@@ -148,6 +183,23 @@ impl<T: ?Sized> Message<T> {
     }
 
     /// The pattern: the one that matched a `PMessage`, or the one a pattern confirmation names.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// sub.subscribe("news.rust");
+    /// sub.psubscribe("news.*");
+    /// broker.publish("news.rust", "out");
+    /// let read: Vec<_> = std::iter::from_fn(|| sub.get_message(Duration::ZERO)).collect();
+    /// let patterns: Vec<_> = read.iter().map(|m| m.pattern()).collect();
+    /// // subscribe, psubscribe, message, pmessage
+    /// assert_eq!(patterns, [None, Some("news.*"), None, Some("news.*")]);
+    /// ```
     pub fn pattern(&self) -> Option<&str> {
         match self {
             Message::PSubscribe { pattern, .. }
@@ -158,6 +210,24 @@ impl<T: ?Sized> Message<T> {
     }
 
     /// The payload of a `Message` or `PMessage`; `None` for confirmations.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let (a, b) = (broker.pubsub(), broker.pubsub());
+    /// a.subscribe("x");
+    /// b.subscribe("x");
+    /// broker.publish("x", "shared");
+    /// assert_eq!(a.get_message(Duration::ZERO).unwrap().payload(), None); // the confirmation
+    /// let (from_a, from_b) = (a.listen().next().unwrap(), b.listen().nth(1).unwrap());
+    /// assert_eq!(&**from_a.payload().unwrap(), "shared");
+    /// assert!(Arc::ptr_eq(from_a.payload().unwrap(), from_b.payload().unwrap()));
+    /// ```
     pub fn payload(&self) -> Option<&Arc<T>> {
         match self {
             Message::Message { payload, .. } | Message::PMessage { payload, .. } => Some(payload),
@@ -185,6 +255,23 @@ impl<T: ?Sized> Message<T> {
     }
 
     /// The subscription count a confirmation carries; `None` for deliveries.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// sub.subscribe(["a", "b"]);
+    /// sub.unsubscribe("a");
+    /// broker.publish("b", "x");
+    /// let counts: Vec<_> = std::iter::from_fn(|| sub.get_message(Duration::ZERO))
+    ///     .map(|m| m.count())
+    ///     .collect();
+    /// assert_eq!(counts, [Some(1), Some(2), Some(1), None]);
+    /// ```
     pub fn count(&self) -> Option<usize> {
         match self {
             Message::Subscribe { count, .. }
@@ -196,6 +283,23 @@ impl<T: ?Sized> Message<T> {
     }
 
     /// Whether this is a confirmation (what redis-py's `ignore_subscribe_messages` hides).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fanout::{Broker, Message};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// sub.subscribe("a");
+    /// broker.publish("a", "x");
+    /// let flags: Vec<_> = std::iter::from_fn(|| sub.get_message(Duration::ZERO))
+    ///     .map(|m| m.is_confirmation())
+    ///     .collect();
+    /// assert_eq!(flags, [true, false]);
+    /// assert!(!Message::<str>::Lagged { missed: 1 }.is_confirmation());
+    /// ```
     pub fn is_confirmation(&self) -> bool {
         self.count().is_some()
     }

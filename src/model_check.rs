@@ -4,7 +4,7 @@
 //! nothing will wake), which loom reports.
 //!
 //! ```text
-//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=5 cargo test --release --features async --lib model_check -- --nocapture
+//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=5 cargo test -p fanout --release --features async --lib model_check -- --nocapture
 //! ```
 //!
 //! Each model runs the crate's own code for its protocol, with loom's primitives standing in

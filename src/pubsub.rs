@@ -152,6 +152,23 @@ impl<T: ?Sized> PubSub<T> {
     /// Patterns are subscriptions by their text: `foo*` and `fo[o]*` are two. A pattern
     /// already subscribed is confirmed again with an unchanged count. An empty list does
     /// nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// sub.psubscribe(["foo*", "fo[o]*"]); // two patterns, by their text
+    /// assert_eq!(broker.publish("food", "soup"), 2); // one pmessage per matching pattern
+    /// assert_eq!(broker.publish("fo", "nothing"), 0);
+    /// let counts: Vec<_> = sub.listen().take(2).map(|m| m.count()).collect();
+    /// assert_eq!(counts, [Some(1), Some(2)]);
+    /// let m = sub.get_message(Duration::ZERO).unwrap();
+    /// assert_eq!((m.kind(), m.channel(), m.data()), ("pmessage", Some("food"), Some("soup")));
+    /// ```
     pub fn psubscribe<I>(&self, names: I)
     where
         I: IntoNames,
@@ -229,6 +246,27 @@ impl<T: ?Sized> PubSub<T> {
     /// A channel that was not subscribed is confirmed anyway, with an unchanged count.
     /// Divergence from Redis: an empty list does nothing (it does not mean "all"); use
     /// [`unsubscribe_all`](PubSub::unsubscribe_all).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// sub.subscribe(["a", "b"]);
+    /// broker.publish("a", "before");
+    /// sub.unsubscribe(["a", "never"]); // "never" is confirmed too, with an unchanged count
+    /// assert_eq!(broker.publish("a", "after"), 0);
+    /// let read: Vec<_> = std::iter::from_fn(|| sub.get_message(Duration::ZERO))
+    ///     .map(|m| (m.kind(), m.count()))
+    ///     .collect();
+    /// assert_eq!(
+    ///     read[2..],
+    ///     [("message", None), ("unsubscribe", Some(1)), ("unsubscribe", Some(1))]
+    /// );
+    /// ```
     pub fn unsubscribe<I>(&self, names: I)
     where
         I: IntoNames,
@@ -239,6 +277,24 @@ impl<T: ?Sized> PubSub<T> {
     /// Unsubscribes from each pattern in `names`, compared as text (never matched), queuing
     /// one `PUnsubscribe` confirmation per name, in order. An empty list does nothing; use
     /// [`punsubscribe_all`](PubSub::punsubscribe_all).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// sub.psubscribe(["news.*", "sport.*"]);
+    /// sub.punsubscribe("news.rust"); // compared as text: not subscribed, count unchanged
+    /// sub.punsubscribe("news.*");
+    /// assert_eq!(sub.patterns(), ["sport.*"]);
+    /// let counts: Vec<_> = std::iter::from_fn(|| sub.get_message(Duration::ZERO))
+    ///     .map(|m| m.count())
+    ///     .collect();
+    /// assert_eq!(counts, [Some(1), Some(2), Some(2), Some(1)]);
+    /// ```
     pub fn punsubscribe<I>(&self, names: I)
     where
         I: IntoNames,
@@ -278,6 +334,26 @@ impl<T: ?Sized> PubSub<T> {
 
     /// Unsubscribes from every pattern, in subscription order, with one confirmation each;
     /// channels stay. Queues nothing when no pattern was subscribed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// sub.subscribe("a");
+    /// sub.psubscribe(["p*", "q*"]);
+    /// sub.punsubscribe_all();
+    /// assert_eq!((sub.channels(), sub.patterns().len()), (vec!["a".to_string()], 0));
+    /// let counts: Vec<_> = std::iter::from_fn(|| sub.get_message(Duration::ZERO))
+    ///     .map(|m| m.count())
+    ///     .collect();
+    /// assert_eq!(counts, [Some(1), Some(2), Some(3), Some(2), Some(1)]);
+    /// sub.punsubscribe_all(); // no pattern left: queues nothing
+    /// assert_eq!(sub.get_message(Duration::ZERO), None);
+    /// ```
     pub fn punsubscribe_all(&self) {
         self.unsubscribe_every(Kind::Pattern);
     }
@@ -325,6 +401,26 @@ impl<T: ?Sized> PubSub<T> {
 
     /// Subscribes to `pattern` with a handler for its `PMessage`s; see
     /// [`subscribe_with`](PubSub::subscribe_with).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use std::sync::Mutex;
+    /// use fanout::{Broker, Message};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// let (tx, rx) = mpsc::channel();
+    /// let tx = Mutex::new(tx);
+    /// sub.psubscribe_with("news.*", move |m: Message<str>| {
+    ///     tx.lock().unwrap().send(m.channel().unwrap().to_string()).unwrap();
+    /// });
+    /// let worker = sub.run_in_thread().unwrap();
+    /// broker.publish("news.rust", "out");
+    /// assert_eq!(rx.recv().unwrap(), "news.rust");
+    /// drop(worker);
+    /// ```
     pub fn psubscribe_with<F>(&self, pattern: &str, handler: F)
     where
         F: Fn(Message<T>) + Send + Sync + 'static,
@@ -363,6 +459,22 @@ impl<T: ?Sized> PubSub<T> {
 
     /// Whether the handle was closed, disconnected by its overflow policy, or belongs to a
     /// closed broker: it then has no subscriptions and takes no new ones.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Broker, Overflow};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub_builder().capacity(1).overflow(Overflow::Disconnect).build();
+    /// sub.subscribe("a");
+    /// assert!(!sub.is_closed());
+    /// broker.publish("a", "1");
+    /// broker.publish("a", "2"); // the queue is full: disconnected
+    /// assert!(sub.is_closed());
+    /// sub.subscribe("b"); // takes no new subscriptions
+    /// assert!(!sub.is_subscribed());
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.disconnected().is_some()
     }
@@ -370,6 +482,24 @@ impl<T: ?Sized> PubSub<T> {
     /// Takes the next queued message, waiting at most `timeout` for one to arrive.
     ///
     /// `Duration::ZERO` polls without waiting. Returns `None` when nothing arrived in time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// sub.subscribe("a");
+    /// assert_eq!(sub.get_message(Duration::ZERO).unwrap().kind(), "subscribe");
+    /// assert_eq!(sub.get_message(Duration::ZERO), None); // nothing queued: at once
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| broker.publish("a", "later"));
+    ///     let message = sub.get_message(Duration::from_secs(10)).unwrap(); // waits for it
+    ///     assert_eq!(message.data(), Some("later"));
+    /// });
+    /// ```
     pub fn get_message(&self, timeout: Duration) -> Option<Message<T>> {
         self.next(Wait::at_most(timeout))
     }
@@ -471,6 +601,28 @@ impl<T: ?Sized> PubSub<T> {
     ///
     /// For long-lived consumers that subscribe and unsubscribe as they go (the trap of
     /// `listen()` ending a task when its last channel is unsubscribed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub_builder().ignore_subscribe_messages(true).build();
+    /// std::thread::scope(|s| {
+    ///     let reader = s.spawn(|| {
+    ///         let read = sub.listen_forever().map(|m| m.data().unwrap().to_string());
+    ///         read.collect::<Vec<_>>()
+    ///     });
+    ///     for channel in ["a", "b"] {
+    ///         sub.subscribe(channel); // one subscription at a time: `listen()` could stop between
+    ///         broker.publish(channel, channel);
+    ///         sub.unsubscribe(channel);
+    ///     }
+    ///     sub.close(); // what ends it
+    ///     assert_eq!(reader.join().unwrap(), ["a", "b"]);
+    /// });
+    /// ```
     pub fn listen_forever(&self) -> impl Iterator<Item = Message<T>> + '_ {
         std::iter::from_fn(move || self.next(Wait::Forever))
     }
@@ -544,6 +696,27 @@ impl<T: ?Sized> PubSub<T> {
     }
 
     /// Starts setting up a [`Worker`]: a thread name, a panic handler.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use std::sync::Mutex;
+    /// use fanout::{Broker, Message};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// let (tx, rx) = mpsc::channel();
+    /// let tx = Mutex::new(tx);
+    /// sub.subscribe_with("jobs", move |_: Message<str>| {
+    ///     let thread = std::thread::current().name().map(str::to_owned);
+    ///     tx.lock().unwrap().send(thread).unwrap();
+    /// });
+    /// let worker = sub.worker().name("jobs-worker").spawn().unwrap();
+    /// broker.publish("jobs", "build");
+    /// assert_eq!(rx.recv().unwrap().as_deref(), Some("jobs-worker"));
+    /// worker.stop();
+    /// ```
     pub fn worker(&self) -> WorkerBuilder<T>
     where
         T: Send + Sync + 'static,
@@ -552,11 +725,41 @@ impl<T: ?Sized> PubSub<T> {
     }
 
     /// Whether the handle has at least one channel or pattern subscription.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// assert!(!sub.is_subscribed());
+    /// sub.psubscribe("a*");
+    /// assert!(sub.is_subscribed()); // a pattern counts too
+    /// sub.punsubscribe("a*");
+    /// assert!(!sub.is_subscribed());
+    /// ```
     pub fn is_subscribed(&self) -> bool {
         self.subscriptions() > 0
     }
 
-    /// The handle's channels plus patterns: the count its last confirmation carried.
+    /// The handle's channels plus patterns: the count its last confirmation carried, or 0
+    /// once the handle is closed (closing removes them without confirmations).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// sub.subscribe(["a", "b", "a"]); // "a" again: unchanged
+    /// sub.psubscribe("c*");
+    /// assert_eq!(sub.subscriptions(), 3);
+    /// let last = std::iter::from_fn(|| sub.get_message(Duration::ZERO)).last().unwrap();
+    /// assert_eq!(last.count(), Some(3));
+    /// ```
     pub fn subscriptions(&self) -> usize {
         self.subscriber().subscriptions()
     }
@@ -583,6 +786,20 @@ impl<T: ?Sized> PubSub<T> {
 
     /// The patterns this handle subscribes to, in the order they were subscribed (redis-py's
     /// `p.patterns`); see [`channels`](PubSub::channels).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// sub.psubscribe(["b*", "a*", "b*"]);
+    /// sub.subscribe("c"); // a channel, not a pattern
+    /// assert_eq!(sub.patterns(), ["b*", "a*"]); // in subscription order, each once
+    /// sub.punsubscribe("b*");
+    /// assert_eq!(sub.patterns(), ["a*"]);
+    /// ```
     pub fn patterns(&self) -> Vec<String> {
         self.names_of(Kind::Pattern)
     }
@@ -647,16 +864,54 @@ impl<T: ?Sized> PubSub<T> {
     }
 
     /// This handle's id, as [`PublishError::full`](crate::PublishError::full) reports it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Broker, Overflow};
+    ///
+    /// let broker = Broker::<str>::builder().capacity(1).overflow(Overflow::DropNewest).build();
+    /// let (a, b) = (broker.pubsub(), broker.pubsub());
+    /// assert_ne!(a.id(), b.id());
+    /// a.subscribe("x");
+    /// broker.publish("x", "fills the queue");
+    /// let err = broker.try_publish("x", "refused").unwrap_err();
+    /// assert_eq!(err.full(), [a.id()]);
+    /// ```
     pub fn id(&self) -> SubscriberId {
         self.subscriber().id()
     }
 
     /// The most deliveries the queue holds, or `None` when it is unbounded.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::builder().capacity(64).build();
+    /// assert_eq!(broker.pubsub().capacity(), Some(64));
+    /// assert_eq!(broker.pubsub_builder().capacity(8).build().capacity(), Some(8));
+    /// assert_eq!(broker.pubsub_builder().unbounded().build().capacity(), None);
+    /// ```
     pub fn capacity(&self) -> Option<usize> {
         self.subscriber().queue().map(Bounded::capacity)
     }
 
     /// What a full queue does, or `None` when it is unbounded.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Broker, Overflow};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// assert_eq!(broker.pubsub().overflow(), None); // unbounded
+    /// let bounded = broker.pubsub_builder().capacity(8).build();
+    /// assert_eq!(bounded.overflow(), Some(Overflow::Block)); // the default once bounded
+    /// let policy_only = broker.pubsub_builder().overflow(Overflow::DropOldest).build();
+    /// assert_eq!(policy_only.overflow(), None); // still unbounded
+    /// ```
     pub fn overflow(&self) -> Option<Overflow> {
         self.subscriber().queue().map(Bounded::overflow)
     }

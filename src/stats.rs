@@ -19,7 +19,8 @@ pub struct BrokerStats {
     pub channels: usize,
     /// Unique patterns subscribed now.
     pub patterns: usize,
-    /// Live [`PubSub`](crate::PubSub) handles.
+    /// [`PubSub`](crate::PubSub) handles not yet dropped (with their workers and streams),
+    /// closed ones included.
     pub subscribers: usize,
 }
 
@@ -36,7 +37,8 @@ pub struct PubSubStats {
     /// [`Message::Lagged`](crate::Message::Lagged) notices given for those gaps, read or
     /// still queued. A `DropOldest` eviction next to an unread notice adds to that notice
     /// instead of making another, so a reader that stopped holds one notice, not one per
-    /// eviction; their `missed` counts always add up to `dropped`.
+    /// eviction; their `missed` counts add up to `dropped`, except for the one delivery a
+    /// `Disconnect` handle loses as it ends (counted in `dropped`, with no notice).
     pub lagged: u64,
     /// Why the handle stopped receiving, if it did.
     pub disconnected: Option<Disconnected>,

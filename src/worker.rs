@@ -36,6 +36,21 @@ pub struct StopHandle {
 
 impl StopHandle {
     /// Asks the worker to stop; returns at once. Stopping twice is harmless.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// sub.subscribe_with("jobs", |_| {});
+    /// let worker = sub.run_in_thread().unwrap();
+    /// let stopper = worker.stopper();
+    /// std::thread::spawn(move || stopper.stop()).join().unwrap();
+    /// worker.join().unwrap(); // the worker ended
+    /// assert!(sub.is_subscribed()); // the handle keeps its subscriptions
+    /// ```
     pub fn stop(&self) {
         let thread = self.thread.lock();
         self.stopped.store(true, Ordering::Release);
@@ -50,6 +65,21 @@ impl StopHandle {
     }
 
     /// Whether `stop` was called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// sub.subscribe_with("jobs", |_| {});
+    /// let worker = sub.run_in_thread().unwrap();
+    /// let stopper = worker.stopper();
+    /// assert!(!stopper.is_stopped());
+    /// worker.stop();
+    /// assert!(stopper.is_stopped()); // every clone sees it
+    /// ```
     pub fn is_stopped(&self) -> bool {
         self.stopped.load(Ordering::Acquire)
     }
@@ -82,11 +112,42 @@ pub struct Worker {
 
 impl Worker {
     /// Asks the worker to stop and returns at once; works from inside a handler.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// sub.subscribe_with("jobs", |_| {});
+    /// let worker = sub.run_in_thread().unwrap();
+    /// worker.stop(); // returns at once
+    /// worker.join().unwrap();
+    /// assert_eq!(broker.publish("jobs", "queued, unread"), 1); // still subscribed
+    /// ```
     pub fn stop(&self) {
         self.stop.stop();
     }
 
     /// A handle that stops this worker, for handlers and other threads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, OnceLock};
+    /// use fanout::{Broker, StopHandle};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// let slot: Arc<OnceLock<StopHandle>> = Arc::default();
+    /// let in_handler = slot.clone();
+    /// sub.subscribe_with("shutdown", move |_| in_handler.get().unwrap().stop());
+    /// let worker = sub.run_in_thread().unwrap();
+    /// slot.set(worker.stopper()).unwrap();
+    /// broker.publish("shutdown", "now");
+    /// worker.join().unwrap(); // returns once the handler stopped it
+    /// ```
     pub fn stopper(&self) -> StopHandle {
         self.stop.clone()
     }
@@ -116,6 +177,23 @@ impl Worker {
     }
 
     /// Whether the worker's thread has ended.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// sub.subscribe_with("jobs", |_| {});
+    /// let worker = sub.run_in_thread().unwrap();
+    /// assert!(!worker.is_finished()); // it waits for messages
+    /// sub.close(); // the worker ends once it sees the queue end
+    /// while !worker.is_finished() {
+    ///     std::thread::yield_now();
+    /// }
+    /// assert!(worker.join().is_ok());
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.thread.as_ref().map_or(true, JoinHandle::is_finished)
     }
@@ -127,6 +205,25 @@ impl Worker {
     /// [`WorkerError::Panicked`] when a handler panicked and no panic handler was set (the
     /// worker stopped there), with the channel and the panic's message;
     /// [`WorkerError::PanicHandlerPanicked`] when the panic handler itself panicked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Broker, Message, WorkerError};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// sub.subscribe_with("jobs", |m: Message<str>| panic!("cannot do {}", m.data().unwrap()));
+    /// let worker = sub.run_in_thread().unwrap();
+    /// broker.publish("jobs", "x"); // no panic handler: the worker stops at this panic
+    /// match worker.join() {
+    ///     Err(WorkerError::Panicked(panic)) => {
+    ///         assert_eq!(panic.channel, "jobs");
+    ///         assert_eq!(panic.message, "cannot do x");
+    ///     }
+    ///     other => panic!("unexpected {other:?}"),
+    /// }
+    /// ```
     pub fn join(mut self) -> Result<(), WorkerError> {
         self.wait()
     }
@@ -186,6 +283,25 @@ impl<T: ?Sized + Send + Sync + 'static> WorkerBuilder<T> {
     }
 
     /// Names the worker's thread (shown by debuggers and panic messages).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use std::sync::Mutex;
+    /// use fanout::{Broker, Message};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// let (tx, rx) = mpsc::channel();
+    /// let tx = Mutex::new(tx);
+    /// sub.psubscribe_with("log.*", move |_: Message<str>| {
+    ///     tx.lock().unwrap().send(std::thread::current().name().map(String::from)).unwrap();
+    /// });
+    /// let _worker = sub.worker().name("log-writer").spawn().unwrap();
+    /// broker.publish("log.error", "disk full");
+    /// assert_eq!(rx.recv().unwrap().as_deref(), Some("log-writer"));
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
@@ -195,6 +311,31 @@ impl<T: ?Sized + Send + Sync + 'static> WorkerBuilder<T> {
     /// panic's message (redis-py's `exception_handler`). Without it, the worker stops at the
     /// first panic and [`Worker::join`] reports it. Rust's panic hook still prints the panic
     /// as usual (`std::panic::set_hook` changes that, for the whole program).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use std::sync::Mutex;
+    /// use fanout::{Broker, HandlerPanic, Message};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// let (tx, rx) = mpsc::channel();
+    /// let (done, failed) = (Mutex::new(tx.clone()), Mutex::new(tx));
+    /// sub.subscribe_with("jobs", move |m: Message<str>| {
+    ///     let job = m.data().unwrap();
+    ///     assert!(job != "bad", "cannot do {job}");
+    ///     done.lock().unwrap().send(format!("did {job}")).unwrap();
+    /// });
+    /// let _worker = sub.worker().on_panic(move |p: HandlerPanic| {
+    ///     failed.lock().unwrap().send(format!("{}: {}", p.channel, p.message)).unwrap();
+    /// }).spawn().unwrap();
+    /// broker.publish("jobs", "bad");
+    /// broker.publish("jobs", "good");
+    /// assert_eq!(rx.recv().unwrap(), "jobs: cannot do bad");
+    /// assert_eq!(rx.recv().unwrap(), "did good"); // the worker went on
+    /// ```
     pub fn on_panic(mut self, handler: impl Fn(HandlerPanic) + Send + Sync + 'static) -> Self {
         self.on_panic = Some(Arc::new(handler));
         self
@@ -207,6 +348,23 @@ impl<T: ?Sized + Send + Sync + 'static> WorkerBuilder<T> {
     /// [`WorkerError::NoHandler`] when a subscription has no handler (as redis-py refuses),
     /// naming the first such subscription; [`WorkerError::Spawn`] when the thread could not
     /// start.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Broker, WorkerError};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// sub.subscribe("plain"); // no handler
+    /// match sub.worker().spawn() {
+    ///     Err(WorkerError::NoHandler { pattern, name }) => assert!(!pattern && name == "plain"),
+    ///     other => panic!("unexpected {other:?}"),
+    /// }
+    /// sub.unsubscribe("plain");
+    /// sub.psubscribe_with("p*", |_| {});
+    /// assert!(sub.worker().spawn().is_ok());
+    /// ```
     pub fn spawn(self) -> Result<Worker, WorkerError> {
         let subscriber = self.inbox.subscriber();
         let missing = subscriber.names().without_handler();

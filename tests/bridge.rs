@@ -355,6 +355,95 @@ mod bridged {
         assert_eq!(text_bridge.stats().undecodable, 1);
     }
 
+    /// Sends `payload` through Redis with a bridged `Broker<T>` and returns what a plain RESP
+    /// client subscribed on Redis got, and what the broker's own handle read back.
+    fn round_trip<T, P>(server: &Server, channel: &str, payload: P) -> (Vec<u8>, Arc<T>)
+    where
+        T: ?Sized + Codec + Send + Sync + 'static,
+        P: fanout::IntoPayload<T>,
+    {
+        let broker = Broker::<T>::new();
+        let bridge = bridge(&broker, server, Route::ViaRedis);
+        let sub = broker
+            .pubsub_builder()
+            .ignore_subscribe_messages(true)
+            .build();
+        sub.subscribe(channel);
+        assert!(bridge.flush(WAIT));
+        let mut listener = server.connect();
+        listener.call(&["SUBSCRIBE", channel]);
+        broker.publish(channel, payload);
+        let Reply::Array(parts) = listener.read() else {
+            panic!("a message from Redis")
+        };
+        let Some(Reply::Bulk(Some(sent))) = parts.into_iter().nth(2) else {
+            panic!("the message's data")
+        };
+        let back = sub
+            .get_message(WAIT)
+            .expect("the broker's own publish, back from Redis");
+        (sent, Arc::clone(back.payload().unwrap()))
+    }
+
+    #[test]
+    fn string_vec_and_bytes_payloads_cross_as_redis_py_sees_them() {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let (sent, back) = round_trip::<String, _>(&server, "s", "caf\u{e9}");
+        assert_eq!(
+            (sent.as_slice(), back.as_str()),
+            ("caf\u{e9}".as_bytes(), "caf\u{e9}")
+        );
+        static RAW: [u8; 4] = [0, 255, 13, 10];
+        let raw = RAW;
+        let (sent, back) = round_trip::<Vec<u8>, _>(&server, "v", &raw[..]);
+        assert_eq!((sent.as_slice(), back.as_slice()), (&raw[..], &raw[..]));
+        let (sent, back) =
+            round_trip::<bytes::Bytes, _>(&server, "b", bytes::Bytes::from_static(&RAW));
+        assert_eq!((sent.as_slice(), &back[..]), (&raw[..], &raw[..]));
+    }
+
+    #[cfg(feature = "json")]
+    #[test]
+    fn a_serde_type_crosses_as_json_and_other_json_is_counted() {
+        use fanout::bridge::Json;
+
+        #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+        struct Price {
+            symbol: String,
+            cents: u64,
+        }
+
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let price = Price {
+            symbol: "EUR".into(),
+            cents: 108,
+        };
+        let (sent, back) = round_trip::<Json<Price>, _>(&server, "prices", Json(price));
+        assert_eq!(sent, br#"{"symbol":"EUR","cents":108}"#);
+        assert_eq!(back.0.symbol, "EUR");
+        assert_eq!(back.0.cents, 108);
+
+        // JSON of another shape from a redis-py client is skipped and counted.
+        let broker = Broker::<Json<Price>>::new();
+        let bridge = bridge(&broker, &server, Route::ViaRedis);
+        let sub = broker
+            .pubsub_builder()
+            .ignore_subscribe_messages(true)
+            .build();
+        sub.subscribe("prices");
+        assert!(bridge.flush(WAIT));
+        let mut publisher = server.connect();
+        publisher.call(&["PUBLISH", "prices", r#"{"symbol":"USD"}"#]);
+        publisher.call(&["PUBLISH", "prices", r#"{"symbol":"USD","cents":93}"#]);
+        let got = sub.get_message(WAIT).expect("the well-formed price");
+        assert_eq!(got.payload().unwrap().0.cents, 93);
+        assert_eq!(bridge.stats().undecodable, 1);
+    }
+
     #[test]
     fn what_redis_refuses_is_counted_and_the_rest_goes_on() {
         let Some(server) = Server::start() else {

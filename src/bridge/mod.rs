@@ -223,11 +223,41 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> Bridge<T> {
     /// # Errors
     ///
     /// A bad URL, an unreachable server, a broker that is closed or already bridged.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), fanout::BridgeError> {
+    /// use fanout::{Bridge, BridgeError, Broker};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let bridge = Bridge::connect(&broker, "redis://127.0.0.1:6379")?;
+    /// let again = Bridge::connect(&broker, "redis://127.0.0.1:6379");
+    /// assert!(matches!(again, Err(BridgeError::AlreadyBridged)));
+    /// drop(bridge); // the broker is local again
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn connect(broker: &Broker<T>, url: &str) -> Result<Self, BridgeError> {
         Bridge::builder(broker, url).connect()
     }
 
     /// Starts a bridge to `url` with settings of its own.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), fanout::BridgeError> {
+    /// use fanout::{Bridge, Broker, Route};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let bridge = Bridge::builder(&broker, "redis://127.0.0.1:6379")
+    ///     .route(Route::LocalFirst)
+    ///     .connect()?;
+    /// assert_eq!(bridge.route(), Route::LocalFirst);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn builder<'a>(broker: &'a Broker<T>, url: &str) -> BridgeBuilder<'a, T> {
         let defaults = broker.registry().defaults();
         BridgeBuilder {
@@ -247,21 +277,80 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> Bridge<T> {
     }
 
     /// The bridge's counters now.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), fanout::BridgeError> {
+    /// use std::time::Duration;
+    /// use fanout::{Bridge, Broker};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let bridge = Bridge::connect(&broker, "redis://127.0.0.1:6379")?;
+    /// broker.publish("orders", "#1"); // no local subscriber: Redis gets it all the same
+    /// assert!(bridge.flush(Duration::from_secs(5)));
+    /// let stats = bridge.stats();
+    /// assert_eq!((stats.forwarded, stats.lost, stats.backlog), (1, 0, 0));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn stats(&self) -> BridgeStats {
         self.shared.stats()
     }
 
     /// Whether both connections are up now.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), fanout::BridgeError> {
+    /// use std::time::Duration;
+    /// use fanout::{Bridge, Broker};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let bridge = Bridge::connect(&broker, "redis://127.0.0.1:6379")?;
+    /// // The subscription side comes up on its own thread; `flush` waits for it.
+    /// assert!(bridge.flush(Duration::from_secs(5)));
+    /// assert!(bridge.is_connected());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_connected(&self) -> bool {
         self.shared.is_connected()
     }
 
     /// Where publishes go first.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), fanout::BridgeError> {
+    /// use fanout::{Bridge, Broker, Route};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let bridge = Bridge::connect(&broker, "redis://127.0.0.1:6379")?;
+    /// assert_eq!(bridge.route(), Route::ViaRedis); // the default
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn route(&self) -> Route {
         self.shared.route
     }
 
-    /// The server's URL, as given.
+    /// The server's URL, as given, with any password shown as `***`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), fanout::BridgeError> {
+    /// use fanout::{Bridge, Broker};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let bridge = Bridge::connect(&broker, "redis://127.0.0.1:6379")?;
+    /// assert_eq!(bridge.url(), "redis://127.0.0.1:6379");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -272,6 +361,23 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> Bridge<T> {
     ///
     /// Useful before a remote process publishes to a handle that just subscribed, and before
     /// exiting.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), fanout::BridgeError> {
+    /// use std::time::Duration;
+    /// use fanout::{Bridge, Broker};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let bridge = Bridge::connect(&broker, "redis://127.0.0.1:6379")?;
+    /// let sub = broker.pubsub();
+    /// sub.subscribe("orders");
+    /// assert!(bridge.flush(Duration::from_secs(5)));
+    /// // Redis has `SUBSCRIBE orders` now: a redis-py `publish("orders", ...)` reaches `sub`.
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn flush(&self, timeout: Duration) -> bool {
         self.shared.flush(timeout)
     }
@@ -354,6 +460,26 @@ enum Connections {
 
 impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
     /// Where publishes go first; [`Route::ViaRedis`] unless set.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), fanout::BridgeError> {
+    /// use std::time::Duration;
+    /// use fanout::{Bridge, Broker, Route};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let _bridge = Bridge::builder(&broker, "redis://127.0.0.1:6379")
+    ///     .route(Route::LocalFirst)
+    ///     .connect()?;
+    /// let sub = broker.pubsub_builder().ignore_subscribe_messages(true).build();
+    /// sub.subscribe("orders");
+    /// assert_eq!(broker.publish("orders", "#1"), 1);
+    /// // Delivered at once, before Redis has it.
+    /// assert_eq!(sub.get_message(Duration::ZERO).unwrap().data(), Some("#1"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn route(mut self, route: Route) -> Self {
         self.route = route;
         self
@@ -362,6 +488,23 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
     /// The backlog of publishes waiting for Redis: at most `capacity` (at least 1; `None`
     /// for no bound), and what a publish does when it is full. The broker's default queue
     /// bound and policy unless set.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), fanout::BridgeError> {
+    /// use fanout::{Bridge, Broker, Overflow};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let _bridge = Bridge::builder(&broker, "redis://127.0.0.1:6379")
+    ///     .backlog(Some(1_000), Overflow::Block) // while Redis is down, hold 1000 publishes
+    ///     .connect()?;
+    /// if let Err(e) = broker.try_publish("orders", "#1") {
+    ///     assert!(e.backlog_full()); // no local handle: only the backlog can be full
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn backlog(mut self, capacity: Option<usize>, overflow: Overflow) -> Self {
         self.capacity = capacity;
         self.overflow = overflow;
@@ -371,6 +514,23 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
     /// How long to wait before reconnecting: `min` after a loss, twice as long after each
     /// failed attempt, up to `max`. 20 ms and 2 s unless set. `Duration::MAX` waits for
     /// ever (until the bridge is dropped); dropping the bridge cuts any wait short.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), fanout::BridgeError> {
+    /// use std::time::Duration;
+    /// use fanout::{Bridge, Broker};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let bridge = Bridge::builder(&broker, "redis://127.0.0.1:6379")
+    ///     .reconnect_delay(Duration::from_millis(100), Duration::from_secs(10))
+    ///     .connect()?;
+    /// // After a loss, attempts come 100 ms, 200 ms, 400 ms, ... apart, at most 10 s.
+    /// println!("reconnected {} times", bridge.stats().reconnects);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn reconnect_delay(mut self, min: Duration, max: Duration) -> Self {
         self.timing.min_delay = min.max(Duration::from_millis(1));
         self.timing.max_delay = max.max(self.timing.min_delay);
@@ -379,6 +539,26 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
 
     /// How long one connection attempt may take; 5 s unless set (`Duration::MAX`: no
     /// limit).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), fanout::BridgeError> {
+    /// use std::time::Duration;
+    /// use fanout::{Bridge, BridgeError, Broker};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// // A TEST-NET-1 address: nothing answers, so the attempt gives up after 100 ms.
+    /// let unreachable = Bridge::builder(&broker, "redis://192.0.2.1:6379")
+    ///     .connect_timeout(Duration::from_millis(100))
+    ///     .connect();
+    /// assert!(matches!(unreachable, Err(BridgeError::Connect { .. })));
+    /// let _bridge = Bridge::builder(&broker, "redis://127.0.0.1:6379")
+    ///     .connect_timeout(Duration::from_secs(1))
+    ///     .connect()?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.timing.connect_timeout = timeout.max(Duration::from_millis(1));
         self
@@ -415,17 +595,52 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
     /// `publish` counts channel subscribers only. redis-py meets these channels with
     /// `ssubscribe` and `spublish`. The client subscribes again by itself after a node
     /// comes back; handles get a `Gap` notice then, as with one server.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), fanout::BridgeError> {
+    /// use fanout::{Bridge, Broker};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let _bridge = Bridge::builder(&broker, "redis://127.0.0.1:6379").cluster().connect()?;
+    /// let (channel, pattern) = (broker.pubsub(), broker.pubsub());
+    /// channel.subscribe("orders"); // SSUBSCRIBE orders, on the shard that owns it
+    /// pattern.psubscribe("ord*"); // never consulted for sharded channels
+    /// assert_eq!(broker.publish("orders", "#1"), 1); // SPUBLISH; the channel subscriber only
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn cluster(mut self) -> Self {
         self.cluster = true;
         self
     }
 
     /// Connects both connections, attaches the broker and subscribes on Redis to what its
-    /// handles already subscribe to.
+    /// handles already subscribe to. The subscription connection's first round trip may
+    /// still be under way when this returns: [`Bridge::is_connected`] turns true once it is
+    /// done, and [`Bridge::flush`] waits for it.
     ///
     /// # Errors
     ///
     /// A bad URL, an unreachable server, a broker that is closed or already bridged.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), fanout::BridgeError> {
+    /// use std::time::Duration;
+    /// use fanout::{Bridge, Broker};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// sub.subscribe("orders"); // before the bridge: subscribed on Redis by `connect`
+    /// let bridge = Bridge::builder(&broker, "redis://127.0.0.1:6379").connect()?;
+    /// assert!(bridge.flush(Duration::from_secs(5)));
+    /// assert_eq!(bridge.stats().subscriptions, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn connect(self) -> Result<Bridge<T>, BridgeError> {
         let registry = Arc::clone(self.broker.registry());
         if registry.is_closed() {
