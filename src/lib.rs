@@ -217,6 +217,10 @@
 //!   its publishes reach every attached process and redis-py clients on the same channels, and
 //!   theirs reach its handles; see [Scaling out](#scaling-out-feature-redis). It adds `redis`
 //!   (redis-rs) and a one-thread `tokio` runtime.
+//! - `json` (off by default, implies `redis`): `bridge::Json<T>` carries any serde type across
+//!   Redis as JSON text.
+//! - `tls` (off by default, implies `redis`): `rediss://` URLs, over rustls with the `ring`
+//!   crypto provider; `BridgeBuilder::tls_root_certificate` trusts a CA of your own.
 //!
 //! The default build depends on `parking_lot`, `crossbeam-channel`, `hashbrown`, `foldhash`
 //! and `smallvec` only.

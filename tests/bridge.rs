@@ -444,6 +444,105 @@ mod bridged {
         assert_eq!(bridge.stats().undecodable, 1);
     }
 
+    /// A certificate authority and a server certificate for 127.0.0.1 that it signed, made
+    /// for this test and written to a directory of its own, with a redis-server that speaks
+    /// TLS on a second port: `(server, tls port, the CA's PEM, directory)`.
+    #[cfg(feature = "tls")]
+    fn tls_server() -> Option<(Server, u16, String, std::path::PathBuf)> {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let server_key = KeyPair::generate().unwrap();
+        let server_cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&server_key, &ca, &ca_key)
+            .unwrap();
+        let dir = std::env::temp_dir().join(format!("fanout-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = |name: &str, pem: String| {
+            let path = dir.join(name);
+            std::fs::write(&path, pem).unwrap();
+            path.to_str().unwrap().to_string()
+        };
+        let (cert, key, ca_file) = (
+            file("server.crt", server_cert.pem()),
+            file("server.key", server_key.serialize_pem()),
+            file("ca.crt", ca.pem()),
+        );
+        let tls_port = std::sync::Mutex::new(0);
+        let server = Server::start_with(|port| {
+            *tls_port.lock().unwrap() = port;
+            [
+                "--tls-port",
+                &port.to_string(),
+                "--tls-cert-file",
+                &cert,
+                "--tls-key-file",
+                &key,
+                "--tls-ca-cert-file",
+                &ca_file,
+                "--tls-auth-clients",
+                "no",
+            ]
+            .map(String::from)
+            .to_vec()
+        })?;
+        let port = *tls_port.lock().unwrap();
+        Some((server, port, ca.pem(), dir))
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn a_rediss_url_bridges_through_tls_and_checks_the_certificate() {
+        let Some((server, tls_port, ca, dir)) = tls_server() else {
+            return;
+        };
+        let url = format!("rediss://127.0.0.1:{tls_port}");
+        let connect = |broker: &Broker<str>| {
+            Bridge::builder(broker, &url)
+                .tls_root_certificate(ca.as_bytes())
+                .reconnect_delay(ms(10), ms(200))
+                .connect()
+        };
+        let (a, b) = (Broker::<str>::new(), Broker::<str>::new());
+        let (bridge_a, bridge_b) = (connect(&a).unwrap(), connect(&b).unwrap());
+        let sub = quiet(&b);
+        sub.subscribe("secure");
+        assert!(bridge_b.flush(WAIT));
+        a.publish("secure", "over TLS");
+        assert!(bridge_a.flush(WAIT));
+        assert_eq!(read(&sub, 1), ["over TLS"]);
+        assert!(bridge_a.url().starts_with("rediss://"));
+
+        // The plain port sees the same server: Redis counted the TLS subscription.
+        let numsub = server.connect().call(&["PUBSUB", "NUMSUB", "secure"]);
+        assert_eq!(
+            numsub,
+            Reply::Array(vec![Reply::Bulk(Some(b"secure".to_vec())), Reply::Int(1),])
+        );
+
+        // Without the CA, the server's certificate is not trusted: no connection.
+        let untrusted = Bridge::builder(&Broker::<str>::new(), &url)
+            .connect_timeout(ms(2000))
+            .connect();
+        let err = untrusted.expect_err("an untrusted certificate is refused");
+        assert!(matches!(err, BridgeError::Connect { .. }), "{err:?}");
+        assert!(err.to_string().contains("certificate"), "{err}");
+        // Nor over plain TCP on the TLS port.
+        let plain = Bridge::builder(
+            &Broker::<str>::new(),
+            &format!("redis://127.0.0.1:{tls_port}"),
+        )
+        .connect_timeout(ms(2000))
+        .connect();
+        assert!(plain.is_err(), "{plain:?}");
+        drop((bridge_a, bridge_b));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[test]
     fn what_redis_refuses_is_counted_and_the_rest_goes_on() {
         let Some(server) = Server::start() else {

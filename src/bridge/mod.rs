@@ -273,6 +273,8 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> Bridge<T> {
                 max_delay: Duration::from_secs(2),
             },
             cluster: false,
+            #[cfg(feature = "tls")]
+            tls_root: None,
         }
     }
 
@@ -438,6 +440,9 @@ pub struct BridgeBuilder<'a, T: ?Sized> {
     overflow: Overflow,
     timing: Timing,
     cluster: bool,
+    /// A CA to trust for `rediss://` instead of the system's roots (PEM).
+    #[cfg(feature = "tls")]
+    tls_root: Option<Vec<u8>>,
 }
 
 /// The connections a bridge starts with.
@@ -616,6 +621,36 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
         self
     }
 
+    /// Trusts the certificate authority `pem` (PEM text) for a `rediss://` URL, instead of
+    /// the system's roots: for a server whose certificate a private CA signed, or a
+    /// self-signed one (feature `tls`). Without it, `rediss://` trusts the system's roots,
+    /// which is what managed Redis services need. The server's name or IP address in the URL
+    /// must be in its certificate either way.
+    ///
+    /// A `rediss://` URL without feature `tls` is a [`BridgeError::Url`] saying that TLS is
+    /// not built in.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use fanout::{Bridge, Broker};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let ca = std::fs::read("ca.crt")?;
+    /// let bridge = Bridge::builder(&broker, "rediss://127.0.0.1:6380")
+    ///     .tls_root_certificate(ca)
+    ///     .connect()?;
+    /// assert!(bridge.url().starts_with("rediss://"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root = Some(pem.into());
+        self
+    }
+
     /// Connects both connections, attaches the broker and subscribes on Redis to what its
     /// handles already subscribe to. The subscription connection's first round trip may
     /// still be under way when this returns: [`Bridge::is_connected`] turns true once it is
@@ -760,9 +795,20 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
             source: Box::new(e),
         };
         let timeout = self.timing.connect_timeout;
+        #[cfg(feature = "tls")]
+        {
+            // rustls needs a process-wide crypto provider; this one unless the program chose.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         if self.cluster {
             let (tx, pushes) = crossbeam_channel::unbounded();
-            let client = redis::cluster::ClusterClientBuilder::new(vec![self.url.as_str()])
+            let builder = redis::cluster::ClusterClientBuilder::new(vec![self.url.as_str()]);
+            #[cfg(feature = "tls")]
+            let builder = match &self.tls_root {
+                Some(root) => builder.certs(trusting(root)),
+                None => builder,
+            };
+            let client = builder
                 .use_protocol(redis::ProtocolVersion::RESP3)
                 .connection_timeout(timeout)
                 .response_timeout(self.timing.reply_timeout)
@@ -774,7 +820,14 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
                 .map_err(connect_error)?;
             return Ok(Connections::Cluster { connection, pushes });
         }
-        let client = redis::Client::open(self.url.as_str()).map_err(url_error)?;
+        #[cfg(feature = "tls")]
+        let client = match &self.tls_root {
+            Some(root) => redis::Client::build_with_tls(self.url.as_str(), trusting(root)),
+            None => redis::Client::open(self.url.as_str()),
+        };
+        #[cfg(not(feature = "tls"))]
+        let client = redis::Client::open(self.url.as_str());
+        let client = client.map_err(url_error)?;
         let pubsub = runtime
             .block_on(within(timeout, client.get_async_pubsub()))
             .map_err(connect_error)?;
@@ -788,6 +841,15 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
             publishing,
             publishing_runtime,
         })
+    }
+}
+
+/// Certificates that trust `root` (PEM) alone, with no client certificate.
+#[cfg(feature = "tls")]
+fn trusting(root: &[u8]) -> redis::TlsCertificates {
+    redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(root.to_vec()),
     }
 }
 

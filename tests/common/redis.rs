@@ -20,6 +20,12 @@ impl Server {
     /// Returns `None`, after printing why, when `redis-server` is not installed and the test
     /// is not running in CI (where `.ci/run` installs it, so a missing server fails).
     pub fn start() -> Option<Server> {
+        Server::start_with(|_| Vec::new())
+    }
+
+    /// `start`, with more arguments for `redis-server`, made from a second free port (for a
+    /// TLS port, say) when the arguments need one.
+    pub fn start_with(extra: impl Fn(u16) -> Vec<String>) -> Option<Server> {
         // Another test may pick the same free port at the same moment; the server that loses
         // the race exits, so check that the one answering is ours, and try again if not.
         for _ in 0..10 {
@@ -28,7 +34,14 @@ impl Server {
                 .local_addr()
                 .ok()?
                 .port();
-            let child = match spawn_with(port, &[]) {
+            let second = TcpListener::bind("127.0.0.1:0")
+                .ok()?
+                .local_addr()
+                .ok()?
+                .port();
+            let extra = extra(second);
+            let args: Vec<&str> = extra.iter().map(String::as_str).collect();
+            let child = match spawn_with(port, &args) {
                 Ok(child) => child,
                 Err(e) if std::env::var_os("CI").is_none() => {
                     skipped(&format!("redis-server could not start ({e}); `apt-get install redis-server` to run it"));
@@ -36,11 +49,7 @@ impl Server {
                 }
                 Err(e) => panic!("redis-server could not start in CI: {e}"),
             };
-            let mut server = Server {
-                child,
-                port,
-                extra: Vec::new(),
-            };
+            let mut server = Server { child, port, extra };
             if server.wait_until_ours() {
                 return Some(server);
             }
