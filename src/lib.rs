@@ -34,7 +34,8 @@
 //! # Choosing the payload type `T`
 //!
 //! A `Broker<T>` carries `Arc<T>` payloads: a publish makes one `Arc` (or takes yours) and
-//! every recipient shares it, so `T` needs neither `Clone` nor `Send` copies per subscriber.
+//! every recipient shares it, so `T` need not be `Clone`, and nothing is copied per
+//! subscriber.
 //! [`publish`](Broker::publish) takes anything [`IntoPayload<T>`](IntoPayload): the value, an
 //! `Arc<T>`, or the borrowed and owned forms of text and bytes.
 //!
@@ -82,8 +83,8 @@
 //! Confirmations and notices never count against the bound and are never dropped.
 //!
 //! - [`Overflow::Block`] (the default once bounded): the publisher waits for room, holding no
-//!   broker lock, so other publishers and (un)subscriptions go on; unsubscribing, closing or
-//!   dropping the slow handle releases it at once. [`Broker::try_publish`] never waits and
+//!   broker lock, so other publishers and (un)subscriptions go on; unsubscribing or closing
+//!   the slow handle (or dropping it with its workers and streams) releases it at once. [`Broker::try_publish`] never waits and
 //!   [`Broker::publish_timeout`] waits at most a while; both name the handles that were full.
 //! - [`Overflow::DropNewest`]: a delivery that finds the queue full is dropped, and the
 //!   reader gets [`Message::Lagged`] with the exact count before the next delivery.
@@ -206,7 +207,8 @@
 //! adds: the broker's per stripe, a handle's its own. A read locks the handle's subscription
 //! table (uncontended unless several threads read one handle), takes the item and clones the
 //! name into the [`Message`]. A subscription on a channel of its own costs about 145 bytes, a
-//! queued delivery 24 bytes beyond the payload (BENCHMARKS.md has the measurements).
+//! queued delivery about 32 bytes beyond the payload (a 24-byte item plus the queue's slot
+//! state; BENCHMARKS.md has the measurements).
 //!
 //! # Cargo features
 //!
@@ -230,7 +232,8 @@
 //! The same calls, with Redis doing the distribution: a `Bridge` keeps one Redis connection
 //! subscribed to the union of what local handles need, sends publishes pipelined on another,
 //! and delivers what Redis sends to the local handles of that channel or pattern. Payloads
-//! cross as raw bytes (`Codec`: `str` and `[u8]` built in). `Route` chooses between one
+//! cross as raw bytes through `Codec` (built in for `str`, `String`, `[u8]`, `Vec<u8>` and
+//! `bytes::Bytes`; serde types with `Json<T>`, feature `json`). `Route` chooses between one
 //! global order (publishes go to Redis and come back; the default) and local speed (local
 //! delivery at once, the echo skipped). A lost connection is retried with back-off, and each
 //! subscribed handle reads a [`Message::Gap`] notice where messages may be missing.

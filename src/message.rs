@@ -20,8 +20,8 @@ use std::time::Duration;
 /// Divergence from redis-py: a pattern confirmation keeps its pattern in `pattern`, not in
 /// `channel`, so [`Message::channel`] is `None` for it and [`Message::pattern`] is the pattern.
 ///
-/// New variants may come (for example a notice of dropped messages), so matches need a
-/// catch-all arm.
+/// The enum is `#[non_exhaustive]`: more notices may be added, so matches need a catch-all
+/// arm.
 ///
 /// # Examples
 ///

@@ -64,8 +64,8 @@ fn confirmation<T: ?Sized>(
 /// handle is `Send + Sync`, so one thread may block in [`listen`](PubSub::listen) while another
 /// subscribes and unsubscribes.
 ///
-/// Dropping the handle removes all its subscriptions from the broker at once, with no
-/// confirmations.
+/// Dropping the handle, once no [`Worker`] or `MessageStream` made from it is left, removes
+/// all its subscriptions from the broker at once, with no confirmations; until then they stay.
 ///
 /// # Examples
 ///
@@ -481,7 +481,10 @@ impl<T: ?Sized> PubSub<T> {
 
     /// Takes the next queued message, waiting at most `timeout` for one to arrive.
     ///
-    /// `Duration::ZERO` polls without waiting. Returns `None` when nothing arrived in time.
+    /// `Duration::ZERO` polls without waiting. Returns `None` when nothing for the caller
+    /// arrived in time (deliveries to handlers and ignored confirmations are skipped), or at
+    /// once when the handle has ended; [`recv_timeout`](PubSub::recv_timeout) tells the two
+    /// apart.
     ///
     /// # Examples
     ///
@@ -596,8 +599,9 @@ impl<T: ?Sized> PubSub<T> {
     }
 
     /// A blocking iterator like [`listen`](PubSub::listen) that does not end when the last
-    /// subscription goes: it waits for later ones, and ends only once the handle is closed,
-    /// dropped with its broker closed, or disconnected (after yielding what was queued).
+    /// subscription goes: it waits for later ones, and ends only once the handle is closed
+    /// (by `close` or `Broker::close`) or disconnected by its overflow policy, after yielding
+    /// what was queued.
     ///
     /// For long-lived consumers that subscribe and unsubscribe as they go (the trap of
     /// `listen()` ending a task when its last channel is unsubscribed).
@@ -631,9 +635,10 @@ impl<T: ?Sized> PubSub<T> {
     /// for any executor: woken exactly when a message arrives, never blocking the thread.
     /// Handlers and `ignore_subscribe_messages` apply as for `get_message`. The stream holds
     /// no borrow of the handle but keeps it alive: a stream returned alone from a function
-    /// keeps the subscriptions. It ends once the handle is closed (here, by
-    /// [`MessageStream::close`](crate::MessageStream::close), or by its broker) and everything
-    /// queued was read; it does not end when the last subscription goes.
+    /// keeps the subscriptions. It ends once the handle is closed (`PubSub::close`,
+    /// [`MessageStream::close`](crate::MessageStream::close), `Broker::close`) or disconnected
+    /// by its overflow policy, and everything queued was read; it does not end when the last
+    /// subscription goes.
     ///
     /// # Examples
     ///

@@ -37,8 +37,8 @@ use crate::sync::{Mutex, MutexGuard};
 #[non_exhaustive]
 pub enum Overflow {
     /// The publisher waits for room, as `bus` and bounded `crossbeam-channel`s do, holding no
-    /// broker lock while it waits. Unsubscribing, closing or dropping the handle releases it
-    /// at once. [`Broker::try_publish`](crate::Broker::try_publish) never waits and
+    /// broker lock while it waits. Unsubscribing or closing the handle (or dropping it with
+    /// its workers and streams) releases it at once. [`Broker::try_publish`](crate::Broker::try_publish) never waits and
     /// [`Broker::publish_timeout`](crate::Broker::publish_timeout) waits at most a while; both
     /// report the handles that were full. The default, as for bounded Rust channels.
     #[default]

@@ -764,7 +764,7 @@ mod bridged {
         assert!(stats.backlog <= 3 && stats.dropped >= 1_000 - 3 - 256);
     }
 
-    /// redis-py, used exactly as in the seed, talks to a bridged broker both ways.
+    /// redis-py, used as in redis-py's quick start, talks to a bridged broker both ways.
     #[test]
     fn redis_py_receives_what_rust_publishes_and_rust_what_python_publishes() {
         let has_redis_py = Command::new("python3")

@@ -100,7 +100,8 @@ pub struct BridgeStats {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum BridgeError {
-    /// The URL is not a Redis URL redis-rs understands (`redis://[user:password@]host[:port][/db]`).
+    /// The URL is not a Redis URL redis-rs understands: `redis://` or, with feature `tls`,
+    /// `rediss://`, then `[user:password@]host[:port][/db]`.
     Url {
         /// The URL given.
         url: String,
@@ -152,14 +153,16 @@ impl std::error::Error for BridgeError {
 /// subscriber in every attached process and every redis-py client on the same channels,
 /// exactly once each, and what they publish reaches its handles.
 ///
-/// The broker keeps its API: `publish`, `pubsub`, `subscribe` and `listen` work as before.
+/// The broker keeps its API: `publish`, `pubsub`, `subscribe` and `listen` work as on a
+/// broker without a bridge.
 /// Underneath, the bridge
 ///
 /// - keeps one Redis connection for subscriptions, subscribed to the union of what local
 ///   handles need: a channel's or pattern's first local subscriber subscribes it on Redis, its
 ///   last one unsubscribes it (no connection per handle);
 /// - sends publishes through a backlog to a second connection, pipelined, as the raw bytes
-///   [`Codec`] makes (`str` and `[u8]` as redis-py sends them);
+///   [`Codec`] makes (text and bytes types as redis-py sends them, serde types as JSON with
+///   `Json<T>`);
 /// - delivers what Redis sends to the local handles subscribed to that channel or pattern;
 /// - on a lost connection (or a reply slower than the reply timeout: a hung server) reconnects
 ///   with back-off, subscribes again, and gives every local handle a
