@@ -398,12 +398,50 @@ fn python_repr(text: &str, bytes: bool) -> String {
                 .encode_utf8(&mut [0; 4])
                 .bytes()
                 .try_for_each(|byte| write!(out, "\\x{byte:02x}")),
-            c if c.is_control() => write!(out, "\\x{:02x}", c as u32),
+            c if !python_printable(c) => match c as u32 {
+                code @ 0..=0xff => write!(out, "\\x{code:02x}"),
+                code @ 0x100..=0xffff => write!(out, "\\u{code:04x}"),
+                code => write!(out, "\\U{code:08x}"),
+            },
             c => out.write_char(c),
         };
     }
     out.push(quote);
     out
+}
+
+/// Whether Python's `str.isprintable()` holds for `c`, so `repr` shows it as it is: not a
+/// control, format (`Cf`) or private-use character, nor a separator other than the space.
+/// (Python also escapes characters Unicode leaves unassigned; without Unicode's tables they
+/// are shown as they are here.)
+fn python_printable(c: char) -> bool {
+    const FORMAT: &[(u32, u32)] = &[
+        (0x00ad, 0x00ad),
+        (0x0600, 0x0605),
+        (0x061c, 0x061c),
+        (0x06dd, 0x06dd),
+        (0x070f, 0x070f),
+        (0x0890, 0x0891),
+        (0x08e2, 0x08e2),
+        (0x180e, 0x180e),
+        (0x200b, 0x200f),
+        (0x202a, 0x202e),
+        (0x2060, 0x2064),
+        (0x2066, 0x206f),
+        (0xfeff, 0xfeff),
+        (0xfff9, 0xfffb),
+        (0x110bd, 0x110bd),
+        (0x110cd, 0x110cd),
+        (0x13430, 0x1343f),
+        (0x1bca0, 0x1bca3),
+        (0x1d173, 0x1d17a),
+        (0xe0001, 0xe0001),
+        (0xe0020, 0xe007f),
+    ];
+    const PRIVATE_USE: &[(u32, u32)] = &[(0xe000, 0xf8ff), (0xf0000, 0x10ffff)];
+    let code = c as u32;
+    let within = |ranges: &[(u32, u32)]| ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&code));
+    c == ' ' || !(c.is_control() || c.is_whitespace() || within(FORMAT) || within(PRIVATE_USE))
 }
 
 /// Clones the `Arc`s only: `T` need not be `Clone`.

@@ -318,3 +318,85 @@ fn messages_print_as_redis_py_prints_them() {
         "{'type': 'gap', 'pattern': None, 'channel': None, 'data': 1.5}"
     );
 }
+
+/// `Display` quotes names and payloads exactly as Python's `repr` does, for `bytes` (`{}`) and
+/// for `str` (`{:#}`), on strings full of quotes, backslashes, control and non-ASCII
+/// characters: checked against python3 itself.
+#[test]
+fn display_quotes_as_python_repr_does() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    let alphabet: Vec<char> = "ab'\"\\\n\r\t\u{0}\u{1f}\u{7f}\u{80}\u{9f}\u{a0}\u{ad}\u{e9}\u{200b}\u{2028}\u{3000}\u{e000}\u{feff}\u{1f600}\u{f0000} "
+        .chars()
+        .collect();
+    // A fixed pseudo-random walk over the alphabet: the same cases on every run.
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let cases: Vec<String> = (0..2000)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 8) as usize;
+            (0..len)
+                .map(|i| alphabet[((seed >> (8 * i)) % alphabet.len() as u64) as usize])
+                .collect()
+        })
+        .collect();
+    let script = "import sys, json\n\
+        for s in json.load(sys.stdin):\n    print(repr(s.encode()))\n    print(repr(s))\n";
+    let python = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn();
+    let Ok(mut python) = python else {
+        assert!(std::env::var_os("CI").is_none(), "CI has python3");
+        let _ = writeln!(
+            std::io::stderr(),
+            "\nSKIPPED display_quotes_as_python_repr_does: no python3"
+        );
+        return;
+    };
+    let json = format!(
+        "[{}]",
+        cases
+            .iter()
+            .map(|s| {
+                let mut out = String::from("\"");
+                for unit in s.encode_utf16() {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+                out.push('"');
+                out
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    python
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(json.as_bytes())
+        .unwrap();
+    let output = python.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let expected: Vec<&str> = stdout.lines().collect();
+    assert_eq!(expected.len(), 2 * cases.len());
+    for (case, pair) in cases.iter().zip(expected.chunks(2)) {
+        let message = Message::<str>::Message {
+            channel: "c".into(),
+            payload: case.as_str().into(),
+        };
+        let (bytes, text) = (message.to_string(), format!("{message:#}"));
+        let data = |printed: &str| {
+            printed
+                .split_once("'data': ")
+                .map(|(_, rest)| rest.strip_suffix('}').unwrap().to_string())
+                .unwrap()
+        };
+        assert_eq!(data(&bytes), pair[0], "bytes repr of {case:?}");
+        assert_eq!(data(&text), pair[1], "str repr of {case:?}");
+    }
+}
