@@ -67,15 +67,42 @@ fn main() {
     });
     assert_eq!(sub.stats().queued, total + 1);
 
+    // Patterns, with the index over them: 100,000 of three shapes on one handle; then what is
+    // left once they are all unsubscribed (the index gives its memory back).
+    let patterns = common::size(100_000, 10_000);
+    let texts: Vec<String> = (0..patterns)
+        .map(|i| match i % 3 {
+            0 => format!("metrics.{i}.*"),
+            1 => format!("*.cpu{i}"),
+            _ => format!("?rders.{i}.*"),
+        })
+        .collect();
+    let broker = Broker::<str>::new();
+    let before = counting_alloc::live();
+    let (per_pattern, sub) = measure(patterns, || {
+        let sub = broker.pubsub();
+        sub.psubscribe(&texts);
+        while sub.get_message(std::time::Duration::ZERO).is_some() {}
+        sub
+    });
+    sub.punsubscribe_all();
+    while sub.get_message(std::time::Duration::ZERO).is_some() {}
+    let left = (counting_alloc::live() - before) as f64 / patterns as f64;
+    drop(sub);
+
     println!("memory ({total} subscriptions / queued messages)");
     println!("  bytes per subscription, distinct channels: {distinct:.1}");
     println!("  bytes per subscription, {side} handles x {side} channels: {shared:.1}");
     println!("  bytes per queued message beyond the payload: {queued:.1}");
+    println!(
+        "  bytes per pattern subscription, index included ({patterns} patterns): {per_pattern:.1}"
+    );
+    println!("  bytes per pattern left after unsubscribing them all: {left:.1}");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/fanout-bench");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("memory.json"),
-        format!("{{\"units\": {total}, \"subscription_distinct\": {distinct:.1}, \"subscription_shared\": {shared:.1}, \"queued_message\": {queued:.1}}}\n"),
+        format!("{{\"units\": {total}, \"subscription_distinct\": {distinct:.1}, \"subscription_shared\": {shared:.1}, \"queued_message\": {queued:.1}, \"patterns\": {patterns}, \"pattern_subscription\": {per_pattern:.1}, \"pattern_left\": {left:.1}}}\n"),
     )
     .unwrap();
 }

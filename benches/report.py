@@ -218,6 +218,42 @@ def main():
     w("![patterns chart](benches/charts/patterns.svg)")
     w("")
     bar_chart("patterns: ns per publish", "ns per publish (one matching pattern delivered)", pchart, os.path.join(ROOT, "benches", "charts", "patterns.svg"))
+    # patterns_cold
+    cold_base = per_element(get("patterns_cold", "fanout", "0"))
+    if cold_base:
+        w("## patterns_cold: each publish to a channel never published before (no match cache)")
+        w("")
+        w("20,000 distinct channels per run, P non-matching patterns of three shapes (`metrics.N.*`,")
+        w("`*.cpuN`, `?rders.N.*`); the residual row holds 1,000 patterns with no literal byte")
+        w("(`[^u][xy]*`), which every channel scans.")
+        w("")
+        w("| P | per publish | relative to P = 0 |")
+        w("|---|---|---|")
+        for p, limit in [("0", None), ("10000", 2.0), ("100000", 3.0)]:
+            x = per_element(get("patterns_cold", "fanout", p))
+            if x is None:
+                continue
+            w(f"| {p} | {fmt_ns(x)} | {x / cold_base:.2f}x |")
+            if limit:
+                targets.append((f"patterns_cold: {int(p):,} patterns within {limit:g}x of none", f"{x / cold_base:.2f}x", x / cold_base <= limit))
+        x = per_element(get("patterns_cold", "residual", "1000"))
+        if x is not None:
+            w(f"| 1000 residual (literal-free) | {fmt_ns(x)} | {x / cold_base:.2f}x |")
+        w("")
+        one = get("pattern_upkeep", "psubscribe_one_more", "100000")
+        drop_all = get("pattern_upkeep", "punsubscribe_all", "100000")
+        if one or drop_all:
+            w("Keeping the index up to date with 100,000 patterns (`pattern_upkeep` group):")
+            w("")
+            w("| operation | time |")
+            w("|---|---|")
+            if one:
+                w(f"| `psubscribe` of one more pattern (average) | {fmt_ns(one['ns'])} |")
+                targets.append(("pattern_upkeep: psubscribe of one more pattern with 100,000 under 50 µs", fmt_ns(one["ns"]), one["ns"] < 50_000))
+            if drop_all:
+                w(f"| `punsubscribe_all` of 100,000 patterns | {fmt_ns(drop_all['ns'])} |")
+                targets.append(("pattern_upkeep: punsubscribe_all of 100,000 patterns under 200 ms", fmt_ns(drop_all["ns"]), drop_all["ns"] < 200e6))
+            w("")
     w("The matcher on hostile input (`glob` group, a 10,000-byte channel of `a`s):")
     w("")
     w("| pattern | time per match |")
@@ -304,6 +340,9 @@ def main():
         w(f"| subscription, every one on its own channel | {mem['subscription_distinct']:.1f} |")
         w(f"| subscription, 1,000 handles on the same 1,000 channels | {mem['subscription_shared']:.1f} |")
         w(f"| queued message beyond the (shared) payload | {mem['queued_message']:.1f} |")
+        if "pattern_subscription" in mem:
+            w(f"| pattern subscription, index included ({mem['patterns']:,} patterns of three shapes on one handle) | {mem['pattern_subscription']:.1f} |")
+            w(f"| left per pattern once all are unsubscribed (given back) | {mem['pattern_left']:.1f} |")
         targets.append(("memory: at most 150 bytes per subscription, every one on its own channel", f"{mem['subscription_distinct']:.1f} B", mem["subscription_distinct"] <= 150))
         targets.append(("memory: at most 40 bytes per queued delivery beyond the payload", f"{mem['queued_message']:.1f} B", mem["queued_message"] <= 40))
     else:

@@ -337,6 +337,116 @@ fn patterns(c: &mut Criterion) {
     }
     group.finish();
 
+    // Cold channels: each publish goes to a channel never published before, so the match
+    // cache cannot help and the pattern index does the work.
+    let mut group = c.benchmark_group("patterns_cold");
+    configure(&mut group, 10);
+    let channels = common::size(20_000, 2_000);
+    group.throughput(Throughput::Elements(channels as u64));
+    let fresh = std::sync::atomic::AtomicU64::new(0);
+    let cold = |broker: &Broker<str>, iters: u64| {
+        // Names made before the clock starts, never used before by this broker.
+        let batches: Vec<Vec<String>> = (0..iters)
+            .map(|_| {
+                let batch = fresh.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                // Half share the head `metrics.` with a third of the patterns (so their keys
+                // are looked up), half share nothing with them; none matches.
+                (0..channels)
+                    .map(|j| match j % 2 {
+                        0 => format!("user.{batch}.{j}.events"),
+                        _ => format!("metrics.x{batch}.{j}"),
+                    })
+                    .collect()
+            })
+            .collect();
+        let started = Instant::now();
+        for batch in &batches {
+            for channel in batch {
+                black_box(broker.publish(channel, "x"));
+            }
+        }
+        started.elapsed()
+    };
+    for p in [0usize, 10_000, 100_000] {
+        group.bench_with_input(BenchmarkId::new("fanout", p), &p, |b, &p| {
+            let broker = Broker::<str>::new();
+            // P patterns that never match, of three shapes: a literal head, a literal tail,
+            // a literal after a `?`.
+            let idle = broker.pubsub();
+            let patterns: Vec<String> = (0..p)
+                .map(|i| match i % 3 {
+                    0 => format!("metrics.{i}.*"),
+                    1 => format!("*.cpu{i}"),
+                    _ => format!("?rders.{i}.*"),
+                })
+                .collect();
+            idle.psubscribe(&patterns);
+            b.iter_custom(|iters| cold(&broker, iters));
+        });
+    }
+    // 1,000 patterns with no literal byte at all: the residual list every channel scans.
+    group.bench_function(BenchmarkId::new("residual", 1000), |b| {
+        let broker = Broker::<str>::new();
+        let idle = broker.pubsub();
+        let members = "abcdefghijklmnopqrstuvwxyz0123456789".as_bytes();
+        let patterns: Vec<String> = (0..1000)
+            .map(|i| {
+                let (x, y) = (members[i % 36] as char, members[i / 36] as char);
+                format!("[^u][{x}{y}]*")
+            })
+            .collect();
+        idle.psubscribe(&patterns);
+        b.iter_custom(|iters| cold(&broker, iters));
+    });
+    group.finish();
+
+    // Keeping the index up to date with 100,000 patterns subscribed.
+    let mut group = c.benchmark_group("pattern_upkeep");
+    configure(&mut group, 10);
+    let existing = common::size(100_000, 10_000);
+    let pattern = |i: usize| match i % 3 {
+        0 => format!("metrics.{i}.*"),
+        1 => format!("*.cpu{i}"),
+        _ => format!("?rders.{i}.*"),
+    };
+    group.bench_function(BenchmarkId::new("psubscribe_one_more", existing), |b| {
+        let broker = Broker::<str>::new();
+        let idle = broker.pubsub();
+        idle.psubscribe((0..existing).map(pattern));
+        let next = std::sync::atomic::AtomicUsize::new(existing);
+        b.iter_custom(|iters| {
+            let sub = broker.pubsub();
+            let names: Vec<String> = (0..iters)
+                .map(|_| pattern(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)))
+                .collect();
+            let started = Instant::now();
+            for name in &names {
+                sub.psubscribe(name.as_str());
+            }
+            let elapsed = started.elapsed();
+            drop(sub); // back to `existing` patterns, untimed
+            elapsed
+        });
+    });
+    group.bench_function(BenchmarkId::new("punsubscribe_all", existing), |b| {
+        let broker = Broker::<str>::new();
+        b.iter_custom(|iters| {
+            let mut elapsed = Duration::ZERO;
+            for _ in 0..iters {
+                let sub = broker
+                    .pubsub_builder()
+                    .ignore_subscribe_messages(true)
+                    .build();
+                sub.psubscribe((0..existing).map(pattern));
+                let started = Instant::now();
+                sub.punsubscribe_all();
+                elapsed += started.elapsed();
+            }
+            elapsed
+        });
+    });
+    group.finish();
+
     // The matcher on hostile input: polynomial, whatever the pattern.
     let mut group = c.benchmark_group("glob");
     configure(&mut group, 20);

@@ -195,8 +195,14 @@
 //! # Cost model
 //!
 //! A publish locks one stripe of the channel map (64 stripes, so publishers on different
-//! channels seldom meet), and, only while patterns exist, reads the pattern table (a cache
-//! remembers which patterns match a channel). Each delivery is one `Arc` clone of the payload
+//! channels seldom meet), and, only while patterns exist, reads the pattern table. There a
+//! cache remembers which patterns match a channel published before (one lookup, whatever the
+//! number of patterns P); for a channel not in the cache, an index hands over the patterns
+//! that may match it, a few hash lookups and at most one Aho-Corasick scan of the channel
+//! whatever P, and [`glob_match`] confirms each. A pattern is indexed by the longest run of
+//! literal bytes every match must hold (at a fixed offset from the channel's start or end, or
+//! anywhere); one with no literal byte (`*`, `?*`, `[ab]*`) is tested on every such publish,
+//! as Redis tests every pattern. Each delivery is one `Arc` clone of the payload
 //! (the last one takes the publisher's), pushed into the handle's `crossbeam-channel` queue as
 //! a 24-byte item that names its subscription by slot: the reader takes the channel's name
 //! from its handle's own table, so a publisher touches no name's reference count and nothing

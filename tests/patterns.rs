@@ -161,3 +161,51 @@ proptest! {
         prop_assert_eq!(glob_match(&pattern, &channel), reference_match(&pattern, &channel));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// The broker's pattern index narrows, `glob_match` decides: with many patterns subscribed
+    /// (some removed again, so slots are reused and the index's automaton is rebuilt), each
+    /// publish to a channel never published before (no cache) reaches exactly the patterns a
+    /// plain scan of `glob_match` finds, once each, in subscription order.
+    #[test]
+    fn the_pattern_index_finds_every_match_on_cold_channels(
+        patterns in proptest::collection::vec(text(9), 1..120),
+        removed in proptest::collection::vec(any::<prop::sample::Index>(), 0..40),
+        channels in proptest::collection::vec(text(12), 1..40),
+    ) {
+        let broker = Broker::<str>::new();
+        let sub = broker.pubsub_builder().ignore_subscribe_messages(true).build();
+        sub.psubscribe(&patterns);
+        let mut gone = std::collections::HashSet::new();
+        for index in &removed {
+            let pattern = index.get(&patterns);
+            sub.punsubscribe(pattern.as_str());
+            gone.insert(pattern.clone());
+        }
+        // The patterns still subscribed, in order of first subscription (Redis's order).
+        let mut live: Vec<&String> = Vec::new();
+        for pattern in &patterns {
+            if !gone.contains(pattern) && !live.contains(&pattern) {
+                live.push(pattern);
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for channel in &channels {
+            if !seen.insert(channel) {
+                continue; // a channel published before may come from the cache
+            }
+            let expected: Vec<&str> = live
+                .iter()
+                .filter(|p| glob_match(p, channel))
+                .map(|p| p.as_str())
+                .collect();
+            prop_assert_eq!(broker.publish(channel, "x"), expected.len());
+            let got: Vec<String> = std::iter::from_fn(|| sub.get_message(Duration::ZERO))
+                .map(|m| m.pattern().unwrap().to_string())
+                .collect();
+            prop_assert_eq!(got, expected, "channel {:?}", channel);
+        }
+    }
+}

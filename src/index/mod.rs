@@ -26,6 +26,7 @@
 
 mod channels;
 mod entries;
+mod glob_index;
 mod patterns;
 
 use std::hash::BuildHasher;

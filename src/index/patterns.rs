@@ -1,11 +1,13 @@
 //! The pattern subscriptions of a broker, with a cache of which patterns match a channel.
 //!
 //! Redis tests every pattern against every published channel (O(patterns) per publish). Here
-//! the first publish to a channel does that scan and keeps the slots of the patterns that
+//! the first publish to a channel asks the glob index (`glob_index.rs`) for the few patterns
+//! that may match it, confirms each with `glob_match`, and keeps the slots of those that
 //! matched; later publishes to the same channel reuse them, until the set of patterns changes
 //! (a new pattern or a removed one clears the cache; another subscriber on an existing pattern
-//! does not). Matching stays exactly Redis's: the cache only remembers `glob_match` results.
-//! Adding or removing a pattern costs O(1) (a slot and a free list), however many exist.
+//! does not). Matching stays exactly Redis's: the index only narrows, `glob_match` decides,
+//! and the cache only remembers its results. Adding or removing a pattern costs O(1) on
+//! average (a slot and a free list, and the index's own amortised upkeep), however many exist.
 //!
 //! # Locks
 //!
@@ -21,6 +23,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::index::channels::ChannelTable;
+use crate::index::glob_index::GlobIndex;
 use crate::pattern::glob_match;
 use crate::shrink::is_sparse;
 
@@ -55,6 +58,8 @@ pub(crate) struct PatternTable<V> {
     next_order: u64,
     /// Channel to the slots of the patterns that match it, in order of appearance.
     cache: Box<[CacheStripe]>,
+    /// The slots that may match a channel not in the cache.
+    glob: GlobIndex,
 }
 
 impl<V> PatternTable<V> {
@@ -68,6 +73,7 @@ impl<V> PatternTable<V> {
             cache: (0..CACHE_STRIPES)
                 .map(|_| Mutex::new(ChannelTable::new(hasher)))
                 .collect(),
+            glob: GlobIndex::default(),
         }
     }
 
@@ -116,6 +122,7 @@ impl<V> PatternTable<V> {
                         (self.slots.len() - 1) as u32
                     }
                 };
+                self.glob.insert(slot, &pattern);
                 self.index.insert(pattern, slot);
                 self.clear_cache();
                 slot
@@ -133,6 +140,7 @@ impl<V> PatternTable<V> {
             return;
         };
         self.slots[slot as usize] = None;
+        self.glob.remove(slot);
         self.free.push(slot);
         if is_sparse(self.index.len(), self.slots.len()) {
             self.compact();
@@ -145,11 +153,13 @@ impl<V> PatternTable<V> {
         self.slots.retain(Option::is_some);
         self.slots.shrink_to(self.slots.len() * 2);
         self.free = Vec::new();
+        self.glob = GlobIndex::default();
         for (slot, entry) in self.slots.iter().enumerate() {
             if let Some(entry) = entry {
                 if let Some(at) = self.index.get_mut(&entry.pattern) {
                     *at = slot as u32;
                 }
+                self.glob.insert(slot as u32, &entry.pattern);
             }
         }
         if is_sparse(self.index.len(), self.index.capacity()) {
@@ -165,16 +175,20 @@ impl<V> PatternTable<V> {
         if let Some(cached) = stripe.get(hash, channel) {
             return Arc::clone(&cached.value);
         }
+        let candidates = self.glob.candidates(channel);
+        if candidates.is_empty() {
+            // Nothing for `glob_match` to decide, so nothing worth remembering: a channel
+            // seen once (the high-cardinality case) does not fill the cache.
+            return Arc::from([]);
+        }
         if stripe.len() >= CACHE_CHANNELS {
             drop(stripe.take());
         }
-        let mut matches: Vec<(u64, u32)> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter_map(|(slot, entry)| {
-                let entry = entry.as_ref()?;
-                glob_match(&entry.pattern, channel).then_some((entry.order, slot as u32))
+        let mut matches: Vec<(u64, u32)> = candidates
+            .into_iter()
+            .filter_map(|slot| {
+                let entry = self.slots[slot as usize].as_ref()?;
+                glob_match(&entry.pattern, channel).then_some((entry.order, slot))
             })
             .collect();
         matches.sort_unstable();

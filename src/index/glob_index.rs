@@ -1,0 +1,623 @@
+//! An index over the broker's patterns: for a channel, a small set of candidate patterns that
+//! `glob_match` (the only judge) then confirms, instead of every pattern.
+//!
+//! Every Redis glob that holds a literal byte requires some run of literal bytes in every
+//! channel it matches. Each pattern is filed under one such run, its *key*, chosen among:
+//!
+//! - a run in the pattern's fixed head (the tokens before its first `*`, each of which
+//!   consumes exactly one byte): it must sit at that offset from the channel's start;
+//! - a run in its fixed tail (the tokens after its last `*`): it must sit at that offset from
+//!   the channel's end;
+//! - a run between two `*`s: it must occur somewhere in the channel.
+//!
+//! The longest run wins (a head or tail run on a tie: finding those costs one hash lookup per
+//! distinct key length, where an inner run needs a substring search). `\x` is the literal `x`;
+//! `?` and `[...]` consume one byte but are not literal. A pattern with no literal byte at all
+//! (`*`, `?*`, `[ab]*`, the empty pattern) goes to a short residual list that every channel
+//! scans, as every pattern was scanned before.
+//!
+//! Head and tail keys sit in hash maps, grouped by offset and length, and change in O(1).
+//! Inner keys go into an Aho-Corasick automaton (the `aho-corasick` crate), which is built
+//! whole: keys added since the last build wait in a short list checked one by one, and the
+//! automaton is rebuilt once that list (or the count of removed keys) has grown to a fixed
+//! share of it, so a subscription's average cost stays O(1).
+//!
+//! Candidates are slots of `PatternTable`; a key may hold several slots (patterns sharing a
+//! run), and each slot is filed once, so candidates come without repeats.
+
+/// The index's maps: keys chosen by subscribers, hashed fast (foldhash) with a random seed.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
+use aho_corasick::AhoCorasick;
+
+use crate::shrink::shrink_if_sparse;
+
+/// Where a key must sit in a channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Anchor {
+    /// `offset` bytes after the channel's start.
+    Head(usize),
+    /// Ending `offset` bytes before the channel's end.
+    Tail(usize),
+    /// Anywhere.
+    Inner,
+}
+
+/// A pattern's key: a literal run every matching channel holds, and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Key {
+    anchor: Anchor,
+    literal: Box<[u8]>,
+}
+
+/// One token of a glob, as `glob_match` reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Token {
+    /// Matches exactly this byte.
+    Byte(u8),
+    /// Matches any one byte (`?`, or a set).
+    One,
+    /// Matches any run (`*`).
+    Star,
+}
+
+/// The tokens of `pattern`, read as `pattern.rs` reads them: `\x` is `x` (a trailing `\` is
+/// itself), a set runs to its first unescaped `]` after an optional `^` (or to the end).
+fn tokens(pattern: &[u8]) -> Vec<Token> {
+    let mut tokens = Vec::with_capacity(pattern.len());
+    let mut p = pattern;
+    while let Some(&token) = p.first() {
+        match token {
+            b'*' => tokens.push(Token::Star),
+            b'?' => tokens.push(Token::One),
+            b'[' => {
+                tokens.push(Token::One);
+                p = set_end(&p[1..]);
+            }
+            b'\\' if p.len() >= 2 => {
+                p = &p[1..];
+                tokens.push(Token::Byte(p[0]));
+            }
+            literal => tokens.push(Token::Byte(literal)),
+        }
+        p = p.get(1..).unwrap_or_default();
+    }
+    tokens
+}
+
+/// The pattern from the closing `]` of the set that starts at `p` (just after its `[`), or
+/// empty for an unclosed set: the same walk as `pattern.rs`'s `match_set`.
+fn set_end(mut p: &[u8]) -> &[u8] {
+    if p.first() == Some(&b'^') {
+        p = &p[1..];
+    }
+    loop {
+        match p {
+            [b'\\', _, ..] => p = &p[2..],
+            [b']', ..] | [] => return p,
+            [_, b'-', _, ..] => p = &p[3..],
+            [_, ..] => p = &p[1..],
+        }
+    }
+}
+
+/// The longest run of `Byte` tokens in `tokens`, with its start: `(start, bytes)`.
+fn longest_run(tokens: &[Token]) -> Option<(usize, Vec<u8>)> {
+    let mut best: Option<(usize, Vec<u8>)> = None;
+    let mut start = 0;
+    let mut run = Vec::new();
+    for (at, token) in tokens.iter().chain([&Token::One]).enumerate() {
+        if let Token::Byte(byte) = token {
+            if run.is_empty() {
+                start = at;
+            }
+            run.push(*byte);
+        } else if !run.is_empty() {
+            if best.as_ref().map_or(true, |(_, b)| run.len() > b.len()) {
+                best = Some((start, std::mem::take(&mut run)));
+            }
+            run.clear();
+        }
+    }
+    best
+}
+
+/// The key of `pattern`, or `None` when it holds no literal byte.
+fn key_of(pattern: &str) -> Option<Key> {
+    let tokens = tokens(pattern.as_bytes());
+    let first_star = tokens.iter().position(|t| *t == Token::Star);
+    let last_star = tokens.iter().rposition(|t| *t == Token::Star);
+    let (head, inner, tail) = match (first_star, last_star) {
+        (Some(first), Some(last)) => (
+            &tokens[..first],
+            tokens.get(first + 1..last).unwrap_or_default(),
+            &tokens[last + 1..],
+        ),
+        // No `*`: the whole pattern is a head (every token at a fixed offset).
+        _ => (&tokens[..], &[][..], &[][..]),
+    };
+    let mut best: Option<Key> = None;
+    let mut consider = |anchor: Anchor, literal: Vec<u8>| {
+        if best
+            .as_ref()
+            .map_or(true, |b| literal.len() > b.literal.len())
+        {
+            best = Some(Key {
+                anchor,
+                literal: literal.into_boxed_slice(),
+            });
+        }
+    };
+    if let Some((start, run)) = longest_run(head) {
+        consider(Anchor::Head(start), run);
+    }
+    if let Some((start, run)) = longest_run(tail) {
+        let after = tail.len() - start - run.len();
+        consider(Anchor::Tail(after), run);
+    }
+    if let Some((_, run)) = longest_run(inner) {
+        consider(Anchor::Inner, run);
+    }
+    best
+}
+
+/// Slots filed under one literal, with each slot's place among them (for O(1) removal).
+#[derive(Default)]
+struct Slots(Vec<u32>);
+
+/// Head or tail keys at one offset: literal to slots; how many literals have each byte at the
+/// channel position next to the anchor (a head key's first byte, a tail key's last), so a
+/// channel whose byte there no key has is done at once; and, per length, how many literals
+/// have each byte at the far end, so most windows are ruled out before they are hashed.
+struct AtOffset {
+    by_literal: HashMap<Box<[u8]>, Slots>,
+    edge_bytes: Box<[u32; 256]>,
+    /// The lengths of the literals, ascending.
+    lengths: Vec<Length>,
+}
+
+/// The literals of one length at one offset.
+struct Length {
+    len: usize,
+    /// How many literals of this length have each byte at the far end.
+    far_bytes: Box<[u32; 256]>,
+    count: usize,
+}
+
+impl Default for AtOffset {
+    fn default() -> Self {
+        AtOffset {
+            by_literal: HashMap::default(),
+            lengths: Vec::new(),
+            edge_bytes: Box::new([0; 256]),
+        }
+    }
+}
+
+impl AtOffset {
+    /// Counts a literal (its length and its edge and far bytes) in or out.
+    fn count(&mut self, anchor: Anchor, literal: &[u8], add: bool) {
+        let (edge, far) = edges(anchor, literal);
+        let len = literal.len();
+        let at = self.lengths.partition_point(|l| l.len < len);
+        if add {
+            self.edge_bytes[edge as usize] += 1;
+            if self.lengths.get(at).map_or(true, |l| l.len != len) {
+                let far_bytes = Box::new([0; 256]);
+                let length = Length {
+                    len,
+                    far_bytes,
+                    count: 0,
+                };
+                self.lengths.insert(at, length);
+            }
+            let length = &mut self.lengths[at];
+            length.far_bytes[far as usize] += 1;
+            length.count += 1;
+        } else {
+            self.edge_bytes[edge as usize] -= 1;
+            let length = &mut self.lengths[at];
+            length.far_bytes[far as usize] -= 1;
+            length.count -= 1;
+            if length.count == 0 {
+                self.lengths.remove(at);
+            }
+        }
+    }
+}
+
+/// A head or tail key's byte next to its anchor (a head key's first, a tail key's last), and
+/// its byte at the other end.
+fn edges(anchor: Anchor, literal: &[u8]) -> (u8, u8) {
+    let (first, last) = (literal[0], literal[literal.len() - 1]);
+    match anchor {
+        Anchor::Tail(_) => (last, first),
+        _ => (first, last),
+    }
+}
+
+/// Inner keys: an automaton over the literals it was built with, and the keys added since.
+#[derive(Default)]
+struct Inner {
+    automaton: Option<AhoCorasick>,
+    /// Literal `i` of the automaton and its slots (empty once they all went).
+    built: Vec<(Box<[u8]>, Slots)>,
+    /// A literal of the automaton to its index in `built`.
+    built_index: HashMap<Box<[u8]>, usize>,
+    /// Built literals whose slots all went.
+    stale: usize,
+    /// Slots whose key came after the last build.
+    pending: Vec<u32>,
+}
+
+/// Where a slot is filed, so removal finds it at once.
+#[derive(Clone, Debug)]
+enum Filed {
+    Anchored { key: Key, at: usize },
+    InnerBuilt { literal: usize, at: usize },
+    InnerPending { key: Key, at: usize },
+    Residual { at: usize },
+}
+
+/// Keys added since the last build, beyond which the automaton is built again, at least.
+const PENDING_MIN: usize = 32;
+
+/// The index: candidates for a channel among the table's slots.
+#[derive(Default)]
+pub(crate) struct GlobIndex {
+    /// Head keys by offset, and tail keys by offset (few offsets: a `Vec` scans fastest).
+    heads: Vec<(usize, AtOffset)>,
+    tails: Vec<(usize, AtOffset)>,
+    inner: Inner,
+    residual: Vec<u32>,
+    /// Where each slot is filed, by slot.
+    filed: Vec<Option<Filed>>,
+}
+
+impl GlobIndex {
+    /// Files the pattern in `slot`.
+    pub(crate) fn insert(&mut self, slot: u32, pattern: &str) {
+        let filed = match key_of(pattern) {
+            None => {
+                self.residual.push(slot);
+                Filed::Residual {
+                    at: self.residual.len() - 1,
+                }
+            }
+            Some(key) => match key.anchor {
+                Anchor::Head(offset) | Anchor::Tail(offset) => {
+                    let list = self.anchored(key.anchor);
+                    let i = match list.iter().position(|(o, _)| *o == offset) {
+                        Some(i) => i,
+                        None => {
+                            list.push((offset, AtOffset::default()));
+                            list.len() - 1
+                        }
+                    };
+                    let at_offset = &mut list[i].1;
+                    if !at_offset.by_literal.contains_key(&key.literal) {
+                        at_offset.count(key.anchor, &key.literal, true);
+                    }
+                    let slots = at_offset.by_literal.entry(key.literal.clone()).or_default();
+                    slots.0.push(slot);
+                    let at = slots.0.len() - 1;
+                    Filed::Anchored { key, at }
+                }
+                Anchor::Inner => match self.inner.built_index.get(&key.literal) {
+                    Some(&literal) => {
+                        let slots = &mut self.inner.built[literal].1;
+                        if slots.0.is_empty() {
+                            self.inner.stale -= 1;
+                        }
+                        slots.0.push(slot);
+                        Filed::InnerBuilt {
+                            literal,
+                            at: slots.0.len() - 1,
+                        }
+                    }
+                    None => {
+                        self.inner.pending.push(slot);
+                        Filed::InnerPending {
+                            key,
+                            at: self.inner.pending.len() - 1,
+                        }
+                    }
+                },
+            },
+        };
+        let slot = slot as usize;
+        if self.filed.len() <= slot {
+            self.filed.resize(slot + 1, None);
+        }
+        self.filed[slot] = Some(filed);
+        if self.inner.pending.len() > PENDING_MIN + self.inner.built.len() / 2 {
+            self.rebuild_inner();
+        }
+    }
+
+    /// Takes the pattern in `slot` out.
+    pub(crate) fn remove(&mut self, slot: u32) {
+        let Some(filed) = self.filed.get_mut(slot as usize).and_then(Option::take) else {
+            return;
+        };
+        match filed {
+            Filed::Residual { at } => {
+                self.residual.swap_remove(at);
+                self.refile_moved(at, self.residual.get(at).copied());
+            }
+            Filed::Anchored { key, at } => {
+                let (Anchor::Head(offset) | Anchor::Tail(offset)) = key.anchor else {
+                    unreachable!("an anchored key has an offset")
+                };
+                let list = self.anchored(key.anchor);
+                let i = list
+                    .iter()
+                    .position(|(o, _)| *o == offset)
+                    .expect("a filed key's offset");
+                let at_offset = &mut list[i].1;
+                let slots = at_offset
+                    .by_literal
+                    .get_mut(&key.literal)
+                    .expect("a filed key's literal");
+                slots.0.swap_remove(at);
+                let moved = slots.0.get(at).copied();
+                if slots.0.is_empty() {
+                    at_offset.by_literal.remove(&key.literal);
+                    at_offset.count(key.anchor, &key.literal, false);
+                    if at_offset.by_literal.is_empty() {
+                        list.swap_remove(i);
+                    } else {
+                        shrink_if_sparse(&mut at_offset.by_literal);
+                    }
+                }
+                self.refile_moved(at, moved);
+            }
+            Filed::InnerBuilt { literal, at } => {
+                let slots = &mut self.inner.built[literal].1;
+                slots.0.swap_remove(at);
+                let moved = slots.0.get(at).copied();
+                if slots.0.is_empty() {
+                    self.inner.stale += 1;
+                }
+                self.refile_moved(at, moved);
+                if self.inner.stale > PENDING_MIN + self.inner.built.len() / 2 {
+                    self.rebuild_inner();
+                }
+            }
+            Filed::InnerPending { at, .. } => {
+                self.inner.pending.swap_remove(at);
+                let moved = self.inner.pending.get(at).copied();
+                self.refile_moved(at, moved);
+            }
+        }
+    }
+
+    /// The head or the tail keys, as `anchor` says.
+    fn anchored(&mut self, anchor: Anchor) -> &mut Vec<(usize, AtOffset)> {
+        match anchor {
+            Anchor::Tail(_) => &mut self.tails,
+            _ => &mut self.heads,
+        }
+    }
+
+    /// After a `swap_remove` at `at_now`, points the slot that moved there (if any) at it.
+    fn refile_moved(&mut self, at_now: usize, moved: Option<u32>) {
+        let Some(moved) = moved else {
+            return;
+        };
+        match self.filed[moved as usize].as_mut() {
+            Some(
+                Filed::Residual { at }
+                | Filed::Anchored { at, .. }
+                | Filed::InnerBuilt { at, .. }
+                | Filed::InnerPending { at, .. },
+            ) => *at = at_now,
+            None => unreachable!("a filed slot moved"),
+        }
+    }
+
+    /// Builds the automaton again over every inner key there is, pending ones included.
+    fn rebuild_inner(&mut self) {
+        let mut keys: Vec<(Box<[u8]>, Vec<u32>)> = Vec::new();
+        let mut index: HashMap<Box<[u8]>, usize> = HashMap::default();
+        let mut file = |literal: &[u8], slot: u32| match index.get(literal) {
+            Some(&i) => keys[i].1.push(slot),
+            None => {
+                index.insert(literal.into(), keys.len());
+                keys.push((literal.into(), vec![slot]));
+            }
+        };
+        for (literal, slots) in &self.inner.built {
+            for &slot in &slots.0 {
+                file(literal, slot);
+            }
+        }
+        for &slot in &self.inner.pending {
+            let Some(Filed::InnerPending { key, .. }) = &self.filed[slot as usize] else {
+                unreachable!("a pending slot is filed as pending")
+            };
+            file(&key.literal, slot);
+        }
+        // Building fails only past the crate's size limits, far beyond any set of patterns
+        // a broker holds; then the keys stay where they are, pending ones checked one by one
+        // (still exact).
+        let automaton = if keys.is_empty() {
+            None
+        } else {
+            match AhoCorasick::new(keys.iter().map(|(literal, _)| literal)) {
+                Ok(automaton) => Some(automaton),
+                Err(_) => return,
+            }
+        };
+        for (literal, (_, slots)) in keys.iter().enumerate() {
+            for (at, &slot) in slots.iter().enumerate() {
+                self.filed[slot as usize] = Some(Filed::InnerBuilt { literal, at });
+            }
+        }
+        self.inner = Inner {
+            automaton,
+            built: keys
+                .into_iter()
+                .map(|(literal, slots)| (literal, Slots(slots)))
+                .collect(),
+            built_index: index,
+            stale: 0,
+            pending: Vec::new(),
+        };
+    }
+
+    /// The slots of the patterns that may match `channel`: a superset of those that do.
+    pub(crate) fn candidates(&self, channel: &str) -> Vec<u32> {
+        let bytes = channel.as_bytes();
+        let mut found: Vec<u32> = self.residual.clone();
+        for (offset, at_offset) in &self.heads {
+            let Some(&first) = bytes.get(*offset) else {
+                continue;
+            };
+            if at_offset.edge_bytes[first as usize] == 0 {
+                continue;
+            }
+            for length in &at_offset.lengths {
+                let Some(window) = bytes.get(*offset..*offset + length.len) else {
+                    break;
+                };
+                if length.far_bytes[window[length.len - 1] as usize] == 0 {
+                    continue;
+                }
+                if let Some(slots) = at_offset.by_literal.get(window) {
+                    found.extend_from_slice(&slots.0);
+                }
+            }
+        }
+        for (offset, at_offset) in &self.tails {
+            let Some(end) = bytes.len().checked_sub(*offset) else {
+                continue;
+            };
+            if end == 0 || at_offset.edge_bytes[bytes[end - 1] as usize] == 0 {
+                continue;
+            }
+            for length in &at_offset.lengths {
+                let Some(start) = end.checked_sub(length.len) else {
+                    break;
+                };
+                if length.far_bytes[bytes[start] as usize] == 0 {
+                    continue;
+                }
+                if let Some(slots) = at_offset.by_literal.get(&bytes[start..end]) {
+                    found.extend_from_slice(&slots.0);
+                }
+            }
+        }
+        if let Some(automaton) = &self.inner.automaton {
+            let mut literals: Vec<usize> = automaton
+                .find_overlapping_iter(bytes)
+                .map(|m| m.pattern().as_usize())
+                .collect();
+            literals.sort_unstable();
+            literals.dedup();
+            for literal in literals {
+                found.extend_from_slice(&self.inner.built[literal].1 .0);
+            }
+        }
+        for &slot in &self.inner.pending {
+            if let Some(Filed::InnerPending { key, .. }) = &self.filed[slot as usize] {
+                if memchr::memmem::find(bytes, &key.literal).is_some() {
+                    found.push(slot);
+                }
+            }
+        }
+        found
+    }
+
+    /// Patterns in the residual list (no literal byte).
+    #[cfg(test)]
+    fn residual_len(&self) -> usize {
+        self.residual.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pattern::glob_match;
+
+    fn key(pattern: &str) -> Option<(Anchor, String)> {
+        key_of(pattern).map(|k| (k.anchor, String::from_utf8(k.literal.into()).unwrap()))
+    }
+
+    #[test]
+    fn keys_are_the_longest_required_literal_run() {
+        assert_eq!(
+            key("metrics.12.*"),
+            Some((Anchor::Head(0), "metrics.12.".into()))
+        );
+        assert_eq!(key("*.cpu7"), Some((Anchor::Tail(0), ".cpu7".into())));
+        assert_eq!(
+            key("?rders.3.*"),
+            Some((Anchor::Head(1), "rders.3.".into()))
+        );
+        assert_eq!(key("*.cpu?"), Some((Anchor::Tail(1), ".cpu".into())));
+        assert_eq!(key("a*tenant*b"), Some((Anchor::Inner, "tenant".into())));
+        assert_eq!(key("t.*.events"), Some((Anchor::Tail(0), ".events".into())));
+        assert_eq!(key("exact"), Some((Anchor::Head(0), "exact".into())));
+        assert_eq!(key(r"\*lit*"), Some((Anchor::Head(0), "*lit".into())));
+        assert_eq!(key("[ab]c*"), Some((Anchor::Head(1), "c".into())));
+        assert_eq!(key("[a]]x*"), Some((Anchor::Head(1), "]x".into())));
+        assert_eq!(key(r"[\]]x*"), Some((Anchor::Head(1), "x".into())));
+        assert_eq!(key("[abc"), None, "an unclosed set runs to the end");
+        assert_eq!(key("ab\\"), Some((Anchor::Head(0), "ab\\".into())));
+        for literal_free in ["*", "?*", "[ab]*", "", "??", "*?*", "[^x]"] {
+            assert_eq!(key(literal_free), None, "{literal_free}");
+        }
+    }
+
+    /// A fixed pseudo-random walk over hostile bytes: every pattern that matches a channel is
+    /// among its candidates, whether pending, built, added or removed.
+    #[test]
+    fn candidates_hold_every_match() {
+        let alphabet = b"ab*?[]^-\\!.";
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let mut index = GlobIndex::default();
+        let mut live: Vec<Option<String>> = Vec::new();
+        for round in 0..3000 {
+            let len = next(7);
+            let pattern: String = (0..len)
+                .map(|_| alphabet[next(alphabet.len())] as char)
+                .collect();
+            if next(4) == 0 && !live.is_empty() {
+                let slot = next(live.len());
+                if live[slot].take().is_some() {
+                    index.remove(slot as u32);
+                }
+            } else {
+                index.insert(live.len() as u32, &pattern);
+                live.push(Some(pattern));
+            }
+            let channel: String = (0..next(8))
+                .map(|_| alphabet[next(alphabet.len())] as char)
+                .collect();
+            let candidates = index.candidates(&channel);
+            let mut sorted = candidates.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            assert_eq!(sorted.len(), candidates.len(), "no repeats");
+            for (slot, pattern) in live.iter().enumerate() {
+                if let Some(pattern) = pattern {
+                    if glob_match(pattern, &channel) {
+                        assert!(
+                            candidates.contains(&(slot as u32)),
+                            "round {round}: {pattern:?} matches {channel:?} but is no candidate"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(index.residual_len() > 0);
+    }
+}
