@@ -198,8 +198,8 @@
 //! channels seldom meet), and, only while patterns exist, reads the pattern table. There a
 //! cache remembers which patterns match a channel published before (one lookup, whatever the
 //! number of patterns P); for a channel not in the cache, an index hands over the patterns
-//! that may match it, a few hash lookups and at most one Aho-Corasick scan of the channel
-//! whatever P, and [`glob_match`] confirms each. A pattern is indexed by the longest run of
+//! that may match it, a few hash lookups whatever P (one per window of the channel for
+//! patterns whose literal sits between two `*`s), and [`glob_match`] confirms each. A pattern is indexed by the longest run of
 //! literal bytes every match must hold (at a fixed offset from the channel's start or end, or
 //! anywhere); one with no literal byte (`*`, `?*`, `[ab]*`) is tested on every such publish,
 //! as Redis tests every pattern. Each delivery is one `Arc` clone of the payload

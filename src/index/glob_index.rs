@@ -11,24 +11,23 @@
 //! - a run between two `*`s: it must occur somewhere in the channel.
 //!
 //! The longest run wins (a head or tail run on a tie: finding those costs one hash lookup per
-//! distinct key length, where an inner run needs a substring search). `\x` is the literal `x`;
+//! distinct key length, where an inner run is looked for at every position). `\x` is the
+//! literal `x`;
 //! `?` and `[...]` consume one byte but are not literal. A pattern with no literal byte at all
 //! (`*`, `?*`, `[ab]*`, the empty pattern) goes to a short residual list that every channel
 //! scans, as every pattern was scanned before.
 //!
-//! Head and tail keys sit in hash maps, grouped by offset and length, and change in O(1).
-//! Inner keys go into an Aho-Corasick automaton (the `aho-corasick` crate), which is built
-//! whole: keys added since the last build wait in a short list checked one by one, and the
-//! automaton is rebuilt once that list (or the count of removed keys) has grown to a fixed
-//! share of it, so a subscription's average cost stays O(1).
+//! Head and tail keys sit in hash maps, grouped by offset and length. An inner key is filed
+//! under one of its `GRAM`-byte (8) windows (any window of a required run is required too), the
+//! one fewest patterns use yet, or whole when it is shorter: a channel then looks up each of its
+//! own windows of those lengths. Every change is O(1): nothing is ever rebuilt, so a publish
+//! never waits for one.
 //!
 //! Candidates are slots of `PatternTable`; a key may hold several slots (patterns sharing a
 //! run), and each slot is filed once, so candidates come without repeats.
 
 /// The index's maps: keys chosen by subscribers, hashed fast (foldhash) with a random seed.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-
-use aho_corasick::AhoCorasick;
 
 use crate::shrink::shrink_if_sparse;
 
@@ -236,31 +235,107 @@ fn edges(anchor: Anchor, literal: &[u8]) -> (u8, u8) {
     }
 }
 
-/// Inner keys: an automaton over the literals it was built with, and the keys added since.
-#[derive(Default)]
+/// Bytes in an inner key's window.
+const GRAM: usize = 8;
+
+/// Inner keys: by window length (1 to `GRAM`), the window (bytes packed in a `u64`) to its
+/// slots, and how many windows start with each byte.
 struct Inner {
-    automaton: Option<AhoCorasick>,
-    /// Literal `i` of the automaton and its slots (empty once they all went).
-    built: Vec<(Box<[u8]>, Slots)>,
-    /// A literal of the automaton to its index in `built`.
-    built_index: HashMap<Box<[u8]>, usize>,
-    /// Built literals whose slots all went.
-    stale: usize,
-    /// Slots whose key came after the last build.
-    pending: Vec<u32>,
+    by_len: [HashMap<u64, Slots>; GRAM],
+    first_bytes: [Box<[u32; 256]>; GRAM],
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Inner {
+            by_len: std::array::from_fn(|_| HashMap::default()),
+            first_bytes: std::array::from_fn(|_| Box::new([0; 256])),
+        }
+    }
+}
+
+impl Inner {
+    /// Files `slot` under the window of `literal` fewest slots use yet (or all of a short
+    /// literal), and says where.
+    fn insert(&mut self, slot: u32, literal: &[u8]) -> Filed {
+        let len = literal.len().min(GRAM);
+        let map = &mut self.by_len[len - 1];
+        let start = (0..=literal.len() - len)
+            .min_by_key(|&start| {
+                let window = pack(&literal[start..start + len]);
+                map.get(&window).map_or(0, |slots| slots.0.len())
+            })
+            .unwrap_or(0);
+        let (window, first) = (pack(&literal[start..start + len]), literal[start]);
+        let slots = map.entry(window).or_default();
+        slots.0.push(slot);
+        self.first_bytes[len - 1][first as usize] += 1;
+        Filed::Inner {
+            len,
+            window,
+            first,
+            at: slots.0.len() - 1,
+        }
+    }
+
+    /// Takes out the slot filed at `at` under `window`; returns the slot moved into its place.
+    fn remove(&mut self, len: usize, window: u64, first: u8, at: usize) -> Option<u32> {
+        let map = &mut self.by_len[len - 1];
+        let slots = map.get_mut(&window).expect("a filed window");
+        slots.0.swap_remove(at);
+        let moved = slots.0.get(at).copied();
+        if slots.0.is_empty() {
+            map.remove(&window);
+            shrink_if_sparse(map);
+        }
+        self.first_bytes[len - 1][first as usize] -= 1;
+        moved
+    }
+
+    /// Adds the slots filed under every window of `bytes`.
+    fn candidates(&self, bytes: &[u8], found: &mut Vec<u32>) {
+        for (i, map) in self.by_len.iter().enumerate() {
+            if map.is_empty() {
+                continue;
+            }
+            let (len, first_bytes) = (i + 1, &self.first_bytes[i]);
+            for window in bytes.windows(len) {
+                if first_bytes[window[0] as usize] == 0 {
+                    continue;
+                }
+                if let Some(slots) = map.get(&pack(window)) {
+                    found.extend_from_slice(&slots.0);
+                }
+            }
+        }
+    }
+}
+
+/// `window` (at most 8 bytes) packed in a `u64`.
+fn pack(window: &[u8]) -> u64 {
+    window
+        .iter()
+        .fold(0, |packed, &byte| packed << 8 | u64::from(byte))
 }
 
 /// Where a slot is filed, so removal finds it at once.
 #[derive(Clone, Debug)]
 enum Filed {
-    Anchored { key: Key, at: usize },
-    InnerBuilt { literal: usize, at: usize },
-    InnerPending { key: Key, at: usize },
-    Residual { at: usize },
+    Anchored {
+        key: Key,
+        at: usize,
+    },
+    /// Under a window of `len` bytes, packed in `window`, whose first byte is `first`.
+    Inner {
+        len: usize,
+        window: u64,
+        first: u8,
+        at: usize,
+    },
+    Residual {
+        at: usize,
+    },
 }
-
-/// Keys added since the last build, beyond which the automaton is built again, at least.
-const PENDING_MIN: usize = 32;
 
 /// The index: candidates for a channel among the table's slots.
 #[derive(Default)]
@@ -303,26 +378,7 @@ impl GlobIndex {
                     let at = slots.0.len() - 1;
                     Filed::Anchored { key, at }
                 }
-                Anchor::Inner => match self.inner.built_index.get(&key.literal) {
-                    Some(&literal) => {
-                        let slots = &mut self.inner.built[literal].1;
-                        if slots.0.is_empty() {
-                            self.inner.stale -= 1;
-                        }
-                        slots.0.push(slot);
-                        Filed::InnerBuilt {
-                            literal,
-                            at: slots.0.len() - 1,
-                        }
-                    }
-                    None => {
-                        self.inner.pending.push(slot);
-                        Filed::InnerPending {
-                            key,
-                            at: self.inner.pending.len() - 1,
-                        }
-                    }
-                },
+                Anchor::Inner => self.inner.insert(slot, &key.literal),
             },
         };
         let slot = slot as usize;
@@ -330,9 +386,6 @@ impl GlobIndex {
             self.filed.resize(slot + 1, None);
         }
         self.filed[slot] = Some(filed);
-        if self.inner.pending.len() > PENDING_MIN + self.inner.built.len() / 2 {
-            self.rebuild_inner();
-        }
     }
 
     /// Takes the pattern in `slot` out.
@@ -372,21 +425,13 @@ impl GlobIndex {
                 }
                 self.refile_moved(at, moved);
             }
-            Filed::InnerBuilt { literal, at } => {
-                let slots = &mut self.inner.built[literal].1;
-                slots.0.swap_remove(at);
-                let moved = slots.0.get(at).copied();
-                if slots.0.is_empty() {
-                    self.inner.stale += 1;
-                }
-                self.refile_moved(at, moved);
-                if self.inner.stale > PENDING_MIN + self.inner.built.len() / 2 {
-                    self.rebuild_inner();
-                }
-            }
-            Filed::InnerPending { at, .. } => {
-                self.inner.pending.swap_remove(at);
-                let moved = self.inner.pending.get(at).copied();
+            Filed::Inner {
+                len,
+                window,
+                first,
+                at,
+            } => {
+                let moved = self.inner.remove(len, window, first, at);
                 self.refile_moved(at, moved);
             }
         }
@@ -406,64 +451,11 @@ impl GlobIndex {
             return;
         };
         match self.filed[moved as usize].as_mut() {
-            Some(
-                Filed::Residual { at }
-                | Filed::Anchored { at, .. }
-                | Filed::InnerBuilt { at, .. }
-                | Filed::InnerPending { at, .. },
-            ) => *at = at_now,
+            Some(Filed::Residual { at } | Filed::Anchored { at, .. } | Filed::Inner { at, .. }) => {
+                *at = at_now
+            }
             None => unreachable!("a filed slot moved"),
         }
-    }
-
-    /// Builds the automaton again over every inner key there is, pending ones included.
-    fn rebuild_inner(&mut self) {
-        let mut keys: Vec<(Box<[u8]>, Vec<u32>)> = Vec::new();
-        let mut index: HashMap<Box<[u8]>, usize> = HashMap::default();
-        let mut file = |literal: &[u8], slot: u32| match index.get(literal) {
-            Some(&i) => keys[i].1.push(slot),
-            None => {
-                index.insert(literal.into(), keys.len());
-                keys.push((literal.into(), vec![slot]));
-            }
-        };
-        for (literal, slots) in &self.inner.built {
-            for &slot in &slots.0 {
-                file(literal, slot);
-            }
-        }
-        for &slot in &self.inner.pending {
-            let Some(Filed::InnerPending { key, .. }) = &self.filed[slot as usize] else {
-                unreachable!("a pending slot is filed as pending")
-            };
-            file(&key.literal, slot);
-        }
-        // Building fails only past the crate's size limits, far beyond any set of patterns
-        // a broker holds; then the keys stay where they are, pending ones checked one by one
-        // (still exact).
-        let automaton = if keys.is_empty() {
-            None
-        } else {
-            match AhoCorasick::new(keys.iter().map(|(literal, _)| literal)) {
-                Ok(automaton) => Some(automaton),
-                Err(_) => return,
-            }
-        };
-        for (literal, (_, slots)) in keys.iter().enumerate() {
-            for (at, &slot) in slots.iter().enumerate() {
-                self.filed[slot as usize] = Some(Filed::InnerBuilt { literal, at });
-            }
-        }
-        self.inner = Inner {
-            automaton,
-            built: keys
-                .into_iter()
-                .map(|(literal, slots)| (literal, Slots(slots)))
-                .collect(),
-            built_index: index,
-            stale: 0,
-            pending: Vec::new(),
-        };
     }
 
     /// The slots of the patterns that may match `channel`: a superset of those that do.
@@ -508,23 +500,12 @@ impl GlobIndex {
                 }
             }
         }
-        if let Some(automaton) = &self.inner.automaton {
-            let mut literals: Vec<usize> = automaton
-                .find_overlapping_iter(bytes)
-                .map(|m| m.pattern().as_usize())
-                .collect();
-            literals.sort_unstable();
-            literals.dedup();
-            for literal in literals {
-                found.extend_from_slice(&self.inner.built[literal].1 .0);
-            }
-        }
-        for &slot in &self.inner.pending {
-            if let Some(Filed::InnerPending { key, .. }) = &self.filed[slot as usize] {
-                if memchr::memmem::find(bytes, &key.literal).is_some() {
-                    found.push(slot);
-                }
-            }
+        let before = found.len();
+        self.inner.candidates(bytes, &mut found);
+        if found.len() > before {
+            // A window may occur more than once in the channel.
+            found.sort_unstable();
+            found.dedup();
         }
         found
     }
@@ -572,10 +553,10 @@ mod tests {
     }
 
     /// A fixed pseudo-random walk over hostile bytes: every pattern that matches a channel is
-    /// among its candidates, whether pending, built, added or removed.
+    /// among its candidates, as patterns come and go (slots reused, windows shared).
     #[test]
     fn candidates_hold_every_match() {
-        let alphabet = b"ab*?[]^-\\!.";
+        let alphabet = b"aab*?[]^-\\!.";
         let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
         let mut next = |n: usize| {
             seed ^= seed << 13;
@@ -586,7 +567,7 @@ mod tests {
         let mut index = GlobIndex::default();
         let mut live: Vec<Option<String>> = Vec::new();
         for round in 0..3000 {
-            let len = next(7);
+            let len = next(12);
             let pattern: String = (0..len)
                 .map(|_| alphabet[next(alphabet.len())] as char)
                 .collect();
@@ -599,7 +580,7 @@ mod tests {
                 index.insert(live.len() as u32, &pattern);
                 live.push(Some(pattern));
             }
-            let channel: String = (0..next(8))
+            let channel: String = (0..next(14))
                 .map(|_| alphabet[next(alphabet.len())] as char)
                 .collect();
             let candidates = index.candidates(&channel);
