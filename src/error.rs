@@ -240,7 +240,10 @@ impl std::error::Error for WorkerError {
 /// crossbeam's `RecvTimeoutError` tells a timeout from a disconnected channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RecvTimeoutError {
-    /// Nothing arrived in time; the handle is still open.
+    /// Nothing arrived in time, and the handle's queue has not ended. A close under way on
+    /// another thread ([`Broker::close`](crate::Broker::close), an overflow disconnection) may
+    /// already show in [`PubSub::is_closed`](crate::PubSub::is_closed) and still end the queue
+    /// a moment later: to drain a handle, read until [`Closed`](RecvTimeoutError::Closed).
     Timeout,
     /// The handle is closed or disconnected, and everything it had queued was read: no
     /// message will come again.

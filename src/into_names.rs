@@ -1,7 +1,10 @@
 //! What `subscribe` and its siblings take: one name, or any list of names.
 
 use std::borrow::Cow;
-use std::collections::{btree_map, btree_set, hash_map, hash_set, BTreeSet, HashSet, VecDeque};
+use std::collections::{
+    binary_heap, btree_map, btree_set, hash_map, hash_set, linked_list, vec_deque, BTreeSet,
+    BinaryHeap, HashSet, LinkedList, VecDeque,
+};
 use std::iter;
 use std::sync::Arc;
 
@@ -16,7 +19,8 @@ use std::sync::Arc;
 /// of names goes through [`Each`]: `sub.subscribe(Each(my_names))`.
 ///
 /// (A single blanket implementation over every iterator would shut out `&str`, which Rust's
-/// coherence rules do not let a crate implement beside it; hence the list.)
+/// coherence rules do not let a crate implement beside it; hence the list.) In generic code
+/// over `I: IntoIterator<Item = S>, S: AsRef<str>`, pass `Each(names)`.
 ///
 /// # Examples
 ///
@@ -102,7 +106,7 @@ macro_rules! many_names {
             type Names = <$ty as IntoIterator>::IntoIter;
 
             fn into_names(self) -> Self::Names {
-                self.into_iter()
+                IntoIterator::into_iter(self)
             }
         }
     )*};
@@ -159,6 +163,43 @@ many_names!(
     ['a] std::str::Lines<'a>,
     ['a, S] Box<dyn Iterator<Item = S> + 'a>,
     ['a, S] Box<dyn Iterator<Item = S> + Send + 'a>,
+    ['a, I: Iterator + ?Sized] &'a mut I,
+    ['a, S] &'a Option<S>,
+    ['a, S] std::option::Iter<'a, S>,
+    [S] std::option::IntoIter<S>,
+    ['a, S] std::slice::IterMut<'a, S>,
+    ['a, S] std::vec::Drain<'a, S>,
+    [S] vec_deque::IntoIter<S>,
+    ['a, S] vec_deque::Drain<'a, S>,
+    [S] LinkedList<S>,
+    ['a, S] &'a LinkedList<S>,
+    ['a, S] linked_list::Iter<'a, S>,
+    [S] linked_list::IntoIter<S>,
+    [S] BinaryHeap<S>,
+    ['a, S] &'a BinaryHeap<S>,
+    ['a, S] binary_heap::Iter<'a, S>,
+    [S] binary_heap::IntoIter<S>,
+    ['a, S] btree_set::Range<'a, S>,
+    ['a, K, V] hash_map::Values<'a, K, V>,
+    [K, V] hash_map::IntoValues<K, V>,
+    ['a, K, V] btree_map::Values<'a, K, V>,
+    [K, V] btree_map::IntoValues<K, V>,
+    [] std::env::Args,
+    [F] iter::FromFn<F>,
+    [I, St, F] iter::Scan<I, St, F>,
+    [I, P] iter::MapWhile<I, P>,
+    ['a, F: FnMut(char) -> bool] std::str::Split<'a, F>,
+    ['a, 'b] std::str::Split<'a, &'b String>,
+    ['a, const N: usize] std::str::Split<'a, [char; N]>,
+    ['a, 'b] std::str::Split<'a, &'b [char]>,
+    ['a] std::str::SplitN<'a, char>,
+    ['a, 'b] std::str::SplitN<'a, &'b str>,
+    ['a] std::str::RSplit<'a, char>,
+    ['a, 'b] std::str::RSplit<'a, &'b str>,
+    ['a] std::str::SplitTerminator<'a, char>,
+    ['a, 'b] std::str::SplitTerminator<'a, &'b str>,
+    ['a] std::str::Matches<'a, char>,
+    ['a, 'b] std::str::Matches<'a, &'b str>,
 );
 
 #[cfg(test)]

@@ -15,7 +15,10 @@ use std::sync::Arc;
 /// | `String` | `&str`, `&String`, `Cow<str>` (and `String`) |
 /// | `[E]` (`E: Clone`) | `&[E]`, `Vec<E>`, `&Vec<E>`, `[E; N]`, `&[E; N]` (so `b"bytes"`), `Cow<[E]>` |
 /// | `Vec<E>` (`E: Clone`) | `&[E]`, `&[E; N]`, `&Vec<E>` (and `Vec<E>`) |
-/// | `Path`, `OsStr`, `CStr` | their borrowed and owned forms |
+/// | `[u8]` | also `Arc<str>` (the same bytes, shared) |
+/// | `Path`, `OsStr`, `CStr` | their borrowed, owned and `Cow` forms |
+///
+/// Generic code over `P: Into<Arc<T>>` converts first: `broker.publish(channel, Arc::<T>::from(payload))`.
 ///
 /// # Examples
 ///
@@ -80,6 +83,10 @@ via_from!(
     [E: Clone] Vec<E> => [E],
     ['a, E: Clone] &'a [E] => [E],
     ['a, E: Clone] Cow<'a, [E]> => [E],
+    [] Arc<str> => [u8],
+    ['a] Cow<'a, Path> => Path,
+    ['a] Cow<'a, OsStr> => OsStr,
+    ['a] Cow<'a, CStr> => CStr,
     ['a] &'a Path => Path,
     [] PathBuf => Path,
     ['a] &'a OsStr => OsStr,
@@ -106,6 +113,18 @@ via_owned!(
     ['a, E: Clone] &'a [E] => Vec<E>,
     ['a, E: Clone, const N: usize] &'a [E; N] => Vec<E>,
 );
+
+impl IntoPayload<str> for &mut str {
+    fn into_payload(self) -> Arc<str> {
+        Arc::from(&*self)
+    }
+}
+
+impl<E: Clone> IntoPayload<[E]> for &mut [E] {
+    fn into_payload(self) -> Arc<[E]> {
+        Arc::from(&*self)
+    }
+}
 
 impl IntoPayload<str> for &String {
     fn into_payload(self) -> Arc<str> {

@@ -458,7 +458,9 @@ impl<T: ?Sized> PubSub<T> {
     }
 
     /// Whether the handle was closed, disconnected by its overflow policy, or belongs to a
-    /// closed broker: it then has no subscriptions and takes no new ones.
+    /// closed broker: it then has no subscriptions and takes no new ones. While a close runs
+    /// on another thread this may turn true a moment before the queue ends; what was queued
+    /// is still read, and [`recv_timeout`](PubSub::recv_timeout) says `Closed` once it has.
     ///
     /// # Examples
     ///

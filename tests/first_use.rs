@@ -400,3 +400,54 @@ fn display_quotes_as_python_repr_does() {
         assert_eq!(data(&text), pair[1], "str repr of {case:?}");
     }
 }
+
+/// Draining with `recv_timeout` until `Closed`, while another thread publishes and then closes
+/// the broker: every handle reads a gap-free prefix of the publishes, and `Closed` comes only
+/// after all of it (a `Timeout` on the way is allowed: the close may still be under way).
+#[test]
+fn draining_until_closed_loses_nothing_under_a_concurrent_broker_close() {
+    let rounds = if cfg!(debug_assertions) { 200 } else { 1_000 };
+    for round in 0..rounds {
+        let broker = Broker::<u64>::new();
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let sub = broker
+                    .pubsub_builder()
+                    .ignore_subscribe_messages(true)
+                    .build();
+                sub.subscribe("n");
+                sub
+            })
+            .collect();
+        let publisher = {
+            let broker = broker.clone();
+            std::thread::spawn(move || {
+                for i in 1..=200u64 {
+                    broker.publish("n", i);
+                    if i == 100 + round as u64 % 100 {
+                        broker.close();
+                    }
+                }
+            })
+        };
+        for sub in &handles {
+            let mut next = 1;
+            let end = loop {
+                match sub.recv_timeout(LONG) {
+                    Ok(message) => {
+                        assert_eq!(*message.data().unwrap(), next, "round {round}: a gap");
+                        next += 1;
+                    }
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Closed(reason)) => break reason,
+                }
+            };
+            assert_eq!(end, Disconnected::BrokerClosed);
+            assert_eq!(
+                sub.recv_timeout(Duration::ZERO),
+                Err(RecvTimeoutError::Closed(end))
+            );
+        }
+        publisher.join().unwrap();
+    }
+}
