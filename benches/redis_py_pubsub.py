@@ -1,5 +1,5 @@
 # redis-py baseline for benches/bridge.rs: one subscriber thread and one publisher, through the
-# redis-server on REDIS_PORT, `r.publish` as in the seed (a round trip each). Prints the seconds
+# redis-server on REDIS_PORT, `r.publish` as in redis-py's quick start (a round trip each). Prints the seconds
 # from the first publish to the last message received.
 import os
 import sys
