@@ -70,13 +70,7 @@ fn main() {
     // Patterns, with the index over them: 100,000 of three shapes on one handle; then what is
     // left once they are all unsubscribed (the index gives its memory back).
     let patterns = common::size(100_000, 10_000);
-    let texts: Vec<String> = (0..patterns)
-        .map(|i| match i % 3 {
-            0 => format!("metrics.{i}.*"),
-            1 => format!("*.cpu{i}"),
-            _ => format!("?rders.{i}.*"),
-        })
-        .collect();
+    let texts: Vec<String> = (0..patterns).map(common::idle_pattern).collect();
     let broker = Broker::<str>::new();
     let before = counting_alloc::live();
     let (per_pattern, sub) = measure(patterns, || {

@@ -373,13 +373,7 @@ fn patterns(c: &mut Criterion) {
             // P patterns that never match, of three shapes: a literal head, a literal tail,
             // a literal after a `?`.
             let idle = broker.pubsub();
-            let patterns: Vec<String> = (0..p)
-                .map(|i| match i % 3 {
-                    0 => format!("metrics.{i}.*"),
-                    1 => format!("*.cpu{i}"),
-                    _ => format!("?rders.{i}.*"),
-                })
-                .collect();
+            let patterns: Vec<String> = (0..p).map(common::idle_pattern).collect();
             idle.psubscribe(&patterns);
             b.iter_custom(|iters| cold(&broker, iters));
         });
@@ -404,11 +398,7 @@ fn patterns(c: &mut Criterion) {
     let mut group = c.benchmark_group("pattern_upkeep");
     configure(&mut group, 10);
     let existing = common::size(100_000, 10_000);
-    let pattern = |i: usize| match i % 3 {
-        0 => format!("metrics.{i}.*"),
-        1 => format!("*.cpu{i}"),
-        _ => format!("?rders.{i}.*"),
-    };
+    let pattern = common::idle_pattern;
     group.bench_function(BenchmarkId::new("psubscribe_one_more", existing), |b| {
         let broker = Broker::<str>::new();
         let idle = broker.pubsub();

@@ -14,3 +14,14 @@ pub fn size(full: usize, small: usize) -> usize {
         full
     }
 }
+
+/// The `i`th of the benches' idle patterns, in three shapes: a literal head (`metrics.7.*`), a
+/// literal tail (`*.cpu7`) and a literal after a `?` (`?rders.7.*`). None matches the channels
+/// the benches publish to.
+pub fn idle_pattern(i: usize) -> String {
+    match i % 3 {
+        0 => format!("metrics.{i}.*"),
+        1 => format!("*.cpu{i}"),
+        _ => format!("?rders.{i}.*"),
+    }
+}
