@@ -266,20 +266,19 @@ impl Inner {
                 map.get(&window).map_or(0, |slots| slots.0.len())
             })
             .unwrap_or(0);
-        let (window, first) = (pack(&literal[start..start + len]), literal[start]);
+        let window = pack(&literal[start..start + len]);
         let slots = map.entry(window).or_default();
         slots.0.push(slot);
-        self.first_bytes[len - 1][first as usize] += 1;
+        self.first_bytes[len - 1][literal[start] as usize] += 1;
         Filed::Inner {
             len,
             window,
-            first,
             at: slots.0.len() - 1,
         }
     }
 
     /// Takes out the slot filed at `at` under `window`; returns the slot moved into its place.
-    fn remove(&mut self, len: usize, window: u64, first: u8, at: usize) -> Option<u32> {
+    fn remove(&mut self, len: usize, window: u64, at: usize) -> Option<u32> {
         let map = &mut self.by_len[len - 1];
         let slots = map.get_mut(&window).expect("a filed window");
         slots.0.swap_remove(at);
@@ -288,6 +287,8 @@ impl Inner {
             map.remove(&window);
             shrink_if_sparse(map);
         }
+        // The window's first byte, the highest of the `len` packed ones.
+        let first = (window >> (8 * (len - 1))) as u8;
         self.first_bytes[len - 1][first as usize] -= 1;
         moved
     }
@@ -318,18 +319,18 @@ fn pack(window: &[u8]) -> u64 {
         .fold(0, |packed, &byte| packed << 8 | u64::from(byte))
 }
 
-/// Where a slot is filed, so removal finds it at once.
+/// Where a slot is filed, so removal finds it at once: its place in its list. An anchored
+/// key is worked out again from the pattern; an inner one is not (the window chosen depended
+/// on what was filed then), so it is kept.
 #[derive(Clone, Debug)]
 enum Filed {
     Anchored {
-        key: Key,
         at: usize,
     },
-    /// Under a window of `len` bytes, packed in `window`, whose first byte is `first`.
+    /// Under a window of `len` bytes, packed in `window`.
     Inner {
         len: usize,
         window: u64,
-        first: u8,
         at: usize,
     },
     Residual {
@@ -373,10 +374,11 @@ impl GlobIndex {
                     if !at_offset.by_literal.contains_key(&key.literal) {
                         at_offset.count(key.anchor, &key.literal, true);
                     }
-                    let slots = at_offset.by_literal.entry(key.literal.clone()).or_default();
+                    let slots = at_offset.by_literal.entry(key.literal).or_default();
                     slots.0.push(slot);
-                    let at = slots.0.len() - 1;
-                    Filed::Anchored { key, at }
+                    Filed::Anchored {
+                        at: slots.0.len() - 1,
+                    }
                 }
                 Anchor::Inner => self.inner.insert(slot, &key.literal),
             },
@@ -388,8 +390,8 @@ impl GlobIndex {
         self.filed[slot] = Some(filed);
     }
 
-    /// Takes the pattern in `slot` out.
-    pub(crate) fn remove(&mut self, slot: u32) {
+    /// Takes out `pattern`, filed in `slot`.
+    pub(crate) fn remove(&mut self, slot: u32, pattern: &str) {
         let Some(filed) = self.filed.get_mut(slot as usize).and_then(Option::take) else {
             return;
         };
@@ -398,7 +400,8 @@ impl GlobIndex {
                 self.residual.swap_remove(at);
                 self.refile_moved(at, self.residual.get(at).copied());
             }
-            Filed::Anchored { key, at } => {
+            Filed::Anchored { at } => {
+                let key = key_of(pattern).expect("an anchored pattern has a key");
                 let (Anchor::Head(offset) | Anchor::Tail(offset)) = key.anchor else {
                     unreachable!("an anchored key has an offset")
                 };
@@ -425,13 +428,8 @@ impl GlobIndex {
                 }
                 self.refile_moved(at, moved);
             }
-            Filed::Inner {
-                len,
-                window,
-                first,
-                at,
-            } => {
-                let moved = self.inner.remove(len, window, first, at);
+            Filed::Inner { len, window, at } => {
+                let moved = self.inner.remove(len, window, at);
                 self.refile_moved(at, moved);
             }
         }
@@ -573,8 +571,8 @@ mod tests {
                 .collect();
             if next(4) == 0 && !live.is_empty() {
                 let slot = next(live.len());
-                if live[slot].take().is_some() {
-                    index.remove(slot as u32);
+                if let Some(gone) = live[slot].take() {
+                    index.remove(slot as u32, &gone);
                 }
             } else {
                 index.insert(live.len() as u32, &pattern);

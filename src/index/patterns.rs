@@ -140,7 +140,7 @@ impl<V> PatternTable<V> {
             return;
         };
         self.slots[slot as usize] = None;
-        self.glob.remove(slot);
+        self.glob.remove(slot, pattern);
         self.free.push(slot);
         if is_sparse(self.index.len(), self.slots.len()) {
             self.compact();
