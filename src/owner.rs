@@ -22,6 +22,11 @@ impl<T: ?Sized> Owner<T> {
         })
     }
 
+    /// The broker the handle belongs to.
+    pub(crate) fn registry(&self) -> &Arc<Registry<T>> {
+        &self.registry
+    }
+
     /// Closes the handle: its subscriptions go at once and its queue ends after what it holds.
     pub(crate) fn close(&self) {
         self.registry.detach(&self.subscriber, Disconnected::Closed);

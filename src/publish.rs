@@ -189,22 +189,11 @@ impl<T: ?Sized> Registry<T> {
     /// to each of its subscribers; full `Block` queues are waited for as `wait` allows, with
     /// no index lock held.
     pub(crate) fn publish(&self, channel: &str, payload: Arc<T>, wait: Wait) -> Published {
-        self.publish_reaching(channel, payload, Reach::All, wait)
+        self.publish_to(channel, payload, Reach::All, wait)
     }
 
-    /// `publish`, to the subscriptions `reach` names only (the Redis bridge).
-    #[cfg(feature = "redis")]
+    /// `publish`, to the subscriptions `reach` names only (the Redis bridge's narrower reaches).
     pub(crate) fn publish_to(
-        &self,
-        channel: &str,
-        payload: Arc<T>,
-        reach: Reach,
-        wait: Wait,
-    ) -> Published {
-        self.publish_reaching(channel, payload, reach, wait)
-    }
-
-    fn publish_reaching(
         &self,
         channel: &str,
         payload: Arc<T>,

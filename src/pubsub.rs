@@ -85,7 +85,6 @@ fn confirmation<T: ?Sized>(
 /// assert_eq!(counts, [Some(1), Some(2), Some(3)]);
 /// ```
 pub struct PubSub<T: ?Sized> {
-    registry: Arc<Registry<T>>,
     inbox: Inbox<T>,
     /// Shared with this handle's workers and streams: the last to go closes the handle.
     owner: Arc<Owner<T>>,
@@ -108,8 +107,7 @@ impl<T: ?Sized> PubSub<T> {
             registry.detach(&subscriber, Disconnected::BrokerClosed);
         }
         PubSub {
-            owner: Owner::new(Arc::clone(&registry), Arc::clone(&subscriber)),
-            registry,
+            owner: Owner::new(registry, Arc::clone(&subscriber)),
             inbox: Inbox::new(subscriber, receiver),
         }
     }
@@ -506,7 +504,7 @@ impl<T: ?Sized> PubSub<T> {
     /// });
     /// ```
     pub fn get_message(&self, timeout: Duration) -> Option<Message<T>> {
-        self.next(Wait::at_most(timeout))
+        self.next(Wait::at_most(timeout)).ok()
     }
 
     /// Takes the next message like [`get_message`](PubSub::get_message), telling a timeout
@@ -537,22 +535,14 @@ impl<T: ?Sized> PubSub<T> {
     /// );
     /// ```
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Message<T>, RecvTimeoutError> {
-        let wait = Wait::at_most(timeout);
-        loop {
-            match self.inbox.read(wait) {
-                Ok(taken) => {
-                    if let Some(message) = self.inbox.for_reader(taken) {
-                        return Ok(message);
-                    }
+        self.next(Wait::at_most(timeout))
+            .map_err(|nothing| match nothing {
+                Nothing::Empty => RecvTimeoutError::Timeout,
+                // The queue ends only once the handle was detached, with a reason.
+                Nothing::Ended => {
+                    RecvTimeoutError::Closed(self.disconnected().unwrap_or(Disconnected::Closed))
                 }
-                Err(Nothing::Empty) => return Err(RecvTimeoutError::Timeout),
-                Err(Nothing::Ended) => {
-                    // The queue ends only once the handle was detached, with a reason.
-                    let reason = self.disconnected().unwrap_or(Disconnected::Closed);
-                    return Err(RecvTimeoutError::Closed(reason));
-                }
-            }
-        }
+            })
     }
 
     /// A blocking iterator over the queue, like redis-py's `listen()`.
@@ -630,7 +620,7 @@ impl<T: ?Sized> PubSub<T> {
     /// });
     /// ```
     pub fn listen_forever(&self) -> impl Iterator<Item = Message<T>> + '_ {
-        std::iter::from_fn(move || self.next(Wait::Forever))
+        std::iter::from_fn(move || self.next(Wait::Forever).ok())
     }
 
     /// This handle's messages as an async [`Stream`](futures_core::Stream) (feature `async`),
@@ -957,19 +947,21 @@ impl<T: ?Sized> PubSub<T> {
 
     fn disconnected(&self) -> Option<Disconnected> {
         self.subscriber().disconnected().or_else(|| {
-            self.registry
+            self.owner
+                .registry()
                 .is_closed()
                 .then_some(Disconnected::BrokerClosed)
         })
     }
 
-    /// The next message for the caller: confirmations are skipped when ignored, and
-    /// deliveries with a handler go to it (in this thread, with no lock held) instead.
-    fn next(&self, wait: Wait) -> Option<Message<T>> {
+    /// The next message for the caller, or why there is none: confirmations are skipped when
+    /// ignored, and deliveries with a handler go to it (in this thread, with no lock held)
+    /// instead.
+    fn next(&self, wait: Wait) -> Result<Message<T>, Nothing> {
         loop {
-            let message = self.inbox.read(wait).ok()?;
+            let message = self.inbox.read(wait)?;
             if let Some(message) = self.inbox.for_reader(message) {
-                return Some(message);
+                return Ok(message);
             }
         }
     }
@@ -1004,7 +996,7 @@ impl<T: ?Sized> PubSub<T> {
                 continue;
             }
             let count = count + 1;
-            let added = self.registry.index().add(
+            let added = self.owner.registry().index().add(
                 kind,
                 name,
                 subscriber,
@@ -1021,7 +1013,11 @@ impl<T: ?Sized> PubSub<T> {
             if added.is_none() {
                 // Closed meanwhile: the handle stops, as it would at its next call.
                 let reason = Disconnected::BrokerClosed;
-                stopped = Some(self.registry.detach_locked(subscriber, &mut state, reason));
+                stopped = Some(
+                    self.owner
+                        .registry()
+                        .detach_locked(subscriber, &mut state, reason),
+                );
                 break;
             }
             subscriber.set_subscriptions(count);
@@ -1066,10 +1062,11 @@ impl<T: ?Sized> PubSub<T> {
         state: &mut State<T>,
         stopped: &mut Option<Stopped<'a, T>>,
     ) -> Option<ItemSender<T>> {
-        if self.registry.is_closed() && stopped.is_none() {
+        if self.owner.registry().is_closed() && stopped.is_none() {
             let reason = Disconnected::BrokerClosed;
             *stopped = Some(
-                self.registry
+                self.owner
+                    .registry()
                     .detach_locked(self.subscriber(), state, reason),
             );
         }
@@ -1102,7 +1099,7 @@ impl<T: ?Sized> PubSub<T> {
             message: Box::new(confirmation(kind, false, shared.clone(), count)),
             retire: Some(id.slot),
         };
-        let index = self.registry.index();
+        let index = self.owner.registry().index();
         index.remove(kind, &shared, subscriber, Some((&sender, confirm)), woken);
         subscriber.set_subscriptions(count);
     }
