@@ -206,6 +206,18 @@ impl<T: ?Sized> Inbox<T> {
         Nothing::Ended
     }
 
+    /// The next message for the reader, waiting as `wait` allows, or why there is none:
+    /// ignored confirmations are skipped, and deliveries with a handler go to it (in this
+    /// thread, with no lock held) instead.
+    pub(crate) fn next_for_reader(&self, wait: Wait) -> Result<Message<T>, Nothing> {
+        loop {
+            let taken = self.read(wait)?;
+            if let Some(message) = self.for_reader(taken) {
+                return Ok(message);
+            }
+        }
+    }
+
     /// What a reader does with a message it took: `None` when a confirmation is ignored, or
     /// when the message went to its handler (called here, with no lock held).
     pub(crate) fn for_reader(&self, taken: Taken<T>) -> Option<Message<T>> {

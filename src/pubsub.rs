@@ -954,16 +954,9 @@ impl<T: ?Sized> PubSub<T> {
         })
     }
 
-    /// The next message for the caller, or why there is none: confirmations are skipped when
-    /// ignored, and deliveries with a handler go to it (in this thread, with no lock held)
-    /// instead.
+    /// The next message for the caller, or why there is none.
     fn next(&self, wait: Wait) -> Result<Message<T>, Nothing> {
-        loop {
-            let message = self.inbox.read(wait)?;
-            if let Some(message) = self.inbox.for_reader(message) {
-                return Ok(message);
-            }
-        }
+        self.inbox.next_for_reader(wait)
     }
 
     /// Subscribes to each of `names`, with `handler` for each if given (replacing the one a

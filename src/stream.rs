@@ -10,6 +10,7 @@ use futures_core::Stream;
 use crate::inbox::{Inbox, Nothing};
 use crate::message::Message;
 use crate::owner::Owner;
+use crate::wait::Wait;
 use crate::wake::reader_id;
 
 /// A handle's messages as a [`futures_core::Stream`], from [`PubSub::stream`](crate::PubSub::stream).
@@ -87,12 +88,7 @@ impl<T: ?Sized> MessageStream<T> {
 
     /// The next message for the reader, or why there is none.
     fn next_now(&self) -> Result<Message<T>, Nothing> {
-        loop {
-            let message = self.inbox.take()?;
-            if let Some(message) = self.inbox.for_reader(message) {
-                return Ok(message);
-            }
-        }
+        self.inbox.next_for_reader(Wait::Never)
     }
 }
 
