@@ -172,6 +172,31 @@ def main():
                 w(f"| {side} | {fmt_ns(per_element(b))} | {fmt_ns(per_element(o))} | {per_element(o) / per_element(b):.2f}x |")
         w("")
 
+    # history
+    hist = {name: per_element(get("history", name)) for name in
+            ["crossbeam_send", "publish_off", "publish_on", "spread_off", "spread_on",
+             "nobody_off", "nobody_on", "two_publishers_off", "two_publishers_on"]}
+    if hist["publish_on"] and hist["publish_off"]:
+        w("### What retained history costs a publish (`benches/history.rs`, each publisher on one thread, queues unread)")
+        w("")
+        w(f"History keeps 8 payloads per channel for up to 10,000 channels. Raw crossbeam send: {fmt_ns(hist['crossbeam_send'])}.")
+        w("")
+        w("| publishes | history off | history on | on - off | on / off | on / crossbeam send |")
+        w("|---|---|---|---|---|---|")
+        for name, what in [("publish", "one channel, one subscriber"),
+                           ("spread", "1,000 channels round robin, one subscriber each"),
+                           ("nobody", "1,000 channels nobody subscribes to"),
+                           ("two_publishers", "two threads, distinct channels (per publish, wall clock)")]:
+            off, on = hist[f"{name}_off"], hist[f"{name}_on"]
+            if off and on:
+                cb = f"{on / hist['crossbeam_send']:.2f}x" if hist["crossbeam_send"] else "n/a"
+                w(f"| {what} | {fmt_ns(off)} | {fmt_ns(on)} | {fmt_ns(on - off)} | {on / off:.2f}x | {cb} |")
+        replay = get("history", "replay_psubscribe")
+        if replay:
+            w("")
+            w(f"A `psubscribe` with replay that matches 1,000 retained channels (8,000 replays): {fmt_ns(replay['ns'])}.")
+        w("")
+
     # fan_out
     w("## fan_out: 1 publisher, N subscribers on one channel")
     w("")

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::PublishError;
+use crate::index::HistoryLimits;
 use crate::into_names::IntoNames;
 use crate::into_payload::IntoPayload;
 #[cfg(feature = "async")]
@@ -55,12 +56,12 @@ impl<T: ?Sized> Broker<T> {
     /// assert_eq!(broker.pubsub().capacity(), None); // unbounded
     /// ```
     pub fn new() -> Self {
-        Broker::with_config(QueueConfig::default())
+        Broker::with_config(QueueConfig::default(), None)
     }
 
-    pub(crate) fn with_config(config: QueueConfig) -> Self {
+    pub(crate) fn with_config(config: QueueConfig, history: Option<HistoryLimits>) -> Self {
         Broker {
-            registry: Arc::new(Registry::new(config)),
+            registry: Arc::new(Registry::new(config, history)),
         }
     }
 
@@ -407,6 +408,32 @@ impl<T: ?Sized> Broker<T> {
     /// ```
     pub fn numpat(&self) -> usize {
         self.registry.index().numpat()
+    }
+
+    /// The channels whose last payloads the broker retains (those matching `pattern`, when
+    /// given, as [`channels`](Broker::channels) filters), each with how many it holds, sorted
+    /// by name; empty unless the broker keeps history ([`BrokerBuilder::history`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::builder().history(2, 100).build();
+    /// for (channel, price) in [("prices.eu", "10"), ("prices.eu", "11"), ("prices.eu", "12"), ("prices.us", "9")] {
+    ///     broker.publish(channel, price); // retained, though nobody subscribes yet
+    /// }
+    /// assert_eq!(
+    ///     broker.retained(Some("prices.*")),
+    ///     [("prices.eu".to_string(), 2), ("prices.us".to_string(), 1)]
+    /// );
+    /// assert!(Broker::<str>::new().retained(None).is_empty());
+    /// ```
+    ///
+    /// [`BrokerBuilder::history`]: crate::BrokerBuilder::history
+    pub fn retained(&self, pattern: Option<&str>) -> Vec<(String, usize)> {
+        let history = self.registry.index().history();
+        history.map_or_else(Vec::new, |history| history.lock().retained(pattern))
     }
 }
 

@@ -4,6 +4,7 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use crate::broker::Broker;
+use crate::index::HistoryLimits;
 use crate::pubsub::PubSub;
 use crate::queue::{Overflow, QueueConfig};
 
@@ -56,6 +57,7 @@ impl<T: ?Sized> Broker<T> {
 /// ```
 pub struct BrokerBuilder<T: ?Sized> {
     config: QueueConfig,
+    history: Option<HistoryLimits>,
     payload: PhantomData<fn(Box<T>)>,
 }
 
@@ -63,8 +65,76 @@ impl<T: ?Sized> BrokerBuilder<T> {
     pub(crate) fn new() -> Self {
         BrokerBuilder {
             config: QueueConfig::default(),
+            history: None,
             payload: PhantomData,
         }
+    }
+
+    /// Keeps the last `per_channel` payloads of each channel, also while nobody subscribes
+    /// to it, for at most `channels` channels: publishing to one more lets go of the least
+    /// recently published (counted in [`BrokerStats::history_evicted`]). Either at 0 keeps
+    /// no history (the default).
+    ///
+    /// Handles made with [`PubSubBuilder::replay`] get them after each new subscription's
+    /// confirmation, as [`Message::Replay`]: up to `per_channel` for a channel, oldest first,
+    /// and those of every retained channel a pattern matches, in publish order. Every other
+    /// handle sees no difference. [`Broker::retained`] lists what is kept.
+    ///
+    /// Memory: besides the payloads themselves (shared with their deliveries, kept alive
+    /// while retained), about 250 bytes per retained channel plus its name, and 24 bytes per
+    /// retained payload (`tests/history_memory.rs` measures it over 1,000,000 channels).
+    /// Cost: a publish also records its payload under one lock of the broker's, and holds
+    /// the pattern table's read lock from start to end (BENCHMARKS.md has the measured cost).
+    ///
+    /// With a Redis bridge attached (feature `redis`), what is recorded is what this process
+    /// delivers as channel messages: local publishes, and those Redis sends for the channels
+    /// local handles subscribe to (not those only a pattern subscription brings).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fanout::{Broker, Message};
+    ///
+    /// let broker = Broker::<str>::builder().history(2, 1000).build();
+    /// for price in ["10", "11", "12"] {
+    ///     broker.publish("prices.eu", price);
+    /// }
+    /// let late = broker.pubsub_builder().replay(true).build();
+    /// late.subscribe("prices.eu");
+    /// broker.publish("prices.eu", "13");
+    /// let read: Vec<_> = std::iter::from_fn(|| late.get_message(Duration::ZERO)).collect();
+    /// assert_eq!(read.iter().map(|m| m.kind()).collect::<Vec<_>>(),
+    ///            ["subscribe", "replay", "replay", "message"]);
+    /// assert_eq!(read.iter().map(|m| m.data()).collect::<Vec<_>>(),
+    ///            [None, Some("11"), Some("12"), Some("13")]);
+    /// ```
+    ///
+    /// [`BrokerStats::history_evicted`]: crate::BrokerStats::history_evicted
+    /// [`Message::Replay`]: crate::Message::Replay
+    /// [`Broker::retained`]: crate::Broker::retained
+    pub fn history(mut self, per_channel: usize, channels: usize) -> Self {
+        self.history = (per_channel > 0 && channels > 0).then_some(HistoryLimits {
+            per_channel,
+            channels,
+        });
+        self
+    }
+
+    /// Gives each handle's bounded queue a high-water mark; see
+    /// [`PubSubBuilder::high_water`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::builder().capacity(100).high_water(80).build();
+    /// assert_eq!(broker.pubsub().high_water(), Some(80));
+    /// ```
+    pub fn high_water(mut self, deliveries: usize) -> Self {
+        self.config.high_water = Some(deliveries);
+        self
     }
 
     /// Bounds each handle's queue to `deliveries` messages (confirmations and notices are not
@@ -127,7 +197,7 @@ impl<T: ?Sized> BrokerBuilder<T> {
     /// assert_eq!(Broker::<str>::builder().build().pubsub().capacity(), None); // as `new()`
     /// ```
     pub fn build(self) -> Broker<T> {
-        Broker::with_config(self.config)
+        Broker::with_config(self.config, self.history)
     }
 }
 
@@ -136,6 +206,8 @@ impl<T: ?Sized> fmt::Debug for BrokerBuilder<T> {
         f.debug_struct("BrokerBuilder")
             .field("capacity", &self.config.capacity)
             .field("overflow", &self.config.overflow)
+            .field("high_water", &self.config.high_water)
+            .field("history", &self.history)
             .finish()
     }
 }
@@ -249,6 +321,128 @@ impl<'a, T: ?Sized> PubSubBuilder<'a, T> {
         self
     }
 
+    /// Replays the broker's retained payloads ([`BrokerBuilder::history`]) to each new
+    /// subscription of this handle, right after its confirmation, as [`Message::Replay`]: the
+    /// last ones of a channel, oldest first; for a pattern, those of every retained channel
+    /// it matches, in publish order. A late joiner sees the last value at once instead of
+    /// after the next publish.
+    ///
+    /// The cut is clean: each publish made while the subscription is being added is either
+    /// replayed or delivered live, never both and never neither. Subscribing again to a name
+    /// already subscribed replays nothing (its confirmation is all it gets, as in Redis).
+    /// Replays are not deliveries: they do not count against capacity, are never dropped,
+    /// and are not in [`PubSubStats::delivered`]; a subscription's handler gets them. On a
+    /// broker without history there is nothing to replay.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Broker, Message};
+    ///
+    /// let broker = Broker::<str>::builder().history(1, 1000).build();
+    /// broker.publish("prices.eu", "10");
+    /// broker.publish("prices.us", "9");
+    /// broker.publish("prices.eu", "11");
+    ///
+    /// let dashboard = broker.pubsub_builder().replay(true).build();
+    /// dashboard.psubscribe("prices.*");
+    /// let last: Vec<String> = dashboard.listen().skip(1).take(2).map(|m| m.to_string()).collect();
+    /// assert_eq!(last, [ // the last price of each channel, in publish order
+    ///     "{'type': 'replay', 'pattern': b'prices.*', 'channel': b'prices.us', 'data': b'9'}",
+    ///     "{'type': 'replay', 'pattern': b'prices.*', 'channel': b'prices.eu', 'data': b'11'}",
+    /// ]);
+    /// ```
+    ///
+    /// [`Message::Replay`]: crate::Message::Replay
+    /// [`PubSubStats::delivered`]: crate::PubSubStats::delivered
+    pub fn replay(mut self, replay: bool) -> Self {
+        self.config.replay = replay;
+        self
+    }
+
+    /// One delivery per publish (Redis's proposed `NOPUBDUP`): a publish that matches this
+    /// handle's channel subscription and several of its patterns reaches it once, as a
+    /// `Message` when the channel is subscribed, else as a `PMessage` of the first matching
+    /// pattern in subscription order, and `publish` counts it once. Other handles are not
+    /// affected.
+    ///
+    /// With [`replay`](PubSubBuilder::replay) too, a new subscription replays nothing of a
+    /// channel that another of the handle's subscriptions matches: the handle has had those
+    /// payloads already, replayed or live.
+    ///
+    /// Redis delivers (and counts) once per matching subscription; this is the option it
+    /// discussed (redis #1378) and never shipped. With a Redis bridge attached, it holds for
+    /// what is delivered in one go: a publish Redis sends as one `message` and several
+    /// `pmessage`s arrives as separate publishes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let once = broker.pubsub_builder().one_delivery_per_publish(true).build();
+    /// once.psubscribe(["news.*", "*"]);
+    /// once.subscribe("news.rust");
+    /// assert_eq!(broker.publish("news.rust", "out"), 1); // Redis would say 3
+    /// assert_eq!(broker.publish("news.go", "out"), 1); // Redis would say 2
+    /// let read: Vec<_> = std::iter::from_fn(|| once.get_message(Duration::ZERO))
+    ///     .filter(|m| !m.is_confirmation())
+    ///     .map(|m| (m.kind(), m.pattern().map(str::to_string)))
+    ///     .collect();
+    /// assert_eq!(read, [("message", None), ("pmessage", Some("news.*".to_string()))]);
+    /// ```
+    #[doc(alias = "NOPUBDUP")]
+    pub fn one_delivery_per_publish(mut self, once: bool) -> Self {
+        self.config.one_per_publish = once;
+        self
+    }
+
+    /// A warning before loss: once this handle's bounded queue holds `deliveries` deliveries,
+    /// a [`Message::HighWater`] notice is queued right after the one that reached the mark,
+    /// once per crossing (given again only after the queue has fallen below half the mark).
+    /// It is never dropped and does not count against capacity. Under `Disconnect` and
+    /// `DropOldest` it comes before the first loss: the mark is at most the capacity, so it
+    /// is reached before a delivery finds the queue full, and a `DropOldest` eviction moves
+    /// an unread notice ahead of the deliveries it drops. [`PubSubStats::peak_queued`] keeps
+    /// the most deliveries the queue has held.
+    ///
+    /// A mark above the capacity is the capacity, and 0 is 1. It has no effect on an
+    /// unbounded queue or a rendezvous (capacity 0), which [`PubSub::high_water`] reports as
+    /// `None`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fanout::{Broker, Message, Overflow};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker
+    ///     .pubsub_builder()
+    ///     .capacity(4)
+    ///     .overflow(Overflow::Disconnect)
+    ///     .high_water(3)
+    ///     .ignore_subscribe_messages(true)
+    ///     .build();
+    /// sub.subscribe("ticks");
+    /// for tick in ["1", "2", "3", "4", "5"] {
+    ///     broker.publish("ticks", tick); // "5" finds the queue full: disconnected
+    /// }
+    /// let kinds: Vec<_> = sub.listen().map(|m| m.kind()).collect();
+    /// assert_eq!(kinds, ["message", "message", "message", "high_water", "message"]);
+    /// assert_eq!(sub.stats().peak_queued, 4);
+    /// ```
+    ///
+    /// [`Message::HighWater`]: crate::Message::HighWater
+    /// [`PubSubStats::peak_queued`]: crate::PubSubStats::peak_queued
+    /// [`PubSub::high_water`]: crate::PubSub::high_water
+    pub fn high_water(mut self, deliveries: usize) -> Self {
+        self.config.high_water = Some(deliveries);
+        self
+    }
+
     /// Makes the handle.
     ///
     /// # Examples
@@ -272,6 +466,9 @@ impl<T: ?Sized> fmt::Debug for PubSubBuilder<'_, T> {
         f.debug_struct("PubSubBuilder")
             .field("capacity", &self.config.capacity)
             .field("overflow", &self.config.overflow)
+            .field("high_water", &self.config.high_water)
+            .field("replay", &self.config.replay)
+            .field("one_delivery_per_publish", &self.config.one_per_publish)
             .finish()
     }
 }

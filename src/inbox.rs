@@ -256,6 +256,7 @@ fn open<T: ?Sized>(
             };
             (message, names.handler(slot))
         }
+        Item::Replay { slot, message } => (*message, names.handler(slot)),
         Item::Control { message, retire } => {
             if let Some(slot) = retire {
                 *retired = names.retire(slot);

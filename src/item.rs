@@ -31,6 +31,10 @@ pub(crate) enum Item<T: ?Sized> {
         message: Box<Message<T>>,
         retire: Option<u32>,
     },
+    /// A retained payload replayed after the confirmation of the handle's subscription in
+    /// `slot` (a `Message::Replay`): queued as a confirmation is, never counted against
+    /// capacity, and handed to that subscription's handler if it has one.
+    Replay { slot: u32, message: Box<Message<T>> },
 }
 
 /// A publish on a channel, shared by the pattern deliveries it makes.
@@ -50,7 +54,12 @@ impl<T: ?Sized> Item<T> {
 
     /// Whether this carries a payload: what a bounded queue's capacity counts.
     pub(crate) fn is_delivery(&self) -> bool {
-        !matches!(self, Item::Control { .. })
+        matches!(self, Item::Channel { .. } | Item::Pattern { .. })
+    }
+
+    /// Whether this is a `HighWater` notice.
+    pub(crate) fn is_high_water(&self) -> bool {
+        matches!(self, Item::Control { message, .. } if matches!(**message, Message::HighWater { .. }))
     }
 
     /// The `missed` count of a `Lagged` notice.
@@ -85,7 +94,7 @@ impl<T: ?Sized> fmt::Debug for Queued<T> {
         let kind = match &self.0 {
             Item::Channel { .. } => "message",
             Item::Pattern { .. } => "pmessage",
-            Item::Control { message, .. } => message.kind(),
+            Item::Control { message, .. } | Item::Replay { message, .. } => message.kind(),
         };
         f.debug_tuple("Queued").field(&kind).finish()
     }

@@ -166,6 +166,50 @@
 //! drop(worker); // stops it and waits for it
 //! ```
 //!
+//! # Beyond Redis
+//!
+//! Three opt-in options that Redis Pub/Sub does not have; with none set, nothing changes.
+//!
+//! - **Retained history and replay**: [`BrokerBuilder::history`] keeps the last payloads of
+//!   each channel (within a bound on channels), and a handle made with
+//!   [`PubSubBuilder::replay`] gets them after each new subscription's confirmation, as
+//!   [`Message::Replay`]. A publish concurrent with the subscription is either replayed or
+//!   delivered live, never both, never neither.
+//! - **One delivery per publish** (Redis's proposed `NOPUBDUP`):
+//!   [`PubSubBuilder::one_delivery_per_publish`] makes a publish that matches several of a
+//!   handle's subscriptions reach it once.
+//! - **A warning before loss**: [`PubSubBuilder::high_water`] queues a
+//!   [`Message::HighWater`] notice when a bounded queue reaches a mark, before any delivery is
+//!   lost; [`PubSubStats::peak_queued`] keeps the most it has held.
+//!
+//! ```
+//! use fanout::{Broker, Overflow};
+//!
+//! let broker = Broker::<str>::builder().history(1, 10_000).build(); // last price, 10,000 markets
+//! broker.publish("prices.eu", "101.5");
+//! broker.publish("prices.us", "99.8"); // nobody listens yet: kept all the same
+//!
+//! let dashboard = broker.pubsub_builder().replay(true).build();
+//! dashboard.psubscribe("prices.*");
+//! broker.publish("prices.eu", "101.7");
+//! let kinds: Vec<_> = dashboard.listen().take(4).map(|m| m.kind()).collect();
+//! assert_eq!(kinds, ["psubscribe", "replay", "replay", "pmessage"]);
+//! assert_eq!(broker.retained(None), [("prices.eu".to_string(), 1), ("prices.us".to_string(), 1)]);
+//!
+//! let once = broker.pubsub_builder().one_delivery_per_publish(true).build();
+//! once.subscribe("news");
+//! once.psubscribe(["n*", "*"]);
+//! assert_eq!(broker.publish("news", "hello"), 1); // Redis: 3
+//!
+//! let sub = broker.pubsub_builder().capacity(100).overflow(Overflow::DropOldest).high_water(80).build();
+//! sub.subscribe("ticks");
+//! for i in 0..80 {
+//!     broker.publish("ticks", i.to_string());
+//! }
+//! assert_eq!(sub.listen().nth(81).map(|m| m.kind()), Some("high_water")); // after 80 ticks
+//! assert_eq!(sub.stats().peak_queued, 80);
+//! ```
+//!
 //! # Guarantees
 //!
 //! - **Order**: each handle sees one publisher's messages in publish order, whatever the
@@ -187,6 +231,12 @@
 //!   [`PubSubStats::delivered`], and its `Lagged` notices add up to its
 //!   [`PubSubStats::dropped`] (but for the delivery a `Disconnect` handle loses as it ends,
 //!   which ends it instead of making a notice).
+//! - **Replays cut cleanly**: with [`BrokerBuilder::history`], a publish made while a
+//!   [`PubSubBuilder::replay`] handle subscribes is either replayed or delivered live to it,
+//!   never both, never neither; a [`PubSubBuilder::one_delivery_per_publish`] handle gets
+//!   each publish once, whichever of its subscriptions come and go meanwhile.
+//! - **A warning comes before loss**: a [`Message::HighWater`] notice is read before the first
+//!   loss under `Disconnect` and `DropOldest`.
 //! - **Nothing waits for ever by itself**: `listen()` ends once the handle has no
 //!   subscription and nothing queued, whichever thread removed the last one;
 //!   [`Broker::close`] ends every reader of every handle; a worker or a stream counts as a

@@ -103,6 +103,34 @@ pub enum Message<T: ?Sized> {
         /// How long the bridge was without its subscription connection.
         down_for: Duration,
     },
+    /// A payload retained by the broker's history (see
+    /// [`BrokerBuilder::history`](crate::BrokerBuilder::history)), replayed to a handle made
+    /// with [`PubSubBuilder::replay`](crate::PubSubBuilder::replay) right after the
+    /// confirmation of the subscription it matched: published before that subscription,
+    /// where live deliveries (`Message`, `PMessage`) were published after it.
+    ///
+    /// Not a Redis message. Like a confirmation it is never dropped and does not count
+    /// against capacity.
+    Replay {
+        /// The pattern subscription it was replayed for; `None` for a channel subscription.
+        pattern: Option<Arc<str>>,
+        /// The channel it was published to.
+        channel: Arc<str>,
+        /// The retained payload, shared with every other recipient.
+        payload: Arc<T>,
+    },
+    /// The queue of a bounded handle made with
+    /// [`PubSubBuilder::high_water`](crate::PubSubBuilder::high_water) has just reached its
+    /// mark: `queued` deliveries wait to be read. Placed right after the delivery that
+    /// reached it, so it comes before any delivery the policy loses; given again only once
+    /// the queue has fallen below half the mark.
+    ///
+    /// Not a Redis message. Like `Lagged`, it is never dropped and does not count against
+    /// capacity.
+    HighWater {
+        /// Deliveries queued when the mark was reached (the mark itself).
+        queued: usize,
+    },
     /// A payload published to a channel that matches a pattern this handle subscribed to.
     PMessage {
         /// The subscribed pattern that matched.
@@ -116,8 +144,9 @@ pub enum Message<T: ?Sized> {
 
 impl<T: ?Sized> Message<T> {
     /// The Redis type string: `"subscribe"`, `"unsubscribe"`, `"psubscribe"`,
-    /// `"punsubscribe"`, `"message"` or `"pmessage"`; `"lagged"` for a [`Message::Lagged`]
-    /// notice and `"gap"` for a [`Message::Gap`] notice, which Redis does not have.
+    /// `"punsubscribe"`, `"message"` or `"pmessage"`; for what Redis does not have,
+    /// `"lagged"` ([`Message::Lagged`]), `"gap"` ([`Message::Gap`]), `"replay"`
+    /// ([`Message::Replay`]) and `"high_water"` ([`Message::HighWater`]).
     ///
     /// # Examples
     ///
@@ -147,6 +176,8 @@ impl<T: ?Sized> Message<T> {
             Message::PMessage { .. } => "pmessage",
             Message::Lagged { .. } => "lagged",
             Message::Gap { .. } => "gap",
+            Message::Replay { .. } => "replay",
+            Message::HighWater { .. } => "high_water",
         }
     }
 
@@ -174,11 +205,13 @@ impl<T: ?Sized> Message<T> {
             Message::Subscribe { channel, .. }
             | Message::Unsubscribe { channel, .. }
             | Message::Message { channel, .. }
-            | Message::PMessage { channel, .. } => Some(channel),
+            | Message::PMessage { channel, .. }
+            | Message::Replay { channel, .. } => Some(channel),
             Message::PSubscribe { .. }
             | Message::PUnsubscribe { .. }
             | Message::Lagged { .. }
-            | Message::Gap { .. } => None,
+            | Message::Gap { .. }
+            | Message::HighWater { .. } => None,
         }
     }
 
@@ -205,11 +238,13 @@ impl<T: ?Sized> Message<T> {
             Message::PSubscribe { pattern, .. }
             | Message::PUnsubscribe { pattern, .. }
             | Message::PMessage { pattern, .. } => Some(pattern),
+            Message::Replay { pattern, .. } => pattern.as_deref(),
             _ => None,
         }
     }
 
-    /// The payload of a `Message` or `PMessage`; `None` for confirmations.
+    /// The payload of a `Message`, `PMessage` or `Replay`; `None` for confirmations and
+    /// notices.
     ///
     /// # Examples
     ///
@@ -230,13 +265,16 @@ impl<T: ?Sized> Message<T> {
     /// ```
     pub fn payload(&self) -> Option<&Arc<T>> {
         match self {
-            Message::Message { payload, .. } | Message::PMessage { payload, .. } => Some(payload),
+            Message::Message { payload, .. }
+            | Message::PMessage { payload, .. }
+            | Message::Replay { payload, .. } => Some(payload),
             _ => None,
         }
     }
 
-    /// The payload of a `Message` or `PMessage` as a plain reference (redis-py's `data`), to
-    /// compare or print it without going through the `Arc`; `None` for confirmations.
+    /// The payload of a `Message`, `PMessage` or `Replay` as a plain reference (redis-py's
+    /// `data`), to compare or print it without going through the `Arc`; `None` for
+    /// confirmations and notices.
     ///
     /// # Examples
     ///
@@ -311,7 +349,9 @@ impl<T: ?Sized> Message<T> {
 /// `decode_responses=True`) with the alternate flag `{:#}`. The payload is written with its
 /// own `Display`. Pattern confirmations put the pattern under `'channel'`, as redis-py does.
 /// `Lagged` and `Gap` notices, which redis-py does not have, print as `'type': 'lagged'` with
-/// the missed count and `'type': 'gap'` with the seconds the bridge was down.
+/// the missed count and `'type': 'gap'` with the seconds the bridge was down; a `Replay` as a
+/// `message` or `pmessage` would, with `'type': 'replay'`, and a `HighWater` notice as
+/// `'type': 'high_water'` with the queued count.
 ///
 /// # Examples
 ///
@@ -356,7 +396,17 @@ impl<T: ?Sized + fmt::Display> fmt::Display for Message<T> {
                 Some(name(channel)),
                 python_repr(&payload.to_string(), bytes),
             ),
+            Message::Replay {
+                pattern,
+                channel,
+                payload,
+            } => (
+                pattern.as_deref().map(name),
+                Some(name(channel)),
+                python_repr(&payload.to_string(), bytes),
+            ),
             Message::Lagged { missed } => (None, None, missed.to_string()),
+            Message::HighWater { queued } => (None, None, queued.to_string()),
             Message::Gap { down_for } => (None, None, format!("{:?}", down_for.as_secs_f64())),
         };
         let none = || "None".to_string();
@@ -477,7 +527,17 @@ impl<T: ?Sized> Clone for Message<T> {
                 channel: channel.clone(),
                 payload: payload.clone(),
             },
+            Message::Replay {
+                pattern,
+                channel,
+                payload,
+            } => Message::Replay {
+                pattern: pattern.clone(),
+                channel: channel.clone(),
+                payload: payload.clone(),
+            },
             Message::Lagged { missed } => Message::Lagged { missed: *missed },
+            Message::HighWater { queued } => Message::HighWater { queued: *queued },
             Message::Gap { down_for } => Message::Gap {
                 down_for: *down_for,
             },

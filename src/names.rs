@@ -43,6 +43,14 @@ pub(crate) struct SubId {
     generation: u32,
 }
 
+impl SubId {
+    /// The order in which the handle made its subscriptions: a later one has a larger
+    /// number (until the counter wraps, after 2^32 subscriptions of one handle).
+    pub(crate) fn order(self) -> u32 {
+        self.generation
+    }
+}
+
 /// What a slot holds now.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Use {

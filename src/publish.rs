@@ -12,6 +12,11 @@
 //!    (`deliver_after_wait`): an unsubscription in between is a clean cut.
 //! 5. Handles that overflowed under `Disconnect` are detached, and the round is counted.
 //!
+//! On a broker that keeps history, step 1 also records the payload, and the pattern table is
+//! read-locked from before step 1 to the end of step 2 (`index/mod.rs` says why). A handle
+//! made with `one_delivery_per_publish` that step 1 reached is skipped in step 2; one it did
+//! not reach gets one delivery there, by its matching pattern subscribed first (`Once`).
+//!
 //! # A cancelled `publish_async`
 //!
 //! Its future may be dropped while it waits for room. It keeps its work in an `Unfinished`,
@@ -19,11 +24,11 @@
 //! wait would re-check it: the handle counts it dropped and reads a `Lagged` notice) and
 //! counts what the publish delivered, as `finish` does.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::error::Published;
-use crate::index::{Entries, Entry, Stripe};
+use crate::index::{Entry, Stripe};
 use crate::item::{Envelope, Item};
 use crate::kind::Kind;
 use crate::names::SubId;
@@ -64,6 +69,12 @@ impl Reach {
             return false;
         }
         true
+    }
+
+    /// Whether the broker's history records this publish: not a Redis `pmessage`, which
+    /// repeats a publish already recorded as a `message` or made elsewhere.
+    fn records(&self) -> bool {
+        self.channels()
     }
 
     fn only_pattern(&self) -> Option<&str> {
@@ -131,7 +142,10 @@ impl<'a, T: ?Sized> Round<'a, T> {
 
     /// After the deliveries to `entries` (under the lock over them): one fence for all of
     /// them, then the waiting readers to wake (`wake.rs`).
-    fn take_readers(&mut self, entries: &Entries<T>) {
+    fn take_readers<'e>(&mut self, entries: impl IntoIterator<Item = &'e Entry<T>>)
+    where
+        T: 'e,
+    {
         fence(Ordering::SeqCst);
         for entry in entries {
             entry.subscriber.wake().take_after_fence(&mut self.woken);
@@ -171,11 +185,61 @@ impl<'a, T: ?Sized> Round<'a, T> {
     }
 }
 
+/// The handles made with `one_delivery_per_publish` that one publish matches: those its
+/// channel reached, and, for the others, their first matching pattern in subscription order.
+/// Empty, and allocation-free, for a publish that meets none.
+#[derive(Default)]
+struct Once {
+    reached: Option<HashSet<SubscriberId>>,
+    /// Per handle: its matching pattern subscription subscribed first, as the pattern's
+    /// table slot and the subscription's id.
+    candidates: Option<HashMap<SubscriberId, (u32, SubId)>>,
+}
+
+impl Once {
+    /// The channel's delivery reached `subscriber`: no pattern delivery will.
+    fn reached(&mut self, subscriber: SubscriberId) {
+        self.reached
+            .get_or_insert_with(HashSet::new)
+            .insert(subscriber);
+    }
+
+    /// `entry`, a subscription of the pattern in table slot `slot`, matches.
+    fn candidate<T: ?Sized>(&mut self, entry: &Entry<T>, slot: u32) {
+        let subscriber = entry.subscriber.id();
+        if self
+            .reached
+            .as_ref()
+            .is_some_and(|r| r.contains(&subscriber))
+        {
+            return;
+        }
+        let candidates = self.candidates.get_or_insert_with(HashMap::new);
+        let first = candidates.entry(subscriber).or_insert((slot, entry.id));
+        if entry.id.order() < first.1.order() {
+            *first = (slot, entry.id);
+        }
+    }
+
+    /// The pattern subscription each handle not reached by the channel gets the publish by.
+    fn chosen(&mut self) -> Vec<(u32, SubscriberId, SubId)> {
+        let candidates = self.candidates.take().unwrap_or_default();
+        (candidates.into_iter())
+            .map(|(subscriber, (slot, id))| (slot, subscriber, id))
+            .collect()
+    }
+}
+
 /// The payload, cloned for each delivery but the last, which takes it: one shared count
 /// written per delivery, none more.
 struct Payload<T: ?Sized>(Option<Arc<T>>);
 
 impl<T: ?Sized> Payload<T> {
+    /// The payload, before any delivery took it.
+    fn peek(&self) -> &Arc<T> {
+        self.0.as_ref().expect("peeked before the deliveries")
+    }
+
     fn get(&mut self, last: bool) -> Arc<T> {
         match (last, &self.0) {
             (false, Some(payload)) => Arc::clone(payload),
@@ -297,7 +361,10 @@ impl<T: ?Sized> Registry<T> {
 
     /// Offers `payload` to every subscription `reach` names that matches `channel` (whose
     /// hash is `hash`, in the round's stripe), channel subscribers first, without waiting:
-    /// full `Block` queues are left in the round's `deferred`.
+    /// full `Block` queues are left in the round's `deferred`. With history kept, the payload
+    /// is recorded under the stripe's lock, and the pattern table is read-locked from before
+    /// that to the last pattern delivery, so that a pattern subscription's replay is a clean
+    /// cut (`index/mod.rs`).
     fn offer_all(
         &self,
         round: &mut Round<'_, T>,
@@ -309,14 +376,25 @@ impl<T: ?Sized> Registry<T> {
         let index = self.index();
         let stripe = round.stripe;
         let channels = reach.channels();
+        let history = index.history().filter(|_| reach.records());
+        let held = history.map(|_| index.patterns());
         let patterns = reach.patterns() && index.has_patterns();
         let mut payload = Payload(Some(payload));
         let mut name: Option<Arc<str>> = None;
+        let mut once = Once::default();
         {
             let map = stripe.lock();
-            if let Some(found) = map.get(hash, channel).filter(|_| channels) {
+            let found = map.get(hash, channel);
+            if let Some(history) = history {
+                let shared = found.map(|found| &found.name);
+                history.lock().record(channel, shared, payload.peek());
+            }
+            if let Some(found) = found.filter(|_| channels) {
                 let last = found.value.len().saturating_sub(1);
                 for (i, entry) in found.value.iter().enumerate() {
+                    if patterns && entry.subscriber.one_per_publish() {
+                        once.reached(entry.subscriber.id());
+                    }
                     let payload = payload.get(i == last && !patterns);
                     let item = Item::Channel {
                         slot: entry.id.slot,
@@ -333,30 +411,48 @@ impl<T: ?Sized> Registry<T> {
         }
         round.channel_delivered = round.published.delivered;
         if patterns {
-            let table = index.patterns();
+            let table = held.unwrap_or_else(|| index.patterns());
             let slots: Arc<[u32]> = match reach.only_pattern() {
                 Some(only) => table.slot(only).into_iter().collect(),
                 None => table.matches(hash, channel),
             };
             let mut envelope: Option<Arc<Envelope<T>>> = None;
+            let mut offer = |round: &mut Round<'_, T>, entry: &Entry<T>, pattern: &Arc<str>| {
+                let publish = envelope.get_or_insert_with(|| {
+                    Arc::new(Envelope {
+                        channel: name.take().unwrap_or_else(|| Arc::from(channel)),
+                        payload: payload.get(true),
+                    })
+                });
+                let item = Item::Pattern {
+                    slot: entry.id.slot,
+                    publish: Arc::clone(publish),
+                };
+                round.offer(entry, Kind::Pattern, pattern, item);
+            };
             for &slot in slots.iter() {
                 let Some(pattern) = table.at(slot) else {
                     continue;
                 };
                 for entry in &pattern.value {
-                    let publish = envelope.get_or_insert_with(|| {
-                        Arc::new(Envelope {
-                            channel: name.take().unwrap_or_else(|| Arc::from(channel)),
-                            payload: payload.get(true),
-                        })
-                    });
-                    let item = Item::Pattern {
-                        slot: entry.id.slot,
-                        publish: Arc::clone(publish),
-                    };
-                    round.offer(entry, Kind::Pattern, &pattern.pattern, item);
+                    if entry.subscriber.one_per_publish() {
+                        once.candidate(entry, slot);
+                    } else {
+                        offer(round, entry, &pattern.pattern);
+                    }
                 }
                 round.take_readers(&pattern.value);
+            }
+            let chosen = once.chosen();
+            for &(slot, subscriber, id) in &chosen {
+                let pattern = table.at(slot).expect("matched under this read lock");
+                let entry = (pattern.value.get(subscriber, id)).expect("under this read lock");
+                offer(round, entry, &pattern.pattern);
+            }
+            if !chosen.is_empty() {
+                round.take_readers(chosen.iter().filter_map(|&(slot, subscriber, id)| {
+                    table.at(slot)?.value.get(subscriber, id)
+                }));
             }
         }
     }

@@ -93,15 +93,11 @@ pub struct PubSub<T: ?Sized> {
 impl<T: ?Sized> PubSub<T> {
     pub(crate) fn new(registry: Arc<Registry<T>>, config: QueueConfig) -> Self {
         let (sender, receiver) = crossbeam_channel::unbounded();
-        let bounded = config
-            .capacity
-            .map(|capacity| Bounded::new(capacity, config.overflow, receiver.clone()));
-        let subscriber = Arc::new(Subscriber::new(
-            registry.new_id(),
-            sender,
-            bounded,
-            config.ignore_confirmations,
-        ));
+        let bounded = config.capacity.map(|capacity| {
+            let high_water = config.high_water;
+            Bounded::new(capacity, config.overflow, high_water, receiver.clone())
+        });
+        let subscriber = Arc::new(Subscriber::new(registry.new_id(), sender, bounded, &config));
         if !registry.register(&subscriber) {
             // Born closed: no sender is kept, so the queue reports its end at once.
             registry.detach(&subscriber, Disconnected::BrokerClosed);
@@ -895,6 +891,24 @@ impl<T: ?Sized> PubSub<T> {
         self.subscriber().queue().map(Bounded::capacity)
     }
 
+    /// The high-water mark in effect ([`PubSubBuilder::high_water`]), or `None` when none
+    /// is (unbounded, a rendezvous, or not asked for).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::Broker;
+    ///
+    /// let broker = Broker::<str>::new();
+    /// assert_eq!(broker.pubsub_builder().capacity(8).high_water(100).build().high_water(), Some(8));
+    /// assert_eq!(broker.pubsub_builder().high_water(100).build().high_water(), None);
+    /// ```
+    ///
+    /// [`PubSubBuilder::high_water`]: crate::PubSubBuilder::high_water
+    pub fn high_water(&self) -> Option<usize> {
+        self.subscriber().queue().and_then(Bounded::high_water)
+    }
+
     /// What a full queue does, or `None` when it is unbounded.
     ///
     /// # Examples
@@ -941,6 +955,8 @@ impl<T: ?Sized> PubSub<T> {
             delivered,
             dropped,
             lagged,
+            peak_queued: self.subscriber().queue().map_or(0, Bounded::peak),
+            high_water: self.subscriber().warnings(),
             disconnected: self.disconnected(),
         }
     }

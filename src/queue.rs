@@ -63,6 +63,12 @@ pub(crate) struct QueueConfig {
     pub(crate) overflow: Overflow,
     /// redis-py's `ignore_subscribe_messages`.
     pub(crate) ignore_confirmations: bool,
+    /// Retained payloads are replayed after each new subscription's confirmation.
+    pub(crate) replay: bool,
+    /// A publish reaches the handle once, however many of its subscriptions match.
+    pub(crate) one_per_publish: bool,
+    /// A bounded queue's high-water mark, as asked for (clamped by `Bounded::new`).
+    pub(crate) high_water: Option<usize>,
 }
 
 /// The outcome of offering one delivery to a handle.
@@ -90,6 +96,8 @@ pub(crate) struct Bounded<T: ?Sized> {
     /// Publishers waiting for room, signalled when room may have appeared or the handle's
     /// subscriptions changed.
     room: Room,
+    /// Deliveries queued at which a `HighWater` notice is given, between 1 and `capacity`.
+    high_water: Option<usize>,
 }
 
 struct QueueState {
@@ -104,6 +112,11 @@ struct QueueState {
     waiting_readers: usize,
     /// Async publishers waiting for room (`Broker::publish_async`), woken with the others.
     room_wakers: Vec<std::task::Waker>,
+    /// Whether reaching the high-water mark gives a notice: cleared when it does, set again
+    /// once fewer than half the mark are queued.
+    armed: bool,
+    /// The most deliveries queued at once.
+    peak: usize,
 }
 
 /// What a send changed, for the counters of the handle and the broker.
@@ -115,6 +128,8 @@ pub(crate) struct Tally {
     pub(crate) notices: u64,
     /// Queued notices merged into another (a `DropOldest` eviction): no longer there to read.
     pub(crate) notices_merged: u64,
+    /// `HighWater` notices made.
+    pub(crate) warnings: u64,
 }
 
 impl Tally {
@@ -122,11 +137,19 @@ impl Tally {
         self.dropped += other.dropped;
         self.notices += other.notices;
         self.notices_merged += other.notices_merged;
+        self.warnings += other.warnings;
     }
 }
 
 impl<T: ?Sized> Bounded<T> {
-    pub(crate) fn new(capacity: usize, overflow: Overflow, receiver: ItemReceiver<T>) -> Self {
+    /// A queue of `capacity` deliveries; a `high_water` mark above it is the capacity, 0 is
+    /// 1, and a rendezvous (capacity 0) has none (it never holds a delivery).
+    pub(crate) fn new(
+        capacity: usize,
+        overflow: Overflow,
+        high_water: Option<usize>,
+        receiver: ItemReceiver<T>,
+    ) -> Self {
         Bounded {
             capacity,
             overflow,
@@ -137,9 +160,24 @@ impl<T: ?Sized> Bounded<T> {
                 missed: 0,
                 waiting_readers: 0,
                 room_wakers: Vec::new(),
+                armed: true,
+                peak: 0,
             }),
             room: Room::new(),
+            high_water: high_water
+                .filter(|_| capacity > 0)
+                .map(|mark| mark.clamp(1, capacity)),
         }
+    }
+
+    /// The high-water mark in effect, if any.
+    pub(crate) fn high_water(&self) -> Option<usize> {
+        self.high_water
+    }
+
+    /// The most deliveries this queue has held at once.
+    pub(crate) fn peak(&self) -> usize {
+        self.queue.lock().peak
     }
 
     pub(crate) fn capacity(&self) -> usize {
@@ -196,9 +234,9 @@ impl<T: ?Sized> Bounded<T> {
         waker: &std::task::Waker,
     ) -> Result<bool, Item<T>> {
         let mut q = self.queue.lock();
-        if self.has_room(&mut q) {
+        if let Some(queued) = self.room(&mut q) {
             self.flush_missed(&mut q, sender, tally);
-            push(&mut q, sender, item, false);
+            self.push_delivery(&mut q, sender, item, queued, tally);
             return Ok(true);
         }
         if !q.room_wakers.iter().any(|w| w.will_wake(waker)) {
@@ -215,7 +253,12 @@ impl<T: ?Sized> Bounded<T> {
     pub(crate) fn take(&self, tally: &mut Tally) -> Result<Item<T>, TryRecvError> {
         let mut q = self.queue.lock();
         let error = match self.receiver.try_recv() {
-            Ok(Queued(item)) => return Ok(item),
+            Ok(Queued(item)) => {
+                if item.is_delivery() && !q.armed {
+                    self.rearm(&mut q);
+                }
+                return Ok(item);
+            }
             Err(error) => error,
         };
         if q.missed == 0 {
@@ -249,9 +292,43 @@ impl<T: ?Sized> Bounded<T> {
         len - q.marks.len()
     }
 
-    fn has_room(&self, q: &mut QueueState) -> bool {
+    /// The deliveries queued now, if one more fits.
+    fn room(&self, q: &mut QueueState) -> Option<usize> {
         let limit = self.capacity.max(q.waiting_readers);
-        self.count_deliveries(q) < limit
+        let queued = self.count_deliveries(q);
+        (queued < limit).then_some(queued)
+    }
+
+    /// Queues a delivery that fits (`queued` were there before it): the peak is kept, and a
+    /// `HighWater` notice follows it if it reached the armed mark.
+    fn push_delivery(
+        &self,
+        q: &mut QueueState,
+        sender: &ItemSender<T>,
+        item: Item<T>,
+        queued: usize,
+        tally: &mut Tally,
+    ) {
+        push(q, sender, item, false);
+        let queued = queued + 1;
+        q.peak = q.peak.max(queued);
+        if let Some(mark) = self.high_water {
+            if q.armed && queued >= mark {
+                q.armed = false;
+                tally.warnings += 1;
+                let notice = Item::control(Message::HighWater { queued });
+                push(q, sender, notice, true);
+            }
+        }
+    }
+
+    /// Arms the high-water notice again once fewer than half the mark are queued.
+    fn rearm(&self, q: &mut QueueState) {
+        if let Some(mark) = self.high_water {
+            if self.count_deliveries(q) * 2 < mark {
+                q.armed = true;
+            }
+        }
     }
 
     fn flush_missed(&self, q: &mut QueueState, sender: &ItemSender<T>, tally: &mut Tally) {
@@ -268,12 +345,22 @@ impl<T: ?Sized> Bounded<T> {
     /// confirmation; a notice already queued next to a run is merged into it (so a reader that
     /// has stopped keeps one notice, not one per eviction).
     fn evict_oldest(&self, q: &mut QueueState, sender: &ItemSender<T>, tally: &mut Tally) {
-        let items: Vec<Item<T>> = self.receiver.try_iter().map(|q| q.0).collect();
+        let mut items: Vec<Item<T>> = self.receiver.try_iter().map(|q| q.0).collect();
         q.marks.clear();
         let deliveries = items.iter().filter(|i| i.is_delivery()).count();
         let keep = self.capacity - (self.capacity / 8).max(1);
         let mut to_evict = deliveries.saturating_sub(keep);
         tally.dropped += to_evict as u64;
+        // An unread `HighWater` notice moves ahead of the deliveries about to go, so that it
+        // is still read before the loss it warned of.
+        let first = items.iter().position(Item::is_delivery);
+        let warning = items.iter().rposition(Item::is_high_water);
+        if let (Some(first), Some(warning), true) = (first, warning, to_evict > 0) {
+            if warning > first {
+                let notice = items.remove(warning);
+                items.insert(first, notice);
+            }
+        }
         // The notice being built: deliveries missed, whether it holds fresh evictions, and
         // how many queued notices it absorbed.
         let (mut missed, mut fresh, mut absorbed) = (0u64, false, 0u64);
@@ -306,6 +393,9 @@ impl<T: ?Sized> Bounded<T> {
             }
         }
         flush(q, &mut missed, &mut fresh, &mut absorbed);
+        if !q.armed {
+            self.rearm(q);
+        }
     }
 }
 
@@ -327,9 +417,9 @@ impl<'a, T: ?Sized> Locked<'a, T> {
     ) -> Offer<T> {
         let bounded = self.bounded;
         let q = &mut *self.q;
-        if bounded.has_room(q) {
+        if let Some(queued) = bounded.room(q) {
             bounded.flush_missed(q, sender, tally);
-            push(q, sender, item, false);
+            bounded.push_delivery(q, sender, item, queued, tally);
             return Offer::Delivered;
         }
         match bounded.overflow {
@@ -341,7 +431,8 @@ impl<'a, T: ?Sized> Locked<'a, T> {
             }
             Overflow::DropOldest if bounded.capacity > 0 => {
                 bounded.evict_oldest(q, sender, tally);
-                push(q, sender, item, false);
+                let queued = bounded.count_deliveries(q);
+                bounded.push_delivery(q, sender, item, queued, tally);
                 Offer::Delivered
             }
             Overflow::DropOldest => {
@@ -369,9 +460,9 @@ impl<'a, T: ?Sized> Locked<'a, T> {
     ) -> Result<Offer<T>, Item<T>> {
         let bounded = self.bounded;
         let q = &mut *self.q;
-        if bounded.has_room(q) {
+        if let Some(queued) = bounded.room(q) {
             bounded.flush_missed(q, sender, tally);
-            push(q, sender, item, false);
+            bounded.push_delivery(q, sender, item, queued, tally);
             return Ok(Offer::Delivered);
         }
         if deadline.is_some_and(|d| d <= Instant::now()) {

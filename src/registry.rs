@@ -29,7 +29,7 @@ use std::sync::atomic::AtomicBool;
 
 #[cfg(feature = "redis")]
 use crate::hooks::Outbound;
-use crate::index::Index;
+use crate::index::{HistoryLimits, Index};
 use crate::queue::QueueConfig;
 use crate::shrink::shrink_if_sparse;
 use crate::stats::{BrokerStats, Disconnected};
@@ -57,9 +57,9 @@ pub(crate) struct Registry<T: ?Sized> {
 }
 
 impl<T: ?Sized> Registry<T> {
-    pub(crate) fn new(defaults: QueueConfig) -> Self {
+    pub(crate) fn new(defaults: QueueConfig, history: Option<HistoryLimits>) -> Self {
         Registry {
-            index: Index::default(),
+            index: Index::new(history),
             dropped: AtomicU64::new(0),
             subscribers: AtomicUsize::new(0),
             handles: Mutex::new(HashMap::new()),
@@ -182,6 +182,7 @@ impl<T: ?Sized> Registry<T> {
 
     pub(crate) fn stats(&self) -> BrokerStats {
         let (published, delivered) = self.index.counts();
+        let history = self.index.history().map(|h| h.lock());
         BrokerStats {
             published,
             delivered,
@@ -189,6 +190,8 @@ impl<T: ?Sized> Registry<T> {
             channels: self.index.channel_count(),
             patterns: self.index.numpat(),
             subscribers: self.subscribers.load(Ordering::Relaxed),
+            retained_channels: history.as_ref().map_or(0, |h| h.len()),
+            history_evicted: history.as_ref().map_or(0, |h| h.evicted()),
         }
     }
 }

@@ -22,6 +22,12 @@ pub struct BrokerStats {
     /// [`PubSub`](crate::PubSub) handles not yet dropped (with their workers and streams),
     /// closed ones included.
     pub subscribers: usize,
+    /// Channels whose last payloads the history keeps now (see
+    /// [`BrokerBuilder::history`](crate::BrokerBuilder::history)); 0 without history.
+    pub retained_channels: usize,
+    /// Retained channels the history let go of to stay within its bound, least recently
+    /// published first.
+    pub history_evicted: u64,
 }
 
 /// Counters of one [`PubSub`](crate::PubSub) handle, from [`PubSub::stats`](crate::PubSub::stats).
@@ -40,6 +46,12 @@ pub struct PubSubStats {
     /// eviction; their `missed` counts add up to `dropped`, except for the one delivery a
     /// `Disconnect` handle loses as it ends (counted in `dropped`, with no notice).
     pub lagged: u64,
+    /// The most deliveries this handle's bounded queue has held at once (0 for an unbounded
+    /// queue, which does not keep count): how close it came to its capacity.
+    pub peak_queued: usize,
+    /// [`Message::HighWater`](crate::Message::HighWater) notices given (see
+    /// [`PubSubBuilder::high_water`](crate::PubSubBuilder::high_water)).
+    pub high_water: u64,
     /// Why the handle stopped receiving, if it did.
     pub disconnected: Option<Disconnected>,
 }

@@ -28,7 +28,7 @@ use parking_lot::{Mutex, MutexGuard};
 
 use crate::item::{Item, ItemSender, Queued};
 use crate::names::Names;
-use crate::queue::{Bounded, Offer, Tally};
+use crate::queue::{Bounded, Offer, QueueConfig, Tally};
 use crate::stats::Disconnected;
 use crate::wake::{ReaderWake, Woken};
 
@@ -78,6 +78,11 @@ pub(crate) struct Subscriber<T: ?Sized> {
     queue: Option<Bounded<T>>,
     /// redis-py's `ignore_subscribe_messages`: reads skip confirmations.
     ignore_confirmations: bool,
+    /// New subscriptions get the broker's retained payloads replayed.
+    replay: bool,
+    /// A publish reaches the handle once, however many of its subscriptions match
+    /// (`publish.rs`).
+    one_per_publish: bool,
     /// The readers to wake when something is queued or the queue ends.
     wake: ReaderWake,
     counters: Counters,
@@ -90,6 +95,7 @@ struct Counters {
     delivered: AtomicU64,
     dropped: AtomicU64,
     lagged: AtomicU64,
+    warnings: AtomicU64,
 }
 
 impl<T: ?Sized> Subscriber<T> {
@@ -97,7 +103,7 @@ impl<T: ?Sized> Subscriber<T> {
         id: SubscriberId,
         sender: ItemSender<T>,
         queue: Option<Bounded<T>>,
-        ignore_confirmations: bool,
+        config: &QueueConfig,
     ) -> Self {
         Subscriber {
             id,
@@ -108,12 +114,15 @@ impl<T: ?Sized> Subscriber<T> {
             subscriptions: AtomicUsize::new(0),
             status: AtomicU8::new(OPEN),
             queue,
-            ignore_confirmations,
+            ignore_confirmations: config.ignore_confirmations,
+            replay: config.replay,
+            one_per_publish: config.one_per_publish,
             wake: ReaderWake::default(),
             counters: Counters {
                 delivered: AtomicU64::new(0),
                 dropped: AtomicU64::new(0),
                 lagged: AtomicU64::new(0),
+                warnings: AtomicU64::new(0),
             },
         }
     }
@@ -143,6 +152,14 @@ impl<T: ?Sized> Subscriber<T> {
 
     pub(crate) fn ignores_confirmations(&self) -> bool {
         self.ignore_confirmations
+    }
+
+    pub(crate) fn replays(&self) -> bool {
+        self.replay
+    }
+
+    pub(crate) fn one_per_publish(&self) -> bool {
+        self.one_per_publish
     }
 
     /// Channels plus patterns, as the last confirmation counted them.
@@ -326,5 +343,15 @@ impl<T: ?Sized> Subscriber<T> {
                 .lagged
                 .fetch_sub(tally.notices_merged, Ordering::Relaxed);
         }
+        if tally.warnings > 0 {
+            self.counters
+                .warnings
+                .fetch_add(tally.warnings, Ordering::Relaxed);
+        }
+    }
+
+    /// `HighWater` notices given.
+    pub(crate) fn warnings(&self) -> u64 {
+        self.counters.warnings.load(Ordering::Relaxed)
     }
 }

@@ -152,7 +152,7 @@ impl Worker {
         self.stop.clone()
     }
 
-    /// How many deliveries the worker skipped because their subscription has no handler
+    /// How many deliveries (and replays) the worker skipped because their subscription has no handler
     /// (one made without a handler after the worker started; redis-py's worker drops them
     /// too). They still count in the handle's `stats().delivered`.
     ///
@@ -433,16 +433,16 @@ fn run<T: ?Sized>(
         // counted and skipped.
         let Taken { message, handler } = taken;
         let Some(handler) = handler else {
-            if matches!(message, Message::Message { .. } | Message::PMessage { .. }) {
+            if message.payload().is_some() {
                 unhandled.fetch_add(1, Ordering::Relaxed);
             }
             continue;
         };
         // Kept for a panic report: a shared name, not a copy, so a delivery allocates nothing.
         let channel = match &message {
-            Message::Message { channel, .. } | Message::PMessage { channel, .. } => {
-                Some(Arc::clone(channel))
-            }
+            Message::Message { channel, .. }
+            | Message::PMessage { channel, .. }
+            | Message::Replay { channel, .. } => Some(Arc::clone(channel)),
             _ => None,
         };
         if let Err(panic) = catch_unwind(AssertUnwindSafe(|| handler(message))) {

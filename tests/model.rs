@@ -1,7 +1,13 @@
 //! Random sequences of operations checked against a plain model of Redis's pub/sub state:
 //! every confirmation and count, every delivery, the PUBLISH reply, NUMSUB, NUMPAT, CHANNELS.
+//! The same runs with the options beyond Redis (retained history and replay, one delivery
+//! per publish) check them against the model with those rules added: a naive history (a
+//! list of channels in publish order, each with its last payloads) and Redis's deliveries
+//! with the duplicates removed.
 
 mod common;
+
+use std::collections::VecDeque;
 
 use common::{drain, glob_reference::reference_match};
 use fanout::{Broker, Message, PubSub};
@@ -54,8 +60,14 @@ impl Client {
     }
 }
 
-/// A confirmation or delivery, as comparable text.
-type Item = (&'static str, Option<String>, Option<String>, Option<usize>);
+/// A confirmation or delivery, as comparable text: kind, channel, pattern, count, payload.
+type Item = (
+    &'static str,
+    Option<String>,
+    Option<String>,
+    Option<usize>,
+    Option<String>,
+);
 
 fn item(m: &Message<str>) -> Item {
     (
@@ -63,26 +75,117 @@ fn item(m: &Message<str>) -> Item {
         m.channel().map(str::to_string),
         m.pattern().map(str::to_string),
         m.count(),
+        m.data().map(str::to_string),
     )
 }
 
 fn confirm(kind: &'static str, name: &str, count: usize) -> Item {
     let name = Some(name.to_string());
     match kind {
-        "subscribe" | "unsubscribe" => (kind, name, None, Some(count)),
-        _ => (kind, None, name, Some(count)),
+        "subscribe" | "unsubscribe" => (kind, name, None, Some(count), None),
+        _ => (kind, None, name, Some(count), None),
+    }
+}
+
+/// The options beyond Redis a run uses: per handle, and the broker's history.
+#[derive(Debug, Clone, Copy, Default)]
+struct Options {
+    replay: [bool; HANDLES],
+    once: [bool; HANDLES],
+    /// Payloads per channel, channels.
+    history: Option<(usize, usize)>,
+}
+
+/// The naive history: retained channels, least recently published first, each with its
+/// last payloads and their publish numbers.
+#[derive(Default)]
+struct History {
+    channels: Vec<(&'static str, VecDeque<(u64, String)>)>,
+    evicted: u64,
+}
+
+impl History {
+    fn record(&mut self, (per_channel, max): (usize, usize), channel: &'static str, n: u64) {
+        let payloads = match self.channels.iter().position(|(c, _)| *c == channel) {
+            Some(i) => self.channels.remove(i).1,
+            None => {
+                if self.channels.len() == max {
+                    self.channels.remove(0);
+                    self.evicted += 1;
+                }
+                VecDeque::new()
+            }
+        };
+        let mut payloads = payloads;
+        payloads.push_back((n, n.to_string()));
+        if payloads.len() > per_channel {
+            payloads.pop_front();
+        }
+        self.channels.push((channel, payloads));
+    }
+
+    /// What a new subscription to `name` replays.
+    fn replay(&self, channel: bool, name: &str) -> Vec<Item> {
+        let mut found: Vec<(u64, Item)> = Vec::new();
+        for (c, payloads) in &self.channels {
+            let matches = if channel {
+                c == &name
+            } else {
+                reference_match(name, c)
+            };
+            if matches {
+                let pattern = (!channel).then(|| name.to_string());
+                found.extend(payloads.iter().map(|(n, p)| {
+                    let replay = (
+                        "replay",
+                        Some(c.to_string()),
+                        pattern.clone(),
+                        None,
+                        Some(p.clone()),
+                    );
+                    (*n, replay)
+                }));
+            }
+        }
+        found.sort_by_key(|(n, _)| *n);
+        found.into_iter().map(|(_, i)| i).collect()
+    }
+
+    fn retained(&self) -> Vec<(String, usize)> {
+        let mut all: Vec<_> = (self.channels.iter())
+            .map(|(c, p)| (c.to_string(), p.len()))
+            .collect();
+        all.sort();
+        all
     }
 }
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let broker = Broker::<str>::new();
-    let mut handles: Vec<PubSub<str>> = (0..HANDLES).map(|_| broker.pubsub()).collect();
+    run_with(ops, Options::default())
+}
+
+fn run_with(ops: Vec<Op>, options: Options) -> Result<(), TestCaseError> {
+    let broker = match options.history {
+        Some((per_channel, channels)) => Broker::<str>::builder()
+            .history(per_channel, channels)
+            .build(),
+        None => Broker::<str>::new(),
+    };
+    let new_handle = |h: usize| {
+        (broker.pubsub_builder())
+            .replay(options.replay[h])
+            .one_delivery_per_publish(options.once[h])
+            .build()
+    };
+    let mut handles: Vec<PubSub<str>> = (0..HANDLES).map(new_handle).collect();
     let mut model: Vec<Client> = (0..HANDLES).map(|_| Client::default()).collect();
+    let mut history = History::default();
+    let mut published = 0u64;
     for op in ops {
         let mut expected: Vec<Vec<Item>> = vec![Vec::new(); HANDLES];
         match op.clone() {
             Op::Renew(h) => {
-                handles[h] = broker.pubsub();
+                handles[h] = new_handle(h);
                 model[h] = Client::default();
             }
             Op::Subscribe(h, names) | Op::PSubscribe(h, names) => {
@@ -94,11 +197,32 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     } else {
                         &mut c.patterns
                     };
-                    if !list.contains(name) {
+                    let new = !list.contains(name);
+                    if new {
                         list.push(name);
                     }
                     let kind = if channel { "subscribe" } else { "psubscribe" };
                     expected[h].push(confirm(kind, name, c.count()));
+                    if new && options.replay[h] {
+                        let mut replayed = history.replay(channel, name);
+                        if options.once[h] {
+                            // What another of its subscriptions matches, it has had.
+                            let other_channel = |ch: &str| {
+                                c.channels
+                                    .iter()
+                                    .any(|o| (!channel || o != name) && o == &ch)
+                            };
+                            let other_pattern = |ch: &str| {
+                                (c.patterns.iter())
+                                    .any(|p| (channel || p != name) && reference_match(p, ch))
+                            };
+                            replayed.retain(|r| {
+                                let ch = r.1.as_deref().unwrap();
+                                !other_channel(ch) && !other_pattern(ch)
+                            });
+                        }
+                        expected[h].extend(replayed);
+                    }
                 }
                 if channel {
                     handles[h].subscribe(&names)
@@ -153,23 +277,45 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
             }
             Op::Publish(channel) => {
+                published += 1;
+                let payload = Some(published.to_string());
                 let mut total = 0;
                 for (h, c) in model.iter().enumerate() {
-                    if c.channels.contains(&channel) {
-                        expected[h].push(("message", Some(channel.into()), None, None));
+                    let subscribed = c.channels.contains(&channel);
+                    if subscribed {
+                        let message =
+                            ("message", Some(channel.into()), None, None, payload.clone());
+                        expected[h].push(message);
                     }
                     let mut pmessages: Vec<Item> = c
                         .patterns
                         .iter()
                         .filter(|p| reference_match(p, channel))
-                        .map(|p| ("pmessage", Some(channel.into()), Some(p.to_string()), None))
+                        .map(|p| {
+                            let pattern = Some(p.to_string());
+                            (
+                                "pmessage",
+                                Some(channel.into()),
+                                pattern,
+                                None,
+                                payload.clone(),
+                            )
+                        })
                         .collect();
+                    if options.once[h] {
+                        // Redis's deliveries with the duplicates removed: the channel's, else
+                        // the first matching pattern's in subscription order.
+                        pmessages.truncate(usize::from(!subscribed));
+                    }
                     pmessages.sort();
                     expected[h].extend(pmessages);
                     total += expected[h].len();
                 }
+                if let Some(limits) = options.history {
+                    history.record(limits, channel, published);
+                }
                 prop_assert_eq!(
-                    broker.publish(channel, "payload"),
+                    broker.publish(channel, published.to_string()),
                     total,
                     "PUBLISH {:?}",
                     channel
@@ -204,6 +350,12 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         unique.sort_unstable();
         unique.dedup();
         prop_assert_eq!(broker.numpat(), unique.len());
+        prop_assert_eq!(broker.retained(None), history.retained());
+        let stats = broker.stats();
+        prop_assert_eq!(
+            (stats.retained_channels, stats.history_evicted),
+            (history.channels.len(), history.evicted)
+        );
         let mut active: Vec<String> = model
             .iter()
             .flat_map(|c| c.channels.iter().map(|s| s.to_string()))
@@ -228,11 +380,29 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+fn options() -> impl Strategy<Value = Options> {
+    let flags = proptest::array::uniform3(any::<bool>());
+    let history = prop::option::weighted(0.8, (1..4usize, 1..5usize));
+    (flags, flags, history).prop_map(|(replay, once, history)| Options {
+        replay,
+        once,
+        history,
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(500))]
 
     #[test]
     fn broker_behaves_like_the_model(ops in proptest::collection::vec(op(), 1..60)) {
         run(ops)?;
+    }
+
+    #[test]
+    fn history_replay_and_one_delivery_behave_like_the_model(
+        options in options(),
+        ops in proptest::collection::vec(op(), 1..60),
+    ) {
+        run_with(ops, options)?;
     }
 }

@@ -1,6 +1,6 @@
 //! Random operations on bounded handles of every policy, with partial reads, closes and a
 //! broker close, checked against a plain model: every message read (confirmations, counts,
-//! deliveries, lag notices), every `try_publish` result, and every counter.
+//! deliveries, lag and high-water notices), every `try_publish` result, and every counter.
 
 mod common;
 
@@ -23,7 +23,8 @@ const POLICIES: &[Overflow] = &[
 
 #[derive(Debug, Clone)]
 enum Op {
-    Renew(usize, Option<usize>, Overflow),
+    /// Handle, capacity, policy, high-water mark.
+    Renew(usize, Option<usize>, Overflow, Option<usize>),
     Subscribe(usize, Vec<&'static str>),
     PSubscribe(usize, Vec<&'static str>),
     Unsubscribe(usize, Vec<&'static str>),
@@ -39,8 +40,10 @@ fn op() -> impl Strategy<Value = Op> {
     let channels = proptest::collection::vec(prop::sample::select(CHANNELS), 1..3);
     let patterns = proptest::collection::vec(prop::sample::select(PATTERNS), 1..3);
     let capacity = prop::option::weighted(0.8, 0..4usize);
+    let mark = prop::option::weighted(0.5, 0..5usize);
     prop_oneof![
-        2 => (h.clone(), capacity, prop::sample::select(POLICIES)).prop_map(|(h, c, o)| Op::Renew(h, c, o)),
+        2 => (h.clone(), capacity, prop::sample::select(POLICIES), mark)
+            .prop_map(|(h, c, o, m)| Op::Renew(h, c, o, m)),
         3 => (h.clone(), channels.clone()).prop_map(|(h, n)| Op::Subscribe(h, n)),
         2 => (h.clone(), patterns.clone()).prop_map(|(h, n)| Op::PSubscribe(h, n)),
         1 => (h.clone(), channels).prop_map(|(h, n)| Op::Unsubscribe(h, n)),
@@ -58,6 +61,7 @@ type Item = (&'static str, Option<String>, Option<String>, Option<u64>);
 fn item(m: &Message<u64>) -> Item {
     let number = match m {
         Message::Lagged { missed } => Some(*missed),
+        Message::HighWater { queued } => Some(*queued as u64),
         other => other.count().map(|c| c as u64),
     };
     (
@@ -88,6 +92,11 @@ struct Model {
     delivered: u64,
     dropped: u64,
     lagged: u64,
+    /// The high-water mark in effect: the one asked for, within 1..=capacity.
+    mark: Option<usize>,
+    armed: bool,
+    peak: usize,
+    warnings: u64,
 }
 
 enum Outcome {
@@ -97,8 +106,21 @@ enum Outcome {
 }
 
 impl Model {
-    fn new(capacity: Option<usize>, overflow: Overflow, broker_closed: bool) -> Model {
+    fn new(
+        capacity: Option<usize>,
+        overflow: Overflow,
+        mark: Option<usize>,
+        broker_closed: bool,
+    ) -> Model {
+        let mark = match (capacity, mark) {
+            (Some(c), Some(m)) if c > 0 => Some(m.clamp(1, c)),
+            _ => None,
+        };
         Model {
+            mark,
+            armed: true,
+            peak: 0,
+            warnings: 0,
             capacity,
             overflow,
             channels: Vec::new(),
@@ -136,8 +158,38 @@ impl Model {
         self.queue.push_back(item);
     }
 
+    fn queued(&self) -> usize {
+        self.queue.iter().filter(|i| is_delivery(i)).count()
+    }
+
+    /// Queues a delivery into a bounded queue: the peak, and a high-water notice right after
+    /// it when it reaches the armed mark.
+    fn push_delivery(&mut self, delivery: Item) {
+        self.queue.push_back(delivery);
+        self.delivered += 1;
+        let queued = self.queued();
+        self.peak = self.peak.max(queued);
+        if let Some(mark) = self.mark {
+            if self.armed && queued >= mark {
+                self.armed = false;
+                self.warnings += 1;
+                self.queue
+                    .push_back(("high_water", None, None, Some(queued as u64)));
+            }
+        }
+    }
+
+    /// Arms the notice again once fewer than half the mark are queued.
+    fn rearm(&mut self) {
+        if let Some(mark) = self.mark {
+            if self.queued() * 2 < mark {
+                self.armed = true;
+            }
+        }
+    }
+
     fn offer(&mut self, delivery: Item) -> Outcome {
-        let queued = self.queue.iter().filter(|i| is_delivery(i)).count();
+        let queued = self.queued();
         let Some(capacity) = self.capacity else {
             self.queue.push_back(delivery);
             self.delivered += 1;
@@ -145,15 +197,13 @@ impl Model {
         };
         if queued < capacity {
             self.flush_missed();
-            self.queue.push_back(delivery);
-            self.delivered += 1;
+            self.push_delivery(delivery);
             return Outcome::Delivered;
         }
         match self.overflow {
             Overflow::DropOldest if capacity > 0 => {
                 self.evict_oldest(capacity);
-                self.queue.push_back(delivery);
-                self.delivered += 1;
+                self.push_delivery(delivery);
                 Outcome::Delivered
             }
             Overflow::Disconnect => {
@@ -180,6 +230,15 @@ impl Model {
         self.dropped += evict as u64;
         let notices = |q: &VecDeque<Item>| q.iter().filter(|i| i.0 == "lagged").count() as u64;
         let before = notices(&self.queue);
+        // An unread high-water notice behind deliveries about to go moves ahead of them.
+        let first = self.queue.iter().position(is_delivery);
+        let warning = self.queue.iter().rposition(|i| i.0 == "high_water");
+        if let (Some(first), Some(warning), true) = (first, warning, evict > 0) {
+            if warning > first {
+                let notice = self.queue.remove(warning).unwrap();
+                self.queue.insert(first, notice);
+            }
+        }
         let mut kept = VecDeque::new();
         let mut missed = 0;
         for i in self.queue.drain(..) {
@@ -200,10 +259,16 @@ impl Model {
         }
         self.lagged = self.lagged + notices(&kept) - before;
         self.queue = kept;
+        if !self.armed {
+            self.rearm();
+        }
     }
 
     fn read(&mut self) -> Option<Item> {
         if let Some(i) = self.queue.pop_front() {
+            if is_delivery(&i) && !self.armed {
+                self.rearm();
+            }
             return Some(i);
         }
         if self.missed > 0 {
@@ -248,7 +313,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let broker = Broker::<u64>::new();
     let handles = (0..HANDLES).map(|_| broker.pubsub()).collect();
     let models = (0..HANDLES)
-        .map(|_| Model::new(None, Overflow::Block, false))
+        .map(|_| Model::new(None, Overflow::Block, None, false))
         .collect();
     let mut w = World {
         broker,
@@ -262,14 +327,18 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     };
     for op in ops {
         match op.clone() {
-            Op::Renew(h, capacity, overflow) => {
+            Op::Renew(h, capacity, overflow, mark) => {
                 w.dropped_gone += w.models[h].dropped;
-                let builder = w.broker.pubsub_builder().overflow(overflow);
+                let mut builder = w.broker.pubsub_builder().overflow(overflow);
+                if let Some(mark) = mark {
+                    builder = builder.high_water(mark);
+                }
                 w.handles[h] = match capacity {
                     Some(c) => builder.capacity(c).build(),
                     None => builder.build(),
                 };
-                w.models[h] = Model::new(capacity, overflow, w.closed);
+                w.models[h] = Model::new(capacity, overflow, mark, w.closed);
+                prop_assert_eq!(w.handles[h].high_water(), w.models[h].mark);
                 w.forget_patterns();
             }
             Op::Subscribe(h, names) | Op::PSubscribe(h, names) => {
@@ -421,6 +490,13 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 op
             );
             prop_assert_eq!(s.disconnected, m.stopped, "handle {}", h);
+            prop_assert_eq!(
+                (s.peak_queued, s.high_water),
+                (m.peak, m.warnings),
+                "peak and warnings, handle {} after {:?}",
+                h,
+                op
+            );
             prop_assert_eq!(sub.subscriptions() as u64, m.count());
         }
         let stats = w.broker.stats();

@@ -9,12 +9,17 @@
 //!    or the `patterns` read-write lock over the pattern table (publishers read it, and skip
 //!    it entirely while no pattern exists). Under the read lock, a publisher takes a cache
 //!    stripe of the table for the lookup only (`patterns.rs`).
-//! 3. A handle's `names` (`subscriber.rs`), taken under 2 when a subscription is added.
+//! 3. A handle's `names` (`subscriber.rs`), taken under 2 when a subscription is added; the
+//!    history's lock (`history.rs`), a leaf taken under 2 by a publish that records and by a
+//!    subscription that replays.
 //! 4. A bounded handle's queue lock (`queue.rs`), and the wake slot's lock (`wake.rs`).
 //!
 //! Locks are only ever taken in that order, and no path holds two locks of this index at
-//! once. A watcher (feature `redis`, `hooks.rs`) is called under a lock of level 2 and may
-//! take only locks of its own that nothing else is taken under.
+//! once, but one: on a broker that keeps history, a publish takes the pattern table's read
+//! lock first and a stripe's lock under it (nothing takes the table's lock under a
+//! stripe's, so the two cannot wait for each other). A watcher (feature `redis`,
+//! `hooks.rs`) is called under a lock of level 2 and may take only locks of its own that
+//! nothing else is taken under.
 //!
 //! # Clean cuts
 //!
@@ -23,10 +28,19 @@
 //! block a send. So every delivery a subscription lets through comes after its `Subscribe`
 //! confirmation and before its `Unsubscribe` confirmation, and a publish that starts after
 //! `subscribe`/`unsubscribe` returned sees the new state.
+//!
+//! A replay (`Index::replay`) is queued under the same lock as its subscription's
+//! confirmation, and a publish records its payload in the history under the channel's
+//! stripe, holding the table's read lock from before that record to its last pattern
+//! delivery: a channel subscription and a publish to its channel meet at the stripe, a
+//! pattern subscription and any publish at the table. Either the publish comes first (it
+//! is in the history the replay reads, and did not see the subscription) or the
+//! subscription does (the publish delivers to it live, and was not in the history yet).
 
 mod channels;
 mod entries;
 mod glob_index;
+mod history;
 mod patterns;
 
 use std::hash::BuildHasher;
@@ -39,6 +53,7 @@ use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use crate::hooks::{Change, Topic, Watcher};
 use crate::item::{Item, ItemSender};
 use crate::kind::Kind;
+use crate::message::Message;
 use crate::names::SubId;
 use crate::pattern::glob_match;
 use crate::subscriber::Subscriber;
@@ -46,6 +61,7 @@ use crate::wake::Woken;
 
 pub(crate) use channels::ChannelTable;
 pub(crate) use entries::{Entries, Entry};
+pub(crate) use history::{History, HistoryLimits};
 pub(crate) use patterns::PatternTable;
 
 /// Number of channel-map stripes; a power of two so a hash picks one with a mask.
@@ -123,10 +139,13 @@ pub(crate) struct Index<T: ?Sized> {
     /// Told of names coming and going; `None` unless a bridge is attached.
     #[cfg(feature = "redis")]
     watcher: RwLock<Option<Watcher>>,
+    /// The retained payloads, when the broker keeps history (`history.rs`).
+    history: Option<Mutex<History<T>>>,
 }
 
-impl<T: ?Sized> Default for Index<T> {
-    fn default() -> Self {
+impl<T: ?Sized> Index<T> {
+    /// An empty index, keeping history within `history` if given.
+    pub(crate) fn new(history: Option<HistoryLimits>) -> Self {
         let hasher = foldhash::fast::RandomState::default();
         Index {
             hasher,
@@ -143,11 +162,15 @@ impl<T: ?Sized> Default for Index<T> {
             closed: AtomicBool::new(false),
             #[cfg(feature = "redis")]
             watcher: RwLock::new(None),
+            history: history.map(|limits| Mutex::new(History::new(limits))),
         }
     }
-}
 
-impl<T: ?Sized> Index<T> {
+    /// The retained payloads, if the broker keeps history.
+    pub(crate) fn history(&self) -> Option<&Mutex<History<T>>> {
+        self.history.as_ref()
+    }
+
     /// The channel's hash (computed once per call) and the stripe it picks.
     pub(crate) fn stripe(&self, channel: &str) -> (u64, &Stripe<T>) {
         let hash = self.hasher.hash_one(channel);
@@ -195,6 +218,9 @@ impl<T: ?Sized> Index<T> {
                 id,
             });
             subscriber.send_control(sender, confirmation, woken);
+            if subscriber.replays() {
+                self.replay(kind, shared, subscriber, sender, id, woken);
+            }
             id
         };
         match kind {
@@ -224,6 +250,69 @@ impl<T: ?Sized> Index<T> {
                 self.added(first, kind, &shared);
                 Some((shared, id))
             }
+        }
+    }
+
+    /// Queues the retained payloads for a new subscription (in `id`) to `name`, after its
+    /// confirmation and under the same lock: a channel's under its stripe lock, where its
+    /// publishes record, and a pattern's under the table's write lock, which a publish holds
+    /// (for reading) from its record to its last pattern delivery when history is kept. So
+    /// each publish is either replayed or delivered live, never both, never neither.
+    fn replay(
+        &self,
+        kind: Kind,
+        name: &Arc<str>,
+        subscriber: &Subscriber<T>,
+        sender: &ItemSender<T>,
+        id: SubId,
+        woken: &mut Woken,
+    ) {
+        let Some(history) = &self.history else {
+            return;
+        };
+        // A handle that takes one delivery per publish got every payload retained on a
+        // channel another of its subscriptions matches, replayed or live: not again.
+        let others = subscriber.one_per_publish().then(|| {
+            let names = subscriber.names();
+            let mut channels = names.in_order(Kind::Channel);
+            let mut patterns = names.in_order(Kind::Pattern);
+            drop(names);
+            match kind {
+                Kind::Channel => channels.retain(|c| c != name),
+                Kind::Pattern => patterns.retain(|p| p != name),
+            }
+            (channels, patterns)
+        });
+        let fresh = |channel: &str| {
+            others.as_ref().map_or(true, |(channels, patterns)| {
+                !channels.iter().any(|c| &**c == channel)
+                    && !patterns.iter().any(|p| glob_match(p, channel))
+            })
+        };
+        let replayed: Vec<Message<T>> = match kind {
+            Kind::Channel if !fresh(name) => Vec::new(),
+            Kind::Channel => (history.lock().of_channel(name).into_iter())
+                .map(|payload| Message::Replay {
+                    pattern: None,
+                    channel: Arc::clone(name),
+                    payload,
+                })
+                .collect(),
+            Kind::Pattern => (history.lock().matching(name).into_iter())
+                .filter(|(_, channel, _)| fresh(channel))
+                .map(|(_, channel, payload)| Message::Replay {
+                    pattern: Some(Arc::clone(name)),
+                    channel,
+                    payload,
+                })
+                .collect(),
+        };
+        for message in replayed {
+            let item = Item::Replay {
+                slot: id.slot,
+                message: Box::new(message),
+            };
+            subscriber.send_control(sender, item, woken);
         }
     }
 

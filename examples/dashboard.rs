@@ -1,0 +1,87 @@
+//! A late-joining dashboard: a price feed has been publishing for a while when the dashboard
+//! starts; it shows the last price of every market at once (replayed from the broker's
+//! retained history), then live ticks as they come.
+//!
+//! Also shown, the other options beyond Redis: the dashboard follows `prices.*` and its
+//! headline market `prices.eu` on one handle and still gets each tick once
+//! (`one_delivery_per_publish`), and its bounded queue warns before it would lose a tick
+//! (`high_water`).
+//!
+//! Run: `cargo run --example dashboard`.
+
+use std::thread;
+use std::time::Duration;
+
+use fanout::{Broker, Message, Overflow};
+
+fn main() {
+    // Keep the last price of up to 1,000 markets, whether anybody listens or not.
+    let broker = Broker::<str>::builder().history(1, 1_000).build();
+
+    // The feed, before the dashboard exists: nobody receives these, the broker keeps them.
+    for (market, price) in [
+        ("prices.eu", "101.50"),
+        ("prices.us", "99.80"),
+        ("prices.asia", "100.20"),
+        ("prices.eu", "101.70"),
+    ] {
+        broker.publish(market, price);
+    }
+    println!(
+        "retained before the dashboard: {:?}\n",
+        broker.retained(None)
+    );
+
+    let dashboard = broker
+        .pubsub_builder()
+        .replay(true) // the last price of each market right after the subscription
+        .one_delivery_per_publish(true) // `prices.eu` matches twice below: once is enough
+        .capacity(64)
+        .overflow(Overflow::DropOldest) // never slow the feed down...
+        .high_water(48) // ...but say so before ticks are dropped
+        .ignore_subscribe_messages(true)
+        .build();
+    dashboard.psubscribe("prices.*");
+    dashboard.subscribe("prices.eu");
+
+    let feed = {
+        let broker = broker.clone();
+        thread::spawn(move || {
+            let ticks = [
+                ("prices.us", "99.85"),
+                ("prices.eu", "101.65"),
+                ("prices.asia", "100.10"),
+                ("prices.eu", "101.80"),
+            ];
+            for (market, price) in ticks {
+                thread::sleep(Duration::from_millis(20));
+                let delivered = broker.publish(market, price);
+                assert_eq!(delivered, 1, "one delivery per publish");
+            }
+        })
+    };
+
+    // Three replays (one per market, oldest publish first), then the four live ticks.
+    for message in dashboard.listen().take(3 + 4) {
+        match &message {
+            Message::Replay {
+                channel, payload, ..
+            } => println!("{channel:<12} {payload:>7}   last known"),
+            Message::Message { channel, payload } => {
+                println!("{channel:<12} {payload:>7}   live (headline)")
+            }
+            Message::PMessage {
+                channel, payload, ..
+            } => println!("{channel:<12} {payload:>7}   live"),
+            Message::HighWater { queued } => println!("falling behind: {queued} ticks queued"),
+            Message::Lagged { missed } => println!("missed {missed} ticks"),
+            other => println!("{other:#}"),
+        }
+    }
+    feed.join().expect("the feed thread panicked");
+    let stats = dashboard.stats();
+    println!(
+        "\nread every tick; the queue peaked at {} of 64",
+        stats.peak_queued
+    );
+}

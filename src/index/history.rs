@@ -1,0 +1,190 @@
+//! Retained history: the last payloads of each channel, kept for handles that subscribe
+//! later and ask for a replay (`BrokerBuilder::history`).
+//!
+//! Every recorded publish takes the next number of one counter, so the payloads of several
+//! channels can be replayed in publish order. Channels are kept by recency too (a
+//! `BTreeMap` from the number of a channel's last publish to its name): once more channels
+//! are retained than the bound allows, the least recently published one goes, whole.
+//!
+//! # Locks
+//!
+//! One mutex over all of it, a leaf taken under a channel's stripe lock (a publish records
+//! there; a channel subscription reads there) or under the pattern table's write lock (a
+//! pattern subscription reads every matching channel); see `index/mod.rs` for why that makes
+//! the cut between replayed and live deliveries clean.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use crate::pattern::glob_match;
+
+/// How much history a broker keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct HistoryLimits {
+    /// Payloads kept per channel, the newest.
+    pub(crate) per_channel: usize,
+    /// Channels kept, the most recently published.
+    pub(crate) channels: usize,
+}
+
+/// One retained channel: its newest payloads, oldest first, each with its publish number.
+struct Retained<T: ?Sized> {
+    payloads: VecDeque<(u64, Arc<T>)>,
+}
+
+impl<T: ?Sized> Retained<T> {
+    fn last(&self) -> u64 {
+        self.payloads.back().map_or(0, |&(number, _)| number)
+    }
+}
+
+/// A payload to replay: its publish number, channel and payload.
+pub(crate) type Replayed<T> = (u64, Arc<str>, Arc<T>);
+
+/// The retained payloads of a broker.
+pub(crate) struct History<T: ?Sized> {
+    limits: HistoryLimits,
+    channels: HashMap<Arc<str>, Retained<T>, foldhash::fast::RandomState>,
+    /// Each retained channel under the number of its last publish: the first is the least
+    /// recently published.
+    by_recency: BTreeMap<u64, Arc<str>>,
+    /// The number the next recorded publish gets.
+    next: u64,
+    /// Channels let go of to stay within `limits.channels`.
+    evicted: u64,
+}
+
+impl<T: ?Sized> History<T> {
+    /// A history within `limits`; both must be at least 1.
+    pub(crate) fn new(limits: HistoryLimits) -> Self {
+        History {
+            limits,
+            channels: HashMap::default(),
+            by_recency: BTreeMap::new(),
+            next: 1,
+            evicted: 0,
+        }
+    }
+
+    /// Keeps `payload` as `channel`'s newest, letting go of its oldest beyond the limit and,
+    /// for a channel not retained yet, of the least recently published channel beyond the
+    /// bound. `shared` is the channel map's text of the name, if it has one, to share.
+    pub(crate) fn record(&mut self, channel: &str, shared: Option<&Arc<str>>, payload: &Arc<T>) {
+        let number = self.next;
+        self.next += 1;
+        if let Some(retained) = self.channels.get_mut(channel) {
+            if let Some(name) = self.by_recency.remove(&retained.last()) {
+                self.by_recency.insert(number, name);
+            }
+            if retained.payloads.len() == self.limits.per_channel {
+                retained.payloads.pop_front();
+            }
+            retained.payloads.push_back((number, Arc::clone(payload)));
+            return;
+        }
+        if self.channels.len() == self.limits.channels {
+            if let Some((_, oldest)) = self.by_recency.pop_first() {
+                self.channels.remove(&oldest);
+                self.evicted += 1;
+            }
+        }
+        let name = shared.cloned().unwrap_or_else(|| Arc::from(channel));
+        let mut payloads = VecDeque::with_capacity(self.limits.per_channel.min(16));
+        payloads.push_back((number, Arc::clone(payload)));
+        self.by_recency.insert(number, Arc::clone(&name));
+        self.channels.insert(name, Retained { payloads });
+    }
+
+    /// `channel`'s retained payloads, oldest first.
+    pub(crate) fn of_channel(&self, channel: &str) -> Vec<Arc<T>> {
+        self.channels
+            .get(channel)
+            .map_or_else(Vec::new, |retained| {
+                retained
+                    .payloads
+                    .iter()
+                    .map(|(_, p)| Arc::clone(p))
+                    .collect()
+            })
+    }
+
+    /// The retained payloads of every channel `pattern` matches, in publish order.
+    pub(crate) fn matching(&self, pattern: &str) -> Vec<Replayed<T>> {
+        let mut found: Vec<Replayed<T>> = Vec::new();
+        for (name, retained) in &self.channels {
+            if glob_match(pattern, name) {
+                found.extend(
+                    (retained.payloads.iter())
+                        .map(|(number, p)| (*number, Arc::clone(name), Arc::clone(p))),
+                );
+            }
+        }
+        found.sort_unstable_by_key(|&(number, _, _)| number);
+        found
+    }
+
+    /// Retained channels (those `pattern` matches, when given) and how many payloads each
+    /// holds, sorted by name.
+    pub(crate) fn retained(&self, pattern: Option<&str>) -> Vec<(String, usize)> {
+        let mut found: Vec<(String, usize)> = (self.channels.iter())
+            .filter(|(name, _)| pattern.map_or(true, |p| glob_match(p, name)))
+            .map(|(name, retained)| (name.to_string(), retained.payloads.len()))
+            .collect();
+        found.sort_unstable();
+        found
+    }
+
+    /// Channels retained now.
+    pub(crate) fn len(&self) -> usize {
+        self.channels.len()
+    }
+
+    /// Channels let go of to stay within the bound.
+    pub(crate) fn evicted(&self) -> u64 {
+        self.evicted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{History, HistoryLimits};
+
+    fn history(per_channel: usize, channels: usize) -> History<str> {
+        History::new(HistoryLimits {
+            per_channel,
+            channels,
+        })
+    }
+
+    #[test]
+    fn keeps_the_newest_payloads_of_the_most_recently_published_channels() {
+        let mut h = history(2, 2);
+        for (channel, payload) in [("a", "1"), ("b", "2"), ("a", "3"), ("a", "4"), ("c", "5")] {
+            h.record(channel, None, &Arc::from(payload));
+        }
+        // "b" was the least recently published when "c" came.
+        assert_eq!(h.retained(None), [("a".into(), 2), ("c".into(), 1)]);
+        assert_eq!(h.of_channel("a"), [Arc::from("3"), Arc::from("4")]);
+        assert_eq!(h.evicted(), 1);
+        let replayed: Vec<_> = h
+            .matching("*")
+            .into_iter()
+            .map(|(n, c, _)| (n, c))
+            .collect();
+        assert_eq!(
+            replayed,
+            [(3, "a".into()), (4, "a".into()), (5, "c".into())]
+        );
+    }
+
+    #[test]
+    fn a_publish_refreshes_its_channel() {
+        let mut h = history(1, 2);
+        for channel in ["a", "b", "a", "c"] {
+            h.record(channel, None, &Arc::from("x"));
+        }
+        assert_eq!(h.retained(None), [("a".into(), 1), ("c".into(), 1)]);
+    }
+}

@@ -1,0 +1,85 @@
+//! One delivery per publish (`PubSubBuilder::one_delivery_per_publish`, Redis's proposed
+//! NOPUBDUP) where it meets full queues and concurrent (un)subscriptions. The rule itself is
+//! checked against the Redis model with duplicates removed in `model.rs`.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use common::drain;
+use fanout::{Broker, Message, Overflow};
+
+#[test]
+fn a_full_queue_is_reported_once_and_no_pattern_delivery_slips_in() {
+    let broker = Broker::<u64>::new();
+    let once = broker
+        .pubsub_builder()
+        .capacity(1)
+        .overflow(Overflow::Block)
+        .one_delivery_per_publish(true)
+        .build();
+    once.subscribe("a");
+    once.psubscribe(["a*", "*"]);
+    assert_eq!(broker.try_publish("a", 1).unwrap(), 1);
+    let err = broker.try_publish("a", 2).unwrap_err();
+    assert_eq!((err.delivered(), err.full()), (0, &[once.id()][..]));
+    let kinds: Vec<_> = drain(&once).iter().map(Message::kind).collect();
+    assert_eq!(
+        kinds,
+        ["subscribe", "psubscribe", "psubscribe", "message", "lagged"]
+    );
+    assert_eq!(once.stats().dropped, 1);
+}
+
+#[test]
+fn other_handles_still_get_every_matching_subscription() {
+    let broker = Broker::<u64>::new();
+    let once = broker
+        .pubsub_builder()
+        .one_delivery_per_publish(true)
+        .build();
+    let redis = broker.pubsub();
+    for sub in [&once, &redis] {
+        sub.subscribe("a");
+        sub.psubscribe(["a*", "*"]);
+    }
+    assert_eq!(broker.publish("a", 1), 1 + 3);
+}
+
+/// While a publisher publishes to `a`, other threads keep subscribing and unsubscribing the
+/// handle's channel `a` and one of its patterns; `*` stays. Every publish must reach the
+/// handle exactly once, whichever subscription carries it.
+#[test]
+fn every_publish_arrives_once_while_subscriptions_come_and_go() {
+    const PUBLISHES: u64 = 20_000;
+    let broker = Broker::<u64>::new();
+    let once = broker
+        .pubsub_builder()
+        .one_delivery_per_publish(true)
+        .build();
+    once.psubscribe("*");
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                once.subscribe("a");
+                once.unsubscribe("a");
+            }
+        });
+        s.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                once.psubscribe("a*");
+                once.punsubscribe("a*");
+            }
+        });
+        for i in 0..PUBLISHES {
+            assert_eq!(broker.publish("a", i), 1, "publish {i}");
+        }
+        done.store(true, Ordering::Relaxed);
+    });
+    let got: Vec<u64> = drain(&once)
+        .iter()
+        .filter_map(|m| m.data().copied())
+        .collect();
+    assert_eq!(got, (0..PUBLISHES).collect::<Vec<_>>());
+}
