@@ -86,9 +86,13 @@ impl<T: ?Sized> BrokerBuilder<T> {
     /// Cost: a publish also records its payload under one lock of the broker's, and holds
     /// the pattern table's read lock from start to end (BENCHMARKS.md has the measured cost).
     ///
-    /// With a Redis bridge attached (feature `redis`), what is recorded is what this process
-    /// delivers as channel messages: local publishes, and those Redis sends for the channels
-    /// local handles subscribe to (not those only a pattern subscription brings).
+    /// With a Redis bridge attached (feature `redis`), the history records the channel
+    /// messages this process delivers: what Redis sends for the channels local handles
+    /// subscribe to (from this process or any other) and, with `Route::Local`, local
+    /// publishes. A publish only a local pattern subscription receives is not recorded, and
+    /// since Redis sends one publish's `message` and `pmessage`s separately, a replaying
+    /// pattern subscription made between them may get it both replayed and live; the
+    /// clean cut below holds for a broker without a bridge.
     ///
     /// # Examples
     ///
@@ -334,6 +338,12 @@ impl<'a, T: ?Sized> PubSubBuilder<'a, T> {
     /// and are not in [`PubSubStats::delivered`]; a subscription's handler gets them. On a
     /// broker without history there is nothing to replay.
     ///
+    /// Costs: a pattern subscription reads every retained channel, under the lock that every
+    /// publish on a broker with history takes for reading, so publishes wait for it (BENCHMARKS.md
+    /// has the time for 1,000 channels). Replays sit in the queue like confirmations, so a
+    /// `DropOldest` eviction re-queues those still unread: a large replay into a small
+    /// `DropOldest` queue makes each eviction cost in proportion until it is read.
+    ///
     /// # Examples
     ///
     /// ```
@@ -365,6 +375,11 @@ impl<'a, T: ?Sized> PubSubBuilder<'a, T> {
     /// `Message` when the channel is subscribed, else as a `PMessage` of the first matching
     /// pattern in subscription order, and `publish` counts it once. Other handles are not
     /// affected.
+    ///
+    /// A publish that waits for room in a `Block` queue through one of the handle's
+    /// subscriptions, which is then removed, goes through the next of the handle's
+    /// subscriptions that matched it, if one still stands. (Subscription order is counted
+    /// per handle, and wraps after 2^32 subscriptions.)
     ///
     /// With [`replay`](PubSubBuilder::replay) too, a new subscription replays nothing of a
     /// channel that another of the handle's subscriptions matches: the handle has had those
@@ -401,7 +416,8 @@ impl<'a, T: ?Sized> PubSubBuilder<'a, T> {
 
     /// A warning before loss: once this handle's bounded queue holds `deliveries` deliveries,
     /// a [`Message::HighWater`] notice is queued right after the one that reached the mark,
-    /// once per crossing (given again only after the queue has fallen below half the mark).
+    /// once per crossing (given again only after the reader has brought the queue below half
+    /// the mark; evictions do not count, so a stopped reader gets one notice).
     /// It is never dropped and does not count against capacity. Under `Disconnect` and
     /// `DropOldest` it comes before the first loss: the mark is at most the capacity, so it
     /// is reached before a delivery finds the queue full, and a `DropOldest` eviction moves

@@ -123,7 +123,7 @@ pub enum Message<T: ?Sized> {
     /// [`PubSubBuilder::high_water`](crate::PubSubBuilder::high_water) has just reached its
     /// mark: `queued` deliveries wait to be read. Placed right after the delivery that
     /// reached it, so it comes before any delivery the policy loses; given again only once
-    /// the queue has fallen below half the mark.
+    /// the reader has brought the queue below half the mark.
     ///
     /// Not a Redis message. Like `Lagged`, it is never dropped and does not count against
     /// capacity.

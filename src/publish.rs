@@ -24,12 +24,12 @@
 //! wait would re-check it: the handle counts it dropped and reads a `Lagged` notice) and
 //! counts what the publish delivered, as `finish` does.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use crate::error::Published;
-use crate::index::{Entry, Stripe};
-use crate::item::{Envelope, Item};
+use crate::index::{Entry, Held, Index, Released, Stripe};
+use crate::item::{Envelope, Item, ItemSender};
 use crate::kind::Kind;
 use crate::names::SubId;
 use crate::queue::{Offer, Tally};
@@ -86,18 +86,45 @@ impl Reach {
     }
 }
 
-/// A delivery that found a `Block` queue full, to retry without any index lock held.
-struct Deferred<T: ?Sized> {
-    subscriber: Arc<Subscriber<T>>,
-    /// The subscription it was for: where to find it again, and which one it must still be.
+/// A subscription a delivery that waits may be queued through: where to find it again, and
+/// which one it must still be.
+struct Target {
     kind: Kind,
     name: Arc<str>,
     id: SubId,
+}
+
+/// A delivery that found a `Block` queue full, to retry without any index lock held.
+struct Deferred<T: ?Sized> {
+    subscriber: Arc<Subscriber<T>>,
+    /// The subscription it was for; for a handle that takes one delivery per publish, then
+    /// its other subscriptions that matched the publish, in the order they stand in for the
+    /// ones before them once those are gone (`Deferred::hold`).
+    targets: VecDeque<Target>,
+    /// The channel published to, once `targets` holds more than one.
+    channel: Option<Arc<str>>,
     /// `None` only while it is being offered.
     item: Option<Item<T>>,
 }
 
 impl<T: ?Sized> Deferred<T> {
+    /// The index lock over the first of its subscriptions that still stands, held, and its
+    /// sender (see `Index::hold`), with the item addressed to that subscription; `None` once
+    /// none stands.
+    fn hold<'i>(&mut self, index: &'i Index<T>) -> Option<(Held<'i, T>, ItemSender<T>)> {
+        while let Some(target) = self.targets.front() {
+            let held = index.hold(target.kind, &target.name, &self.subscriber, target.id);
+            if held.is_some() {
+                if let Some(item) = self.item.take() {
+                    self.item = Some(readdress(item, target, self.channel.as_ref()));
+                }
+                return held;
+            }
+            self.targets.pop_front();
+        }
+        None
+    }
+
     /// The sender clones it queued with may have been the queue's last: the readers of a
     /// handle closed meanwhile then see the end.
     fn done(self) {
@@ -168,11 +195,15 @@ impl<'a, T: ?Sized> Round<'a, T> {
             Offer::Full(item) => {
                 let waiting = self.waiting.get_or_insert_with(HashSet::new);
                 waiting.insert(subscriber.id());
-                self.deferred.push(Deferred {
-                    subscriber: Arc::clone(subscriber),
+                let target = Target {
                     kind,
                     name: Arc::clone(name),
                     id: entry.id,
+                };
+                self.deferred.push(Deferred {
+                    subscriber: Arc::clone(subscriber),
+                    targets: VecDeque::from([target]),
+                    channel: None,
                     item: Some(item),
                 });
             }
@@ -183,50 +214,92 @@ impl<'a, T: ?Sized> Round<'a, T> {
             Offer::Gone => {}
         }
     }
+
+    /// Gives `subscriber`'s delivery of this publish, if it waits for room, the handle's
+    /// other subscriptions that matched, to stand in should its own be gone by then (a handle
+    /// that takes one delivery per publish has no other delivery of it).
+    fn stand_ins(
+        &mut self,
+        subscriber: SubscriberId,
+        channel: impl FnOnce() -> Arc<str>,
+        others: Vec<Target>,
+    ) {
+        let waits = self
+            .waiting
+            .as_ref()
+            .is_some_and(|w| w.contains(&subscriber));
+        if others.is_empty() || !waits {
+            return;
+        }
+        let mut deferred = self.deferred.iter_mut().rev();
+        if let Some(deferred) = deferred.find(|d| d.subscriber.id() == subscriber) {
+            deferred.targets.extend(others);
+            deferred.channel = Some(channel());
+        }
+    }
+}
+
+/// `item`, addressed to `target` instead: a channel delivery becomes a pattern one (with
+/// `channel`, the channel published to) when a pattern subscription stands in for it.
+fn readdress<T: ?Sized>(item: Item<T>, target: &Target, channel: Option<&Arc<str>>) -> Item<T> {
+    let slot = target.id.slot;
+    match (item, target.kind, channel) {
+        (Item::Channel { payload, .. }, Kind::Channel, _) => Item::Channel { slot, payload },
+        (Item::Channel { payload, .. }, Kind::Pattern, Some(channel)) => Item::Pattern {
+            slot,
+            publish: Arc::new(Envelope {
+                channel: Arc::clone(channel),
+                payload,
+            }),
+        },
+        (Item::Pattern { publish, .. }, Kind::Pattern, _) => Item::Pattern { slot, publish },
+        (item, _, _) => item,
+    }
 }
 
 /// The handles made with `one_delivery_per_publish` that one publish matches: those its
-/// channel reached, and, for the others, their first matching pattern in subscription order.
-/// Empty, and allocation-free, for a publish that meets none.
+/// channel reached, and the matching pattern subscriptions of each. A handle the channel did
+/// not reach gets the publish through the first of them in subscription order; the others
+/// stand in for the one that got it, should it wait for room and be gone by then. Empty,
+/// and allocation-free, for a publish that meets none.
 #[derive(Default)]
 struct Once {
     reached: Option<HashSet<SubscriberId>>,
-    /// Per handle: its matching pattern subscription subscribed first, as the pattern's
-    /// table slot and the subscription's id.
-    candidates: Option<HashMap<SubscriberId, (u32, SubId)>>,
+    /// Per handle: its matching pattern subscriptions, as the pattern's table slot, the
+    /// subscription's id and the pattern.
+    matched: Option<HashMap<SubscriberId, Vec<Match>>>,
 }
+
+/// A matching pattern subscription: the pattern's table slot, the subscription, the pattern.
+type Match = (u32, SubId, Arc<str>);
 
 impl Once {
     /// The channel's delivery reached `subscriber`: no pattern delivery will.
     fn reached(&mut self, subscriber: SubscriberId) {
-        self.reached
-            .get_or_insert_with(HashSet::new)
-            .insert(subscriber);
+        let reached = self.reached.get_or_insert_with(HashSet::new);
+        reached.insert(subscriber);
     }
 
-    /// `entry`, a subscription of the pattern in table slot `slot`, matches.
-    fn candidate<T: ?Sized>(&mut self, entry: &Entry<T>, slot: u32) {
-        let subscriber = entry.subscriber.id();
-        if self
-            .reached
-            .as_ref()
-            .is_some_and(|r| r.contains(&subscriber))
-        {
-            return;
-        }
-        let candidates = self.candidates.get_or_insert_with(HashMap::new);
-        let first = candidates.entry(subscriber).or_insert((slot, entry.id));
-        if entry.id.order() < first.1.order() {
-            *first = (slot, entry.id);
-        }
+    fn was_reached(&self, subscriber: SubscriberId) -> bool {
+        let reached = self.reached.as_ref();
+        reached.is_some_and(|r| r.contains(&subscriber))
     }
 
-    /// The pattern subscription each handle not reached by the channel gets the publish by.
-    fn chosen(&mut self) -> Vec<(u32, SubscriberId, SubId)> {
-        let candidates = self.candidates.take().unwrap_or_default();
-        (candidates.into_iter())
-            .map(|(subscriber, (slot, id))| (slot, subscriber, id))
-            .collect()
+    /// `entry`, a subscription of `pattern` (in table slot `slot`), matches.
+    fn matched<T: ?Sized>(&mut self, entry: &Entry<T>, slot: u32, pattern: &Arc<str>) {
+        let matched = self.matched.get_or_insert_with(HashMap::new);
+        let of_handle = matched.entry(entry.subscriber.id()).or_default();
+        of_handle.push((slot, entry.id, Arc::clone(pattern)));
+    }
+
+    /// Each handle's matching pattern subscriptions, in subscription order.
+    fn take(&mut self) -> Vec<(SubscriberId, Vec<Match>)> {
+        let matched = self.matched.take().unwrap_or_default();
+        let mut all: Vec<_> = matched.into_iter().collect();
+        for (_, of_handle) in &mut all {
+            of_handle.sort_unstable_by_key(|(_, id, _)| id.order());
+        }
+        all
     }
 }
 
@@ -297,14 +370,12 @@ impl<T: ?Sized> Registry<T> {
                 break;
             };
             let delivered = std::future::poll_fn(|cx| {
-                let Some(item) = next.item.take() else {
-                    return std::task::Poll::Ready(false);
-                };
                 // Check the subscription and offer under its index lock, as `publish` does.
                 let index = self.index();
-                let Some((held, sender)) =
-                    index.hold(next.kind, &next.name, &next.subscriber, next.id)
-                else {
+                let Some((held, sender)) = next.hold(index) else {
+                    return std::task::Poll::Ready(false);
+                };
+                let Some(item) = next.item.take() else {
                     return std::task::Poll::Ready(false);
                 };
                 let mut woken = Woken::default();
@@ -377,6 +448,8 @@ impl<T: ?Sized> Registry<T> {
         let stripe = round.stripe;
         let channels = reach.channels();
         let history = index.history().filter(|_| reach.records());
+        // Declared before the locks, so dropped after them.
+        let mut released = Released::default();
         let held = history.map(|_| index.patterns());
         let patterns = reach.patterns() && index.has_patterns();
         let mut payload = Payload(Some(payload));
@@ -387,7 +460,9 @@ impl<T: ?Sized> Registry<T> {
             let found = map.get(hash, channel);
             if let Some(history) = history {
                 let shared = found.map(|found| &found.name);
-                history.lock().record(channel, shared, payload.peek());
+                history
+                    .lock()
+                    .record(channel, shared, payload.peek(), &mut released);
             }
             if let Some(found) = found.filter(|_| channels) {
                 let last = found.value.len().saturating_sub(1);
@@ -436,23 +511,36 @@ impl<T: ?Sized> Registry<T> {
                 };
                 for entry in &pattern.value {
                     if entry.subscriber.one_per_publish() {
-                        once.candidate(entry, slot);
+                        once.matched(entry, slot, &pattern.pattern);
                     } else {
                         offer(round, entry, &pattern.pattern);
                     }
                 }
                 round.take_readers(&pattern.value);
             }
-            let chosen = once.chosen();
-            for &(slot, subscriber, id) in &chosen {
-                let pattern = table.at(slot).expect("matched under this read lock");
-                let entry = (pattern.value.get(subscriber, id)).expect("under this read lock");
-                offer(round, entry, &pattern.pattern);
+            let mut matched = once.take();
+            for (subscriber, matched) in &mut matched {
+                if !once.was_reached(*subscriber) && !matched.is_empty() {
+                    let (slot, id, _) = matched.remove(0);
+                    let pattern = table.at(slot);
+                    let found = pattern.and_then(|p| Some((p, p.value.get(*subscriber, id)?)));
+                    if let Some((pattern, entry)) = found {
+                        offer(round, entry, &pattern.pattern);
+                        round.take_readers([entry]);
+                    }
+                }
             }
-            if !chosen.is_empty() {
-                round.take_readers(chosen.iter().filter_map(|&(slot, subscriber, id)| {
-                    table.at(slot)?.value.get(subscriber, id)
-                }));
+            let published = envelope.map(|e| Arc::clone(&e.channel)).or(name);
+            let published = || published.clone().unwrap_or_else(|| Arc::from(channel));
+            for (subscriber, others) in matched {
+                let others: Vec<Target> = (others.into_iter())
+                    .map(|(_, id, name)| Target {
+                        kind: Kind::Pattern,
+                        name,
+                        id,
+                    })
+                    .collect();
+                round.stand_ins(subscriber, published, others);
             }
         }
     }
@@ -461,15 +549,13 @@ impl<T: ?Sized> Registry<T> {
     /// deadline, or the subscription it was meant for is gone.
     fn deliver_after_wait(&self, mut deferred: Deferred<T>, wait: Wait, round: &mut Round<'_, T>) {
         let deadline = wait.deadline();
-        let Some(mut item) = deferred.item.take() else {
-            return deferred.done();
-        };
         let subscriber = Arc::clone(&deferred.subscriber);
         let index = self.index();
         loop {
-            let Some((held, sender)) =
-                index.hold(deferred.kind, &deferred.name, &subscriber, deferred.id)
-            else {
+            let Some((held, sender)) = deferred.hold(index) else {
+                break;
+            };
+            let Some(item) = deferred.item.take() else {
                 break;
             };
             let Some(queue) = subscriber.queue().filter(|_| subscriber.is_open()) else {
@@ -492,7 +578,7 @@ impl<T: ?Sized> Registry<T> {
                 Ok(Offer::Dropped) => round.published.full.push(subscriber.id()),
                 Ok(_) => {}
                 Err(again) => {
-                    item = again;
+                    deferred.item = Some(again);
                     // Registered before the index lock is let go (see `room.rs`).
                     let waiting = locked.register();
                     drop((held, sender));
@@ -520,18 +606,12 @@ impl<T: ?Sized> Registry<T> {
     /// Refuses a delivery that was waiting for room, as `try_publish` refuses one: when the
     /// subscription still stands, the handle counts it dropped and reads a `Lagged` notice.
     #[cfg(feature = "async")]
-    fn refuse(&self, deferred: &Deferred<T>, round: &mut Round<'_, T>) {
+    fn refuse(&self, deferred: &mut Deferred<T>, round: &mut Round<'_, T>) {
         if deferred.item.is_none() {
             return;
         }
         let index = self.index();
-        let held = index.hold(
-            deferred.kind,
-            &deferred.name,
-            &deferred.subscriber,
-            deferred.id,
-        );
-        if let Some(held) = held {
+        if let Some(held) = deferred.hold(index) {
             deferred.subscriber.refuse(&held.1, &mut round.tally);
             round.published.full.push(deferred.subscriber.id());
             drop(held);
@@ -559,8 +639,8 @@ impl<T: ?Sized> Drop for Unfinished<'_, T> {
         let Some(mut round) = self.round.take() else {
             return;
         };
-        for deferred in std::mem::take(&mut self.deferred) {
-            self.registry.refuse(&deferred, &mut round);
+        for mut deferred in std::mem::take(&mut self.deferred) {
+            self.registry.refuse(&mut deferred, &mut round);
             deferred.done();
         }
         self.registry.finish(round);

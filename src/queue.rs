@@ -322,7 +322,9 @@ impl<T: ?Sized> Bounded<T> {
         }
     }
 
-    /// Arms the high-water notice again once fewer than half the mark are queued.
+    /// Arms the high-water notice again once fewer than half the mark are queued: called
+    /// when a reader takes a delivery. An eviction does not re-arm it: the reader has not
+    /// caught up, and a stopped reader keeps one notice.
     fn rearm(&self, q: &mut QueueState) {
         if let Some(mark) = self.high_water {
             if self.count_deliveries(q) * 2 < mark {
@@ -393,9 +395,6 @@ impl<T: ?Sized> Bounded<T> {
             }
         }
         flush(q, &mut missed, &mut fresh, &mut absorbed);
-        if !q.armed {
-            self.rearm(q);
-        }
     }
 }
 

@@ -182,7 +182,12 @@ impl<T: ?Sized> Registry<T> {
 
     pub(crate) fn stats(&self) -> BrokerStats {
         let (published, delivered) = self.index.counts();
-        let history = self.index.history().map(|h| h.lock());
+        // Read and let go of before the stripes are locked: the history's lock is taken
+        // under theirs (`index/mod.rs`).
+        let history = self.index.history().map(|h| {
+            let history = h.lock();
+            (history.len(), history.evicted())
+        });
         BrokerStats {
             published,
             delivered,
@@ -190,8 +195,8 @@ impl<T: ?Sized> Registry<T> {
             channels: self.index.channel_count(),
             patterns: self.index.numpat(),
             subscribers: self.subscribers.load(Ordering::Relaxed),
-            retained_channels: history.as_ref().map_or(0, |h| h.len()),
-            history_evicted: history.as_ref().map_or(0, |h| h.evicted()),
+            retained_channels: history.map_or(0, |h| h.0),
+            history_evicted: history.map_or(0, |h| h.1),
         }
     }
 }

@@ -152,9 +152,9 @@ impl Worker {
         self.stop.clone()
     }
 
-    /// How many deliveries (and replays) the worker skipped because their subscription has no handler
-    /// (one made without a handler after the worker started; redis-py's worker drops them
-    /// too). They still count in the handle's `stats().delivered`.
+    /// How many deliveries (and replays) the worker skipped because their subscription has
+    /// no handler (one made without a handler after the worker started; redis-py's worker
+    /// drops them too). The deliveries still count in the handle's `stats().delivered`.
     ///
     /// # Examples
     ///

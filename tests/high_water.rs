@@ -137,14 +137,15 @@ fn a_mark_beyond_reach_is_clamped_and_unbounded_queues_have_none() {
 /// first `Lagged` (under `DropOldest`) or before the end (under `Disconnect`).
 #[test]
 fn under_concurrent_publishes_the_warning_comes_first() {
-    for round in 0..50 {
+    let mut losses = 0;
+    for round in 0..common::race_rounds() / 4 {
         for overflow in [Overflow::DropOldest, Overflow::Disconnect] {
             let broker = Broker::<u64>::new();
             let sub = handle(&broker, 16, overflow, 12);
             sub.subscribe("a");
             let read: Vec<Message<u64>> = std::thread::scope(|s| {
                 s.spawn(|| {
-                    for i in 0..2_000 {
+                    for i in 0..500 {
                         broker.publish("a", i);
                     }
                     broker.close(); // ends a DropOldest reader too
@@ -162,6 +163,7 @@ fn under_concurrent_publishes_the_warning_comes_first() {
             let first_loss = read.iter().position(|m| m.kind() == "lagged");
             let stats = sub.stats();
             if stats.dropped > 0 {
+                losses += 1;
                 let warning = first_warning.expect("a loss with no warning");
                 if let Some(loss) = first_loss {
                     assert!(
@@ -172,5 +174,38 @@ fn under_concurrent_publishes_the_warning_comes_first() {
             }
             assert!(stats.peak_queued <= 16);
         }
+    }
+    assert!(
+        losses > 0,
+        "no round lost anything: the test proved nothing"
+    );
+}
+
+/// A stopped reader under `DropOldest` keeps one warning and one merged `Lagged` notice,
+/// not one of each per eviction (evictions do not re-arm the warning).
+#[test]
+fn a_stopped_reader_keeps_one_warning() {
+    for capacity in [1, 2, 8] {
+        let broker = Broker::<u64>::new();
+        let sub = handle(&broker, capacity, Overflow::DropOldest, 1);
+        sub.subscribe("a");
+        for i in 0..1_000 {
+            broker.publish("a", i);
+        }
+        let stats = sub.stats();
+        assert_eq!(stats.high_water, 1, "capacity {capacity}");
+        assert!(
+            stats.queued <= capacity + 3,
+            "capacity {capacity}: {} items queued",
+            stats.queued
+        );
+        let read = drain(&sub);
+        assert_eq!(kinds(&read)[..2], ["high_water", "lagged"]);
+        assert_eq!(
+            read[1],
+            Message::Lagged {
+                missed: stats.dropped
+            }
+        );
     }
 }

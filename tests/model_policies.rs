@@ -259,9 +259,6 @@ impl Model {
         }
         self.lagged = self.lagged + notices(&kept) - before;
         self.queue = kept;
-        if !self.armed {
-            self.rearm();
-        }
     }
 
     fn read(&mut self) -> Option<Item> {

@@ -51,7 +51,12 @@ fn other_handles_still_get_every_matching_subscription() {
 /// handle exactly once, whichever subscription carries it.
 #[test]
 fn every_publish_arrives_once_while_subscriptions_come_and_go() {
-    const PUBLISHES: u64 = 20_000;
+    for _ in 0..common::race_rounds() {
+        publishes_arrive_once_while_subscriptions_come_and_go(200);
+    }
+}
+
+fn publishes_arrive_once_while_subscriptions_come_and_go(publishes: u64) {
     let broker = Broker::<u64>::new();
     let once = broker
         .pubsub_builder()
@@ -72,7 +77,7 @@ fn every_publish_arrives_once_while_subscriptions_come_and_go() {
                 once.punsubscribe("a*");
             }
         });
-        for i in 0..PUBLISHES {
+        for i in 0..publishes {
             assert_eq!(broker.publish("a", i), 1, "publish {i}");
         }
         done.store(true, Ordering::Relaxed);
@@ -81,5 +86,49 @@ fn every_publish_arrives_once_while_subscriptions_come_and_go() {
         .iter()
         .filter_map(|m| m.data().copied())
         .collect();
-    assert_eq!(got, (0..PUBLISHES).collect::<Vec<_>>());
+    assert_eq!(got, (0..publishes).collect::<Vec<_>>());
+}
+
+/// A publish waiting for room through one subscription, which is then removed: another of
+/// the handle's subscriptions that matched the publish stands in, so the publish still
+/// arrives once (without the option, that subscription would have had its own delivery).
+#[test]
+fn a_publish_waiting_for_room_falls_back_to_another_matching_subscription() {
+    for (channel_too, remove) in [(true, "a"), (false, "a*")] {
+        let broker = Broker::<u64>::new();
+        let once = broker
+            .pubsub_builder()
+            .capacity(1)
+            .overflow(Overflow::Block)
+            .one_delivery_per_publish(true)
+            .ignore_subscribe_messages(true)
+            .build();
+        if channel_too {
+            once.subscribe("a");
+        }
+        once.psubscribe(["a*", "*"]);
+        assert_eq!(broker.try_publish("a", 1).unwrap(), 1);
+        std::thread::scope(|s| {
+            let waiting = s.spawn(|| broker.publish("a", 2));
+            std::thread::sleep(std::time::Duration::from_millis(50)); // it waits for room
+            if channel_too {
+                once.unsubscribe(remove);
+            } else {
+                once.punsubscribe(remove);
+            }
+            let first = once.listen().next().unwrap();
+            assert_eq!(first.data(), Some(&1));
+            assert_eq!(waiting.join().unwrap(), 1, "removing {remove}");
+        });
+        let second = once.listen().next().unwrap();
+        assert_eq!(second.kind(), "pmessage");
+        let expected = if channel_too { "a*" } else { "*" };
+        assert_eq!(
+            (second.pattern(), second.data()),
+            (Some(expected), Some(&2))
+        );
+        let stats = once.stats();
+        assert_eq!((stats.delivered, stats.dropped), (2, 0));
+        assert_eq!(broker.stats().delivered, 2);
+    }
 }

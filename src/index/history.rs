@@ -38,6 +38,21 @@ impl<T: ?Sized> Retained<T> {
     }
 }
 
+/// What a record let go of: dropped by the caller once it holds no lock.
+pub(crate) struct Released<T: ?Sized> {
+    payload: Option<Arc<T>>,
+    channel: Option<VecDeque<(u64, Arc<T>)>>,
+}
+
+impl<T: ?Sized> Default for Released<T> {
+    fn default() -> Self {
+        Released {
+            payload: None,
+            channel: None,
+        }
+    }
+}
+
 /// A payload to replay: its publish number, channel and payload.
 pub(crate) type Replayed<T> = (u64, Arc<str>, Arc<T>);
 
@@ -68,8 +83,16 @@ impl<T: ?Sized> History<T> {
 
     /// Keeps `payload` as `channel`'s newest, letting go of its oldest beyond the limit and,
     /// for a channel not retained yet, of the least recently published channel beyond the
-    /// bound. `shared` is the channel map's text of the name, if it has one, to share.
-    pub(crate) fn record(&mut self, channel: &str, shared: Option<&Arc<str>>, payload: &Arc<T>) {
+    /// bound. `shared` is the channel map's text of the name, if it has one, to share. What
+    /// it lets go of goes into `released`, for the caller to drop once it holds no lock (a
+    /// payload's `Drop` is the user's code).
+    pub(crate) fn record(
+        &mut self,
+        channel: &str,
+        shared: Option<&Arc<str>>,
+        payload: &Arc<T>,
+        released: &mut Released<T>,
+    ) {
         let number = self.next;
         self.next += 1;
         if let Some(retained) = self.channels.get_mut(channel) {
@@ -77,14 +100,14 @@ impl<T: ?Sized> History<T> {
                 self.by_recency.insert(number, name);
             }
             if retained.payloads.len() == self.limits.per_channel {
-                retained.payloads.pop_front();
+                released.payload = retained.payloads.pop_front().map(|(_, p)| p);
             }
             retained.payloads.push_back((number, Arc::clone(payload)));
             return;
         }
         if self.channels.len() == self.limits.channels {
             if let Some((_, oldest)) = self.by_recency.pop_first() {
-                self.channels.remove(&oldest);
+                released.channel = self.channels.remove(&oldest).map(|r| r.payloads);
                 self.evicted += 1;
             }
         }
@@ -149,7 +172,7 @@ impl<T: ?Sized> History<T> {
 mod tests {
     use std::sync::Arc;
 
-    use super::{History, HistoryLimits};
+    use super::{History, HistoryLimits, Released};
 
     fn history(per_channel: usize, channels: usize) -> History<str> {
         History::new(HistoryLimits {
@@ -162,7 +185,7 @@ mod tests {
     fn keeps_the_newest_payloads_of_the_most_recently_published_channels() {
         let mut h = history(2, 2);
         for (channel, payload) in [("a", "1"), ("b", "2"), ("a", "3"), ("a", "4"), ("c", "5")] {
-            h.record(channel, None, &Arc::from(payload));
+            h.record(channel, None, &Arc::from(payload), &mut Released::default());
         }
         // "b" was the least recently published when "c" came.
         assert_eq!(h.retained(None), [("a".into(), 2), ("c".into(), 1)]);
@@ -183,7 +206,7 @@ mod tests {
     fn a_publish_refreshes_its_channel() {
         let mut h = history(1, 2);
         for channel in ["a", "b", "a", "c"] {
-            h.record(channel, None, &Arc::from("x"));
+            h.record(channel, None, &Arc::from("x"), &mut Released::default());
         }
         assert_eq!(h.retained(None), [("a".into(), 1), ("c".into(), 1)]);
     }

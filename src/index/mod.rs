@@ -61,7 +61,7 @@ use crate::wake::Woken;
 
 pub(crate) use channels::ChannelTable;
 pub(crate) use entries::{Entries, Entry};
-pub(crate) use history::{History, HistoryLimits};
+pub(crate) use history::{History, HistoryLimits, Released};
 pub(crate) use patterns::PatternTable;
 
 /// Number of channel-map stripes; a power of two so a hash picks one with a mask.
