@@ -103,6 +103,15 @@ pub enum Message<T: ?Sized> {
         /// How long the bridge was without its subscription connection.
         down_for: Duration,
     },
+    /// A payload published to a channel that matches a pattern this handle subscribed to.
+    PMessage {
+        /// The subscribed pattern that matched.
+        pattern: Arc<str>,
+        /// The channel it was published to.
+        channel: Arc<str>,
+        /// The publisher's payload, shared with every other recipient.
+        payload: Arc<T>,
+    },
     /// A payload retained by the broker's history (see
     /// [`BrokerBuilder::history`](crate::BrokerBuilder::history)), replayed to a handle made
     /// with [`PubSubBuilder::replay`](crate::PubSubBuilder::replay) right after the
@@ -130,15 +139,6 @@ pub enum Message<T: ?Sized> {
     HighWater {
         /// Deliveries queued when the mark was reached (the mark itself).
         queued: usize,
-    },
-    /// A payload published to a channel that matches a pattern this handle subscribed to.
-    PMessage {
-        /// The subscribed pattern that matched.
-        pattern: Arc<str>,
-        /// The channel it was published to.
-        channel: Arc<str>,
-        /// The publisher's payload, shared with every other recipient.
-        payload: Arc<T>,
     },
 }
 

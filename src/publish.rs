@@ -294,7 +294,9 @@ impl Once {
 
     /// Each handle's matching pattern subscriptions, in subscription order.
     fn take(&mut self) -> Vec<(SubscriberId, Vec<Match>)> {
-        let matched = self.matched.take().unwrap_or_default();
+        let Some(matched) = self.matched.take() else {
+            return Vec::new(); // most publishes: no map made, nothing allocated
+        };
         let mut all: Vec<_> = matched.into_iter().collect();
         for (_, of_handle) in &mut all {
             of_handle.sort_unstable_by_key(|(_, id, _)| id.order());
@@ -530,8 +532,12 @@ impl<T: ?Sized> Registry<T> {
                     }
                 }
             }
-            let published = envelope.map(|e| Arc::clone(&e.channel)).or(name);
-            let published = || published.clone().unwrap_or_else(|| Arc::from(channel));
+            // Made only for a delivery that waits and has stand-ins: a clone of a shared
+            // name is an atomic add on a line the readers use.
+            let published = || {
+                let shared = envelope.as_ref().map(|e| &e.channel).or(name.as_ref());
+                shared.map_or_else(|| Arc::from(channel), Arc::clone)
+            };
             for (subscriber, others) in matched {
                 let others: Vec<Target> = (others.into_iter())
                     .map(|(_, id, name)| Target {
