@@ -9,6 +9,7 @@
 //!
 //! Run: `cargo run --example dashboard`.
 
+use std::collections::BTreeMap;
 use std::thread;
 use std::time::Duration;
 
@@ -44,6 +45,22 @@ fn main() {
     dashboard.psubscribe("prices.*");
     dashboard.subscribe("prices.eu");
 
+    // The replays were queued with the subscriptions: all there now. `prices.eu` is replayed
+    // for both subscriptions (one delivery per publish is a rule for live ticks), so the
+    // board keeps the last price per market.
+    let mut board = BTreeMap::new();
+    while let Some(message) = dashboard.get_message(Duration::ZERO) {
+        if let Message::Replay {
+            channel, payload, ..
+        } = message
+        {
+            board.insert(channel, payload);
+        }
+    }
+    for (market, price) in &board {
+        println!("{market:<12} {price:>7}   last known");
+    }
+
     let feed = {
         let broker = broker.clone();
         thread::spawn(move || {
@@ -61,12 +78,9 @@ fn main() {
         })
     };
 
-    // Three replays (one per market, oldest publish first), then the four live ticks.
-    for message in dashboard.listen().take(3 + 4) {
+    // Then the four live ticks, each once.
+    for message in dashboard.listen().take(4) {
         match &message {
-            Message::Replay {
-                channel, payload, ..
-            } => println!("{channel:<12} {payload:>7}   last known"),
             Message::Message { channel, payload } => {
                 println!("{channel:<12} {payload:>7}   live (headline)")
             }

@@ -381,9 +381,12 @@ impl<'a, T: ?Sized> PubSubBuilder<'a, T> {
     /// subscriptions that matched it, if one still stands. (Subscription order is counted
     /// per handle, and wraps after 2^32 subscriptions.)
     ///
-    /// With [`replay`](PubSubBuilder::replay) too, a new subscription replays nothing of a
-    /// channel that another of the handle's subscriptions matches: the handle has had those
-    /// payloads already, replayed or live.
+    /// The rule is for live deliveries. With [`replay`](PubSubBuilder::replay) too, each new
+    /// subscription still replays what is retained for it, which may repeat a payload the
+    /// handle had through another subscription (subscribe the narrowest name last, or keep
+    /// the last value per channel, as a dashboard does): skipping it would need to know that
+    /// the other subscription's delivery of it was not still waiting for room, to be lost
+    /// if that subscription went.
     ///
     /// Redis delivers (and counts) once per matching subscription; this is the option it
     /// discussed (redis #1378) and never shipped. With a Redis bridge attached, it holds for

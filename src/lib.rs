@@ -233,8 +233,10 @@
 //!   which ends it instead of making a notice).
 //! - **Replays cut cleanly**: with [`BrokerBuilder::history`], a publish made while a
 //!   [`PubSubBuilder::replay`] handle subscribes is either replayed or delivered live to it,
-//!   never both, never neither; a [`PubSubBuilder::one_delivery_per_publish`] handle gets
-//!   each publish once, whichever of its subscriptions come and go meanwhile.
+//!   never both, never neither, subscription by subscription; a
+//!   [`PubSubBuilder::one_delivery_per_publish`] handle gets each publish live at most once,
+//!   and once as long as one of its subscriptions that matched it stands (a delivery waiting
+//!   for room moves to another when its own is removed).
 //! - **A warning comes before loss**: a [`Message::HighWater`] notice is read before the first
 //!   loss under `Disconnect` and `DropOldest`.
 //! - **Nothing waits for ever by itself**: `listen()` ends once the handle has no

@@ -131,8 +131,9 @@ pub enum Message<T: ?Sized> {
     /// The queue of a bounded handle made with
     /// [`PubSubBuilder::high_water`](crate::PubSubBuilder::high_water) has just reached its
     /// mark: `queued` deliveries wait to be read. Placed right after the delivery that
-    /// reached it, so it comes before any delivery the policy loses; given again only once
-    /// the reader has brought the queue below half the mark.
+    /// reached it, so it comes before any delivery the policy loses (a `DropOldest` eviction
+    /// moves an unread one ahead of the deliveries it drops, and of any confirmation between
+    /// them); given again only once the reader has brought the queue below half the mark.
     ///
     /// Not a Redis message. Like `Lagged`, it is never dropped and does not count against
     /// capacity.

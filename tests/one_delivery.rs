@@ -132,3 +132,34 @@ fn a_publish_waiting_for_room_falls_back_to_another_matching_subscription() {
         assert_eq!(broker.stats().delivered, 2);
     }
 }
+
+/// With replay too, a new subscription replays what is retained for it even when another of
+/// the handle's subscriptions matches: a delivery of that other subscription may still be
+/// waiting for room, and lost if that subscription then goes. Here the waiting publish is
+/// replayed, and the removed subscription's delivery of it is cut: it arrives exactly once.
+#[test]
+fn with_replay_a_waiting_publish_whose_subscription_goes_is_still_read() {
+    let broker = Broker::<u64>::builder().history(10, 100).build();
+    let h = broker
+        .pubsub_builder()
+        .capacity(1)
+        .overflow(Overflow::Block)
+        .one_delivery_per_publish(true)
+        .replay(true)
+        .ignore_subscribe_messages(true)
+        .build();
+    h.subscribe("a");
+    broker.try_publish("a", 1).unwrap();
+    std::thread::scope(|s| {
+        let waiting = s.spawn(|| broker.publish("a", 2));
+        std::thread::sleep(std::time::Duration::from_millis(50)); // it waits for room
+        h.psubscribe("a*"); // replays 1 and 2
+        h.unsubscribe("a"); // the waiting delivery's only subscription at its publish
+        assert_eq!(waiting.join().unwrap(), 0);
+    });
+    let read: Vec<(&str, u64)> = drain(&h)
+        .iter()
+        .filter_map(|m| Some((m.kind(), *m.data()?)))
+        .collect();
+    assert_eq!(read, [("message", 1), ("replay", 1), ("replay", 2)]);
+}

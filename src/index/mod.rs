@@ -270,27 +270,7 @@ impl<T: ?Sized> Index<T> {
         let Some(history) = &self.history else {
             return;
         };
-        // A handle that takes one delivery per publish got every payload retained on a
-        // channel another of its subscriptions matches, replayed or live: not again.
-        let others = subscriber.one_per_publish().then(|| {
-            let names = subscriber.names();
-            let mut channels = names.in_order(Kind::Channel);
-            let mut patterns = names.in_order(Kind::Pattern);
-            drop(names);
-            match kind {
-                Kind::Channel => channels.retain(|c| c != name),
-                Kind::Pattern => patterns.retain(|p| p != name),
-            }
-            (channels, patterns)
-        });
-        let fresh = |channel: &str| {
-            others.as_ref().map_or(true, |(channels, patterns)| {
-                !channels.iter().any(|c| &**c == channel)
-                    && !patterns.iter().any(|p| glob_match(p, channel))
-            })
-        };
         let replayed: Vec<Message<T>> = match kind {
-            Kind::Channel if !fresh(name) => Vec::new(),
             Kind::Channel => (history.lock().of_channel(name).into_iter())
                 .map(|payload| Message::Replay {
                     pattern: None,
@@ -299,7 +279,6 @@ impl<T: ?Sized> Index<T> {
                 })
                 .collect(),
             Kind::Pattern => (history.lock().matching(name).into_iter())
-                .filter(|(_, channel, _)| fresh(channel))
                 .map(|(_, channel, payload)| Message::Replay {
                     pattern: Some(Arc::clone(name)),
                     channel,
