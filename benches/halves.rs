@@ -32,20 +32,7 @@ fn halves(c: &mut Criterion) {
     group.throughput(Throughput::Elements(messages as u64));
 
     group.bench_function("crossbeam_send", |b| {
-        b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| {
-                    let (tx, rx) = crossbeam_channel::unbounded::<Arc<str>>();
-                    let began = Instant::now();
-                    for _ in 0..messages {
-                        tx.send(payload.clone()).unwrap();
-                    }
-                    let elapsed = began.elapsed();
-                    drop(rx);
-                    elapsed
-                })
-                .sum()
-        })
+        b.iter_custom(|iters| common::crossbeam_send(iters, messages, &payload))
     });
     group.bench_function("fanout_publish", |b| {
         b.iter_custom(|iters| {

@@ -60,20 +60,7 @@ fn history(c: &mut Criterion) {
     group.throughput(Throughput::Elements(messages as u64));
 
     group.bench_function("crossbeam_send", |b| {
-        b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| {
-                    let (tx, rx) = crossbeam_channel::unbounded::<Arc<str>>();
-                    let began = Instant::now();
-                    for _ in 0..messages {
-                        tx.send(payload.clone()).unwrap();
-                    }
-                    let elapsed = began.elapsed();
-                    drop(rx);
-                    elapsed
-                })
-                .sum()
-        })
+        b.iter_custom(|iters| common::crossbeam_send(iters, messages, &payload))
     });
     for on in [false, true] {
         let state = if on { "on" } else { "off" };

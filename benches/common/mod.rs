@@ -25,3 +25,24 @@ pub fn idle_pattern(i: usize) -> String {
         _ => format!("?rders.{i}.*"),
     }
 }
+
+/// The raw send the single-thread publish rows compare with: `iters` times, `messages`
+/// clones of `payload` sent into an unbounded crossbeam queue nobody reads, timed.
+pub fn crossbeam_send(
+    iters: u64,
+    messages: usize,
+    payload: &std::sync::Arc<str>,
+) -> std::time::Duration {
+    (0..iters)
+        .map(|_| {
+            let (tx, rx) = crossbeam_channel::unbounded::<std::sync::Arc<str>>();
+            let began = std::time::Instant::now();
+            for _ in 0..messages {
+                tx.send(payload.clone()).unwrap();
+            }
+            let elapsed = began.elapsed();
+            drop(rx);
+            elapsed
+        })
+        .sum()
+}
