@@ -192,27 +192,35 @@ impl<'a, T: ?Sized> Round<'a, T> {
         match offer {
             Offer::Delivered => self.published.delivered += 1,
             Offer::Dropped => self.published.full.push(subscriber.id()),
-            Offer::Full(item) => {
-                let waiting = self.waiting.get_or_insert_with(HashSet::new);
-                waiting.insert(subscriber.id());
-                let target = Target {
-                    kind,
-                    name: Arc::clone(name),
-                    id: entry.id,
-                };
-                self.deferred.push(Deferred {
-                    subscriber: Arc::clone(subscriber),
-                    targets: VecDeque::from([target]),
-                    channel: None,
-                    item: Some(item),
-                });
-            }
+            Offer::Full(item) => self.defer(entry, kind, name, item),
             Offer::Disconnect => {
                 self.published.full.push(subscriber.id());
                 self.disconnect.push(Arc::clone(subscriber));
             }
             Offer::Gone => {}
         }
+    }
+
+    /// Keeps a delivery that found a `Block` queue full, to retry with no lock held. Out of
+    /// line: most publishes never come here, and `offer` stays small enough to inline what
+    /// every delivery runs.
+    #[cold]
+    #[inline(never)]
+    fn defer(&mut self, entry: &Entry<T>, kind: Kind, name: &Arc<str>, item: Item<T>) {
+        let subscriber = &entry.subscriber;
+        let waiting = self.waiting.get_or_insert_with(HashSet::new);
+        waiting.insert(subscriber.id());
+        let target = Target {
+            kind,
+            name: Arc::clone(name),
+            id: entry.id,
+        };
+        self.deferred.push(Deferred {
+            subscriber: Arc::clone(subscriber),
+            targets: VecDeque::from([target]),
+            channel: None,
+            item: Some(item),
+        });
     }
 
     /// Gives `subscriber`'s delivery of this publish, if it waits for room, the handle's
@@ -342,8 +350,10 @@ impl<T: ?Sized> Registry<T> {
         let Some(mut round) = self.offer_and_wake(channel, payload, reach, wait.may_wait()) else {
             return Published::default();
         };
-        for deferred in std::mem::take(&mut round.deferred) {
-            self.deliver_after_wait(deferred, wait, &mut round);
+        if !round.deferred.is_empty() {
+            for deferred in std::mem::take(&mut round.deferred) {
+                self.deliver_after_wait(deferred, wait, &mut round);
+            }
         }
         self.finish(round)
     }

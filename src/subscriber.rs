@@ -244,14 +244,28 @@ impl<T: ?Sized> Subscriber<T> {
                 Ok(()) => Offer::Delivered,
                 Err(_) => Offer::Gone,
             },
-            Some(queue) => self.tallied(tally, |mine| {
-                queue.lock().offer(sender, item, may_wait, mine)
-            }),
+            Some(queue) => self.offer_bounded(queue, sender, item, may_wait, tally),
         };
         if let Offer::Delivered = offer {
             self.counters.delivered.fetch_add(1, Ordering::Relaxed);
         }
         offer
+    }
+
+    /// `offer`'s bounded half, out of line so that `offer` stays small enough to be inlined
+    /// into the publish loop for unbounded queues.
+    #[inline(never)]
+    fn offer_bounded(
+        &self,
+        queue: &Bounded<T>,
+        sender: &ItemSender<T>,
+        item: Item<T>,
+        may_wait: bool,
+        tally: &mut Tally,
+    ) -> Offer<T> {
+        self.tallied(tally, |mine| {
+            queue.lock().offer(sender, item, may_wait, mine)
+        })
     }
 
     /// For an async publisher after a `Full`: queues the delivery if there is room now
