@@ -22,13 +22,7 @@ use fanout::Broker;
 fn halves(c: &mut Criterion) {
     let messages = common::size(200_000, 20_000);
     let payload: Arc<str> = Arc::from("a payload of about forty bytes, shared");
-    let mut group = c.benchmark_group("halves");
-    group.sample_size(20);
-    if common::quick() {
-        group
-            .warm_up_time(Duration::from_millis(200))
-            .measurement_time(Duration::from_millis(800));
-    }
+    let mut group = common::single_thread_group(c, "halves");
     group.throughput(Throughput::Elements(messages as u64));
 
     group.bench_function("crossbeam_send", |b| {

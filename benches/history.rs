@@ -19,7 +19,7 @@ mod common;
 use std::hint::black_box;
 use std::sync::{Arc, Barrier};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use fanout::{Broker, PubSub};
@@ -50,13 +50,7 @@ fn history(c: &mut Criterion) {
     let messages = common::size(200_000, 20_000);
     let payload: Arc<str> = Arc::from("a payload of about forty bytes, shared");
     let spread: Vec<String> = (0..1_000).map(|i| format!("market.{i}")).collect();
-    let mut group = c.benchmark_group("history");
-    group.sample_size(20);
-    if common::quick() {
-        group
-            .warm_up_time(Duration::from_millis(200))
-            .measurement_time(Duration::from_millis(800));
-    }
+    let mut group = common::single_thread_group(c, "history");
     group.throughput(Throughput::Elements(messages as u64));
 
     group.bench_function("crossbeam_send", |b| {

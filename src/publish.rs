@@ -350,10 +350,8 @@ impl<T: ?Sized> Registry<T> {
         let Some(mut round) = self.offer_and_wake(channel, payload, reach, wait.may_wait()) else {
             return Published::default();
         };
-        if !round.deferred.is_empty() {
-            for deferred in std::mem::take(&mut round.deferred) {
-                self.deliver_after_wait(deferred, wait, &mut round);
-            }
+        for deferred in std::mem::take(&mut round.deferred) {
+            self.deliver_after_wait(deferred, wait, &mut round);
         }
         self.finish(round)
     }

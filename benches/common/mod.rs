@@ -46,3 +46,19 @@ pub fn crossbeam_send(
         })
         .sum()
 }
+
+/// A group of the single-thread benches (`halves`, `history`): 20 samples, and short
+/// warm-up and measurement in quick mode.
+pub fn single_thread_group<'c>(
+    c: &'c mut criterion::Criterion,
+    name: &str,
+) -> criterion::BenchmarkGroup<'c, criterion::measurement::WallTime> {
+    let mut group = c.benchmark_group(name);
+    group.sample_size(20);
+    if quick() {
+        group
+            .warm_up_time(std::time::Duration::from_millis(200))
+            .measurement_time(std::time::Duration::from_millis(800));
+    }
+    group
+}

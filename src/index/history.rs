@@ -38,6 +38,14 @@ impl<T: ?Sized> Retained<T> {
     }
 }
 
+/// `retained`'s payloads as replays of channel `name`, oldest first.
+fn replayed<'a, T: ?Sized>(
+    name: &'a Arc<str>,
+    retained: &'a Retained<T>,
+) -> impl Iterator<Item = Replayed<T>> + 'a {
+    (retained.payloads.iter()).map(|(number, p)| (*number, Arc::clone(name), Arc::clone(p)))
+}
+
 /// What a record let go of: dropped by the caller once it holds no lock.
 pub(crate) struct Released<T: ?Sized> {
     payload: Option<Arc<T>>,
@@ -119,16 +127,12 @@ impl<T: ?Sized> History<T> {
     }
 
     /// `channel`'s retained payloads, oldest first.
-    pub(crate) fn of_channel(&self, channel: &str) -> Vec<Arc<T>> {
-        self.channels
-            .get(channel)
-            .map_or_else(Vec::new, |retained| {
-                retained
-                    .payloads
-                    .iter()
-                    .map(|(_, p)| Arc::clone(p))
-                    .collect()
-            })
+    pub(crate) fn of_channel(&self, channel: &str) -> Vec<Replayed<T>> {
+        let mut found = Vec::new();
+        if let Some((name, retained)) = self.channels.get_key_value(channel) {
+            found.extend(replayed(name, retained));
+        }
+        found
     }
 
     /// The retained payloads of every channel `pattern` matches, in publish order.
@@ -136,10 +140,7 @@ impl<T: ?Sized> History<T> {
         let mut found: Vec<Replayed<T>> = Vec::new();
         for (name, retained) in &self.channels {
             if glob_match(pattern, name) {
-                found.extend(
-                    (retained.payloads.iter())
-                        .map(|(number, p)| (*number, Arc::clone(name), Arc::clone(p))),
-                );
+                found.extend(replayed(name, retained));
             }
         }
         found.sort_unstable_by_key(|&(number, _, _)| number);
@@ -189,7 +190,12 @@ mod tests {
         }
         // "b" was the least recently published when "c" came.
         assert_eq!(h.retained(None), [("a".into(), 2), ("c".into(), 1)]);
-        assert_eq!(h.of_channel("a"), [Arc::from("3"), Arc::from("4")]);
+        let of_a: Vec<_> = h
+            .of_channel("a")
+            .into_iter()
+            .map(|(n, _, p)| (n, p))
+            .collect();
+        assert_eq!(of_a, [(3, Arc::from("3")), (4, Arc::from("4"))]);
         assert_eq!(h.evicted(), 1);
         let replayed: Vec<_> = h
             .matching("*")

@@ -270,23 +270,17 @@ impl<T: ?Sized> Index<T> {
         let Some(history) = &self.history else {
             return;
         };
-        let replayed: Vec<Message<T>> = match kind {
-            Kind::Channel => (history.lock().of_channel(name).into_iter())
-                .map(|payload| Message::Replay {
-                    pattern: None,
-                    channel: Arc::clone(name),
-                    payload,
-                })
-                .collect(),
-            Kind::Pattern => (history.lock().matching(name).into_iter())
-                .map(|(_, channel, payload)| Message::Replay {
-                    pattern: Some(Arc::clone(name)),
-                    channel,
-                    payload,
-                })
-                .collect(),
+        // Read, and the history's lock let go of (a leaf), before anything is queued.
+        let (pattern, replayed) = match kind {
+            Kind::Channel => (None, history.lock().of_channel(name)),
+            Kind::Pattern => (Some(name), history.lock().matching(name)),
         };
-        for message in replayed {
+        for (_, channel, payload) in replayed {
+            let message = Message::Replay {
+                pattern: pattern.cloned(),
+                channel,
+                payload,
+            };
             let item = Item::Replay {
                 slot: id.slot,
                 message: Box::new(message),
