@@ -354,6 +354,9 @@ impl<T: ?Sized> Registry<T> {
         // (out of a returned `Option`, into `finish`) were 12% of its samples in `perf`.
         let mut round = Round::new(wait.may_wait(), stripe);
         self.offer_and_wake(&mut round, hash, channel, payload, reach);
+        // Checked first here and in `finish`: most rounds have nothing to wait for or detach,
+        // and iterating even an empty taken `Vec` costs a call to drop its iterator (2-3% of
+        // a publish's samples in `perf` before the check).
         if !round.deferred.is_empty() {
             for deferred in std::mem::take(&mut round.deferred) {
                 self.deliver_after_wait(deferred, wait, &mut round);
