@@ -17,10 +17,11 @@ CRITERION = os.path.join(ROOT, "target", "criterion")
 EXTRA = os.path.join(ROOT, "target", "fanout-bench")
 
 
-def load_criterion():
-    """{(group, function, parameter or None): {"ns": mean ns per iteration, "elements": n}}"""
+def load_criterion(home=CRITERION):
+    """{(group, function, parameter or None): {"ns": mean ns per iteration, "elements": n}},
+    from criterion's output directory `home`."""
     results = {}
-    for dirpath, _, files in os.walk(CRITERION):
+    for dirpath, _, files in os.walk(home):
         if os.path.basename(dirpath) != "new" or "benchmark.json" not in files:
             continue
         with open(os.path.join(dirpath, "benchmark.json")) as f:
