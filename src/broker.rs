@@ -4,15 +4,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::{HistoryLimits, QueueConfig};
+#[cfg(feature = "async")]
+use crate::engine::Reach;
+use crate::engine::Registry;
 use crate::error::PublishError;
-use crate::index::HistoryLimits;
 use crate::into_names::IntoNames;
 use crate::into_payload::IntoPayload;
-#[cfg(feature = "async")]
-use crate::publish::Reach;
 use crate::pubsub::PubSub;
-use crate::queue::QueueConfig;
-use crate::registry::Registry;
 use crate::stats::BrokerStats;
 use crate::wait::Wait;
 

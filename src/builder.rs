@@ -4,9 +4,8 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use crate::broker::Broker;
-use crate::index::HistoryLimits;
+use crate::config::{HistoryLimits, Overflow, QueueConfig};
 use crate::pubsub::PubSub;
-use crate::queue::{Overflow, QueueConfig};
 
 impl<T: ?Sized> Broker<T> {
     /// Starts a broker whose handles get bounded queues by default; see [`BrokerBuilder`].

@@ -5,38 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::stats::Disconnected;
-use crate::subscriber::SubscriberId;
-
-/// What one publish did: the deliveries it queued, and what a `PublishError` reports.
-#[derive(Default)]
-pub(crate) struct Published {
-    pub(crate) delivered: usize,
-    /// Handles that did not get the message because their queue was full.
-    pub(crate) full: Vec<SubscriberId>,
-    /// A Redis bridge's backlog was full and did not take the message.
-    pub(crate) backlog_full: bool,
-}
-
-impl Published {
-    /// The result of `try_publish`/`publish_timeout`: the count, or an error naming the full
-    /// handles (each once) and giving `payload` back.
-    pub(crate) fn into_result<T: ?Sized>(
-        mut self,
-        payload: Arc<T>,
-    ) -> Result<usize, PublishError<T>> {
-        self.full.sort_unstable();
-        self.full.dedup();
-        if self.full.is_empty() && !self.backlog_full {
-            return Ok(self.delivered);
-        }
-        Err(PublishError {
-            delivered: self.delivered,
-            full: self.full,
-            backlog_full: self.backlog_full,
-            payload,
-        })
-    }
-}
+use crate::handle::SubscriberId;
 
 /// Some subscribers did not get a message from [`Broker::try_publish`](crate::Broker::try_publish)
 /// or [`Broker::publish_timeout`](crate::Broker::publish_timeout) because their queue was full.

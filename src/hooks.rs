@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::error::Published;
+use crate::engine::Published;
 use crate::kind::Kind;
 use crate::wait::Wait;
 

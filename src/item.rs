@@ -2,7 +2,7 @@
 //!
 //! A delivery names its subscription by the handle's slot for it and carries the payload;
 //! the handle's reader turns it into a [`Message`] with the name from the handle's own table
-//! (`names.rs`). So a publisher writes one shared reference count per delivery, the
+//! (`handle/names.rs`). So a publisher writes one shared reference count per delivery, the
 //! payload's, where a `Message` would cost two (the channel name's too), and a queue slot
 //! holds 24 bytes beside a `str` or `[u8]` payload (a `Message` is 56).
 //!
@@ -35,6 +35,10 @@ pub(crate) enum Item<T: ?Sized> {
     /// `slot` (a `Message::Replay`): queued as a confirmation is, never counted against
     /// capacity, and handed to that subscription's handler if it has one.
     Replay { slot: u32, message: Box<Message<T>> },
+    /// A `Message::Lagged` notice: `missed` deliveries were lost here.
+    Lagged { missed: u64 },
+    /// A `Message::HighWater` notice, the handle's `id`th: `queued` deliveries were queued.
+    Warning { id: u64, queued: usize },
 }
 
 /// A publish on a channel, shared by the pattern deliveries it makes.
@@ -57,18 +61,10 @@ impl<T: ?Sized> Item<T> {
         matches!(self, Item::Channel { .. } | Item::Pattern { .. })
     }
 
-    /// Whether this is a `HighWater` notice.
-    pub(crate) fn is_high_water(&self) -> bool {
-        matches!(self, Item::Control { message, .. } if matches!(**message, Message::HighWater { .. }))
-    }
-
-    /// The `missed` count of a `Lagged` notice.
-    pub(crate) fn lagged(&self) -> Option<u64> {
+    /// The id of a `HighWater` notice.
+    pub(crate) fn warning(&self) -> Option<u64> {
         match self {
-            Item::Control { message, .. } => match **message {
-                Message::Lagged { missed } => Some(missed),
-                _ => None,
-            },
+            Item::Warning { id, .. } => Some(*id),
             _ => None,
         }
     }
@@ -95,6 +91,8 @@ impl<T: ?Sized> fmt::Debug for Queued<T> {
             Item::Channel { .. } => "message",
             Item::Pattern { .. } => "pmessage",
             Item::Control { message, .. } | Item::Replay { message, .. } => message.kind(),
+            Item::Lagged { .. } => "lagged",
+            Item::Warning { .. } => "high_water",
         };
         f.debug_tuple("Queued").field(&kind).finish()
     }

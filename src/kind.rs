@@ -7,3 +7,13 @@ pub(crate) enum Kind {
     Channel,
     Pattern,
 }
+
+impl Kind {
+    /// Both kinds, channels first.
+    pub(crate) const BOTH: [Kind; 2] = [Kind::Channel, Kind::Pattern];
+
+    /// A position for tables kept per kind.
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}

@@ -344,11 +344,12 @@
 pub mod bridge;
 mod broker;
 mod builder;
+mod config;
+mod engine;
 mod error;
+mod handle;
 #[cfg(feature = "redis")]
 mod hooks;
-mod inbox;
-mod index;
 mod into_names;
 mod into_payload;
 mod item;
@@ -356,22 +357,15 @@ mod kind;
 mod message;
 #[cfg(all(test, loom))]
 mod model_check;
-mod names;
-mod owner;
+mod options;
 mod pattern;
-mod publish;
 mod pubsub;
-mod queue;
-mod registry;
-mod room;
 mod shrink;
 mod stats;
 #[cfg(feature = "async")]
 mod stream;
-mod subscriber;
 mod sync;
 mod wait;
-mod wake;
 mod worker;
 
 #[cfg(feature = "redis")]
@@ -385,9 +379,9 @@ pub use item::Queued;
 pub use message::Message;
 pub use pattern::{glob_match, MAX_STAR_NESTING};
 pub use pubsub::PubSub;
-pub use queue::Overflow;
+pub use config::Overflow;
 pub use stats::{BrokerStats, Disconnected, PubSubStats};
 #[cfg(feature = "async")]
 pub use stream::MessageStream;
-pub use subscriber::SubscriberId;
+pub use handle::SubscriberId;
 pub use worker::{StopHandle, Worker, WorkerBuilder};

@@ -1,12 +1,13 @@
-//! The subscriber handle: (un)subscriptions with confirmations, polling and `listen()`.
+//! The subscriber handle: (un)subscriptions with confirmations, polling and `listen()`; and
+//! [`Owner`], what keeps the handle's subscriptions.
 //!
 //! # Locks
 //!
-//! `state` is this handle's own list of subscriptions. Every (un)subscription holds it for
-//! the whole call and takes index locks inside it (see `index/mod.rs` for the order), so
-//! two threads changing one handle at once still see counts that rise and fall one by one,
-//! in queue order. Publishers never take it. The readers woken by a call's confirmations are
-//! woken once it has let go of every lock.
+//! Every (un)subscription holds the handle's `calls` for the whole call and takes index
+//! locks inside it (see `engine/index.rs` for the order), so two threads changing one handle
+//! at once still see counts that rise and fall one by one, in queue order. Publishers never
+//! take it. The readers woken by a call's confirmations are woken once it has let go of every
+//! lock.
 
 use std::fmt;
 use std::sync::Arc;
@@ -14,20 +15,16 @@ use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 
+use crate::config::{Overflow, QueueConfig};
+use crate::engine::{Registry, Stopped};
 use crate::error::{HandleClosed, RecvTimeoutError, WorkerError};
-use crate::inbox::{Inbox, Nothing};
+use crate::handle::{Bound, Calls, Handle, Handler, Nothing, SubscriberId, Woken};
 use crate::into_names::IntoNames;
 use crate::item::{Item, ItemSender, Queued};
 use crate::kind::Kind;
 use crate::message::Message;
-use crate::names::Handler;
-use crate::owner::Owner;
-use crate::queue::{Bounded, Overflow, QueueConfig};
-use crate::registry::{Registry, Stopped};
 use crate::stats::{Disconnected, PubSubStats};
-use crate::subscriber::{State, Subscriber, SubscriberId};
 use crate::wait::Wait;
-use crate::wake::Woken;
 use crate::worker::{Worker, WorkerBuilder};
 
 fn confirmation<T: ?Sized>(
@@ -85,31 +82,50 @@ fn confirmation<T: ?Sized>(
 /// assert_eq!(counts, [Some(1), Some(2), Some(3)]);
 /// ```
 pub struct PubSub<T: ?Sized> {
-    inbox: Inbox<T>,
     /// Shared with this handle's workers and streams: the last to go closes the handle.
     owner: Arc<Owner<T>>,
 }
 
+/// What keeps a handle's subscriptions: its [`PubSub`] and every worker and stream made from
+/// it share one. When the last of them goes, the handle is closed at once, without
+/// confirmations, as `PubSub::close` does.
+pub(crate) struct Owner<T: ?Sized> {
+    registry: Arc<Registry<T>>,
+    handle: Arc<Handle<T>>,
+}
+
+impl<T: ?Sized> Owner<T> {
+    /// The handle owned.
+    pub(crate) fn handle(&self) -> &Handle<T> {
+        &self.handle
+    }
+
+    /// Closes the handle: its subscriptions go at once and its queue ends after what it holds.
+    pub(crate) fn close(&self) {
+        self.registry.detach(&self.handle, Disconnected::Closed);
+    }
+}
+
+impl<T: ?Sized> Drop for Owner<T> {
+    fn drop(&mut self) {
+        self.registry.handle_dropped(&self.handle);
+    }
+}
+
 impl<T: ?Sized> PubSub<T> {
     pub(crate) fn new(registry: Arc<Registry<T>>, config: QueueConfig) -> Self {
-        let (sender, receiver) = crossbeam_channel::unbounded();
-        let bounded = config.capacity.map(|capacity| {
-            let high_water = config.high_water;
-            Bounded::new(capacity, config.overflow, high_water, receiver.clone())
-        });
-        let subscriber = Arc::new(Subscriber::new(registry.new_id(), sender, bounded, &config));
-        if !registry.register(&subscriber) {
-            // Born closed: no sender is kept, so the queue reports its end at once.
-            registry.detach(&subscriber, Disconnected::BrokerClosed);
-        }
+        let handle = registry.new_handle(&config);
         PubSub {
-            owner: Owner::new(registry, Arc::clone(&subscriber)),
-            inbox: Inbox::new(subscriber, receiver),
+            owner: Arc::new(Owner { registry, handle }),
         }
     }
 
-    fn subscriber(&self) -> &Arc<Subscriber<T>> {
-        self.inbox.subscriber()
+    fn subscriber(&self) -> &Arc<Handle<T>> {
+        &self.owner.handle
+    }
+
+    fn registry(&self) -> &Registry<T> {
+        &self.owner.registry
     }
 
     /// Subscribes to each channel in `names`, queuing one `Subscribe` confirmation per name,
@@ -578,9 +594,9 @@ impl<T: ?Sized> PubSub<T> {
     /// ```
     pub fn listen(&self) -> impl Iterator<Item = Message<T>> + '_ {
         std::iter::from_fn(move || loop {
-            // Checked again after every skipped item: see "the listen-end check" (inbox.rs).
-            let message = self.inbox.read_while_subscribed().ok()?;
-            if let Some(message) = self.inbox.for_reader(message) {
+            // Checked again after every skipped item: see "the listen-end check" (`handle/read.rs`).
+            let message = self.subscriber().read_while_subscribed().ok()?;
+            if let Some(message) = self.subscriber().for_reader(message) {
                 return Some(message);
             }
         })
@@ -646,7 +662,7 @@ impl<T: ?Sized> PubSub<T> {
     /// ```
     #[cfg(feature = "async")]
     pub fn stream(&self) -> crate::MessageStream<T> {
-        crate::MessageStream::new(self.inbox.clone(), Arc::clone(&self.owner))
+        crate::MessageStream::new(Arc::clone(&self.owner))
     }
 
     /// Starts a [`Worker`] thread that gives each delivery to its handler, like redis-py's
@@ -714,7 +730,7 @@ impl<T: ?Sized> PubSub<T> {
     where
         T: Send + Sync + 'static,
     {
-        WorkerBuilder::new(self.inbox.clone(), Arc::clone(&self.owner))
+        WorkerBuilder::new(Arc::clone(&self.owner))
     }
 
     /// Whether the handle has at least one channel or pattern subscription.
@@ -822,7 +838,9 @@ impl<T: ?Sized> PubSub<T> {
     ///
     /// Do not receive from it (`recv`, `select!`'s `recv` arm): its items are opaque
     /// ([`Queued`](crate::Queued)) and only the handle can read them, so an item received
-    /// straight is taken away from the handle.
+    /// straight is taken away from the handle, and makes no room in a bounded queue (a
+    /// publisher waiting under `Block` is released by the handle's reads, which count what
+    /// leaves the queue).
     ///
     /// # Examples
     ///
@@ -853,7 +871,7 @@ impl<T: ?Sized> PubSub<T> {
     /// assert_eq!(seen, ["for a", "for b"]);
     /// ```
     pub fn receiver(&self) -> &Receiver<Queued<T>> {
-        self.inbox.receiver()
+        self.subscriber().queue().receiver()
     }
 
     /// This handle's id, as [`PublishError::full`](crate::PublishError::full) reports it.
@@ -888,7 +906,7 @@ impl<T: ?Sized> PubSub<T> {
     /// assert_eq!(broker.pubsub_builder().unbounded().build().capacity(), None);
     /// ```
     pub fn capacity(&self) -> Option<usize> {
-        self.subscriber().queue().map(Bounded::capacity)
+        self.subscriber().queue().bound().map(Bound::capacity)
     }
 
     /// The high-water mark in effect ([`PubSubBuilder::high_water`]), or `None` when none
@@ -906,7 +924,7 @@ impl<T: ?Sized> PubSub<T> {
     ///
     /// [`PubSubBuilder::high_water`]: crate::PubSubBuilder::high_water
     pub fn high_water(&self) -> Option<usize> {
-        self.subscriber().queue().and_then(Bounded::high_water)
+        self.subscriber().queue().bound().and_then(Bound::high_water)
     }
 
     /// What a full queue does, or `None` when it is unbounded.
@@ -924,7 +942,7 @@ impl<T: ?Sized> PubSub<T> {
     /// assert_eq!(policy_only.overflow(), None); // still unbounded
     /// ```
     pub fn overflow(&self) -> Option<Overflow> {
-        self.subscriber().queue().map(Bounded::overflow)
+        self.subscriber().queue().bound().map(Bound::overflow)
     }
 
     /// This handle's counters: what is queued now, delivered, dropped, lag notices, and why
@@ -949,30 +967,30 @@ impl<T: ?Sized> PubSub<T> {
     /// assert_eq!(sub.stats().lagged, 1);
     /// ```
     pub fn stats(&self) -> PubSubStats {
-        let (delivered, dropped, lagged) = self.subscriber().counters();
+        let handle = self.subscriber();
+        let counters = handle.counters();
+        let counted = |counter: &std::sync::atomic::AtomicU64| {
+            counter.load(std::sync::atomic::Ordering::Relaxed)
+        };
         PubSubStats {
-            queued: self.inbox.receiver().len(),
-            delivered,
-            dropped,
-            lagged,
-            peak_queued: self.subscriber().queue().map_or(0, Bounded::peak),
-            high_water: self.subscriber().warnings(),
+            queued: handle.queue().len(),
+            delivered: counted(&counters.delivered),
+            dropped: counted(&counters.dropped),
+            lagged: counted(&counters.lagged),
+            peak_queued: handle.queue().bound().map_or(0, Bound::peak),
+            high_water: counted(&counters.warnings),
             disconnected: self.disconnected(),
         }
     }
 
     fn disconnected(&self) -> Option<Disconnected> {
-        self.subscriber().disconnected().or_else(|| {
-            self.owner
-                .registry()
-                .is_closed()
-                .then_some(Disconnected::BrokerClosed)
-        })
+        self.subscriber().disconnected()
     }
 
     /// The next message for the caller, or why there is none.
+    #[inline]
     fn next(&self, wait: Wait) -> Result<Message<T>, Nothing> {
-        self.inbox.next_for_reader(wait)
+        self.subscriber().next_for_reader(wait)
     }
 
     /// Subscribes to each of `names`, with `handler` for each if given (replacing the one a
@@ -985,9 +1003,9 @@ impl<T: ?Sized> PubSub<T> {
         let (mut woken, mut stopped) = (Woken::default(), None);
         // Handlers replaced, dropped once no lock is held (one may hold a handle).
         let mut replaced = Vec::new();
-        let mut state = subscriber.state();
+        let mut calls = subscriber.calls();
         for name in names.into_names() {
-            let Some(sender) = self.open_sender(&mut state, &mut stopped) else {
+            let Some(sender) = self.open_sender(&mut calls, &mut stopped) else {
                 break;
             };
             let name = name.as_ref();
@@ -1005,7 +1023,7 @@ impl<T: ?Sized> PubSub<T> {
                 continue;
             }
             let count = count + 1;
-            let added = self.owner.registry().index().add(
+            let added = self.registry().index().add(
                 kind,
                 name,
                 subscriber,
@@ -1022,16 +1040,12 @@ impl<T: ?Sized> PubSub<T> {
             if added.is_none() {
                 // Closed meanwhile: the handle stops, as it would at its next call.
                 let reason = Disconnected::BrokerClosed;
-                stopped = Some(
-                    self.owner
-                        .registry()
-                        .detach_locked(subscriber, &mut state, reason),
-                );
+                stopped = Some(self.registry().detach_locked(subscriber, &mut calls, reason));
                 break;
             }
             subscriber.set_subscriptions(count);
         }
-        drop(state);
+        drop(calls);
         wake(woken, stopped);
         drop(replaced);
     }
@@ -1041,11 +1055,11 @@ impl<T: ?Sized> PubSub<T> {
         I: IntoNames,
     {
         let (mut woken, mut stopped) = (Woken::default(), None);
-        let mut state = self.subscriber().state();
+        let mut calls = self.subscriber().calls();
         for name in names.into_names() {
-            self.unsubscribe_one(&mut state, kind, name.as_ref(), &mut woken, &mut stopped);
+            self.unsubscribe_one(&mut calls, kind, name.as_ref(), &mut woken, &mut stopped);
         }
-        drop(state);
+        drop(calls);
         // Publishers waiting for this handle's room re-check their subscription.
         self.subscriber().wake_publishers();
         wake(woken, stopped);
@@ -1053,44 +1067,40 @@ impl<T: ?Sized> PubSub<T> {
 
     fn unsubscribe_every(&self, kind: Kind) {
         let (mut woken, mut stopped) = (Woken::default(), None);
-        let mut state = self.subscriber().state();
+        let mut calls = self.subscriber().calls();
         let subscribed = self.subscriber().names().in_order(kind);
         for name in subscribed {
-            self.unsubscribe_one(&mut state, kind, &name, &mut woken, &mut stopped);
+            self.unsubscribe_one(&mut calls, kind, &name, &mut woken, &mut stopped);
         }
-        drop(state);
+        drop(calls);
         self.subscriber().wake_publishers();
         wake(woken, stopped);
     }
 
     /// The sender for confirmations, or `None` once the handle or its broker is closed (the
     /// handle is then detached, if it was not yet, and `stopped` says whom to wake once the
-    /// caller lets go of `state`): (un)subscribing does nothing then.
+    /// caller lets go of `calls`): (un)subscribing does nothing then.
     fn open_sender<'a>(
         &'a self,
-        state: &mut State<T>,
+        calls: &mut Calls<T>,
         stopped: &mut Option<Stopped<'a, T>>,
     ) -> Option<ItemSender<T>> {
-        if self.owner.registry().is_closed() && stopped.is_none() {
+        if self.registry().is_closed() && stopped.is_none() {
             let reason = Disconnected::BrokerClosed;
-            *stopped = Some(
-                self.owner
-                    .registry()
-                    .detach_locked(self.subscriber(), state, reason),
-            );
+            *stopped = Some(self.registry().detach_locked(self.subscriber(), calls, reason));
         }
-        state.sender().cloned()
+        calls.clone()
     }
 
     fn unsubscribe_one<'a>(
         &'a self,
-        state: &mut State<T>,
+        calls: &mut Calls<T>,
         kind: Kind,
         name: &str,
         woken: &mut Woken,
         stopped: &mut Option<Stopped<'a, T>>,
     ) {
-        let Some(sender) = self.open_sender(state, stopped) else {
+        let Some(sender) = self.open_sender(calls, stopped) else {
             return;
         };
         let subscriber = self.subscriber();
@@ -1108,7 +1118,7 @@ impl<T: ?Sized> PubSub<T> {
             message: Box::new(confirmation(kind, false, shared.clone(), count)),
             retire: Some(id.slot),
         };
-        let index = self.owner.registry().index();
+        let index = self.registry().index();
         index.remove(kind, &shared, subscriber, Some((&sender, confirm)), woken);
         subscriber.set_subscriptions(count);
     }
@@ -1128,7 +1138,7 @@ impl<T: ?Sized> fmt::Debug for PubSub<T> {
         f.debug_struct("PubSub")
             .field("id", &self.id())
             .field("subscriptions", &self.subscriptions())
-            .field("queued", &self.inbox.receiver().len())
+            .field("queued", &self.subscriber().queue().len())
             .finish()
     }
 }

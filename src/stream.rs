@@ -7,11 +7,10 @@ use std::task::{Context, Poll};
 
 use futures_core::Stream;
 
-use crate::inbox::{Inbox, Nothing};
+use crate::handle::{waiter_id, Handle, Nothing};
 use crate::message::Message;
-use crate::owner::Owner;
+use crate::pubsub::Owner;
 use crate::wait::Wait;
-use crate::wake::reader_id;
 
 /// A handle's messages as a [`futures_core::Stream`], from [`PubSub::stream`](crate::PubSub::stream).
 ///
@@ -25,7 +24,6 @@ use crate::wake::reader_id;
 /// [`close`](MessageStream::close)). Like [`PubSub::listen_forever`](crate::PubSub::listen_forever),
 /// it does not end when the last subscription goes. Reading never blocks the thread.
 pub struct MessageStream<T: ?Sized> {
-    inbox: Inbox<T>,
     /// The handle lives as long as this stream (dropped after `Drop::drop` below has run).
     owner: Arc<Owner<T>>,
     /// Tells this stream's waker from the other streams' of the same handle.
@@ -36,11 +34,10 @@ pub struct MessageStream<T: ?Sized> {
 }
 
 impl<T: ?Sized> MessageStream<T> {
-    pub(crate) fn new(inbox: Inbox<T>, owner: Arc<Owner<T>>) -> Self {
+    pub(crate) fn new(owner: Arc<Owner<T>>) -> Self {
         MessageStream {
-            inbox,
             owner,
-            id: reader_id(),
+            id: waiter_id(),
             waiting: false,
         }
     }
@@ -81,14 +78,16 @@ impl<T: ?Sized> MessageStream<T> {
             return;
         }
         self.waiting = waiting;
-        if let Some(queue) = self.inbox.subscriber().queue() {
-            queue.reader_waiting(waiting);
-        }
+        self.handle().queue().reader_waiting(waiting);
+    }
+
+    fn handle(&self) -> &Handle<T> {
+        self.owner.handle()
     }
 
     /// The next message for the reader, or why there is none.
     fn next_now(&self) -> Result<Message<T>, Nothing> {
-        self.inbox.next_for_reader(Wait::Never)
+        self.handle().next_for_reader(Wait::Never)
     }
 }
 
@@ -110,7 +109,7 @@ impl<T: ?Sized> Stream for MessageStream<T> {
         }
         // Register, then look once more: see `wake.rs` for why no wake-up is lost. Counted
         // as waiting first, so a rendezvous publisher woken by that finds room and queues.
-        this.inbox.subscriber().wake().register(this.id, cx.waker());
+        this.handle().readers().register(this.id, cx.waker());
         this.set_waiting(true);
         match this.next_now() {
             Ok(message) => {
@@ -129,15 +128,15 @@ impl<T: ?Sized> Stream for MessageStream<T> {
 impl<T: ?Sized> Drop for MessageStream<T> {
     fn drop(&mut self) {
         self.set_waiting(false);
-        self.inbox.subscriber().wake().forget(self.id);
+        self.handle().readers().forget(self.id);
     }
 }
 
 impl<T: ?Sized> fmt::Debug for MessageStream<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MessageStream")
-            .field("id", &self.inbox.subscriber().id())
-            .field("queued", &self.inbox.receiver().len())
+            .field("id", &self.handle().id())
+            .field("queued", &self.handle().queue().len())
             .finish()
     }
 }

@@ -13,10 +13,10 @@ use std::thread::{self, JoinHandle, Thread, ThreadId};
 use parking_lot::Mutex;
 
 use crate::error::{HandlerPanic, WorkerError};
-use crate::inbox::{Inbox, Nothing, Taken};
+use crate::handle::{Handle, Nothing, Taken};
 use crate::kind::Kind;
 use crate::message::Message;
-use crate::owner::Owner;
+use crate::pubsub::Owner;
 use crate::wait::Wait;
 
 /// What a panic handler is given: see [`WorkerBuilder::on_panic`].
@@ -265,7 +265,6 @@ impl fmt::Debug for Worker {
 
 /// Sets up a [`Worker`]: its thread's name and what to do when a handler panics.
 pub struct WorkerBuilder<T: ?Sized> {
-    inbox: Inbox<T>,
     /// Moved into the thread: the handle lives as long as the worker runs.
     owner: Arc<Owner<T>>,
     name: Option<String>,
@@ -273,9 +272,8 @@ pub struct WorkerBuilder<T: ?Sized> {
 }
 
 impl<T: ?Sized + Send + Sync + 'static> WorkerBuilder<T> {
-    pub(crate) fn new(inbox: Inbox<T>, owner: Arc<Owner<T>>) -> Self {
+    pub(crate) fn new(owner: Arc<Owner<T>>) -> Self {
         WorkerBuilder {
-            inbox,
             owner,
             name: None,
             on_panic: None,
@@ -366,8 +364,7 @@ impl<T: ?Sized + Send + Sync + 'static> WorkerBuilder<T> {
     /// assert!(sub.worker().spawn().is_ok());
     /// ```
     pub fn spawn(self) -> Result<Worker, WorkerError> {
-        let subscriber = self.inbox.subscriber();
-        let missing = subscriber.names().without_handler();
+        let missing = self.owner.handle().names().without_handler();
         if let Some((kind, name)) = missing {
             return Err(WorkerError::NoHandler {
                 pattern: kind == Kind::Pattern,
@@ -379,7 +376,7 @@ impl<T: ?Sized + Send + Sync + 'static> WorkerBuilder<T> {
             thread: Arc::new(Mutex::new(None)),
         };
         let unhandled = Arc::new(AtomicU64::new(0));
-        let (inbox, owner, on_panic) = (self.inbox, self.owner, self.on_panic);
+        let (owner, on_panic) = (self.owner, self.on_panic);
         let (stopped, skipped) = (stop.clone(), Arc::clone(&unhandled));
         let mut builder = thread::Builder::new();
         if let Some(name) = self.name {
@@ -387,7 +384,7 @@ impl<T: ?Sized + Send + Sync + 'static> WorkerBuilder<T> {
         }
         let thread = builder
             .spawn(move || {
-                let ended = run(&inbox, &stopped, on_panic.as_ref(), &skipped);
+                let ended = run(owner.handle(), &stopped, on_panic.as_ref(), &skipped);
                 // The handle's subscriptions go now if nothing else holds it.
                 drop(owner);
                 ended
@@ -413,7 +410,7 @@ impl<T: ?Sized> fmt::Debug for WorkerBuilder<T> {
 
 /// The worker's loop: wait for the queue or the stop signal, handle what arrives.
 fn run<T: ?Sized>(
-    inbox: &Inbox<T>,
+    handle: &Handle<T>,
     stop: &StopHandle,
     on_panic: Option<&PanicHandler>,
     unhandled: &AtomicU64,
@@ -424,7 +421,7 @@ fn run<T: ?Sized>(
             return Ok(());
         }
         // Blocks until the queue has something or `stop` unparks it: no polling, no sleep.
-        let taken = match inbox.read_unless(Wait::Forever, || stop.is_stopped()) {
+        let taken = match handle.read_unless(Wait::Forever, || stop.is_stopped()) {
             Ok(taken) => taken,
             Err(Nothing::Ended) => return Ok(()),
             Err(Nothing::Empty) => continue,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::queue::Overflow;
+use crate::config::Overflow;
 use crate::wait::Wait;
 
 use super::echo::EchoKey;

@@ -21,7 +21,7 @@ use parking_lot::Mutex;
 
 use crate::broker::Broker;
 use crate::hooks::{Change, Outbound, Watcher};
-use crate::queue::Overflow;
+use crate::config::Overflow;
 
 pub use codec::Codec;
 #[cfg(feature = "json")]

@@ -16,7 +16,7 @@ use redis::Msg;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::message::Message;
-use crate::publish::Reach;
+use crate::engine::Reach;
 use crate::wait::Wait;
 
 use super::codec::Codec;

@@ -38,10 +38,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::error::Published;
+use crate::engine::{Published, Reach, Registry};
 use crate::hooks::Outbound;
-use crate::publish::Reach;
-use crate::registry::Registry;
 use crate::wait::Wait;
 
 use super::backlog::{Backlog, Outgoing, Pushed};

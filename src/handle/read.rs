@@ -1,26 +1,24 @@
-//! The reading side of a handle: its queue, the wait, the names, and the handler a message
-//! goes to. Shared by [`PubSub`](crate::PubSub)'s own reads, its [`Worker`](crate::Worker)
-//! and its streams, which hold a clone.
+//! Reading a handle: taking an item, turning it into a [`Message`], waiting, and the handler
+//! a message goes to. Shared by [`PubSub`](crate::PubSub)'s reads, its workers and streams.
 //!
 //! # Reading
 //!
-//! An item is taken and turned into a [`Message`] under the handle's `names` lock (then, for
-//! a bounded queue, under the queue's lock): a delivery takes its subscription's name from
-//! the slot it carries, and an `Unsubscribe` confirmation retires its slot, so a reader on
-//! another thread can never find a slot retired under a delivery it took. A reader that finds
-//! the queue empty spins a little, then waits as `wake.rs` describes (register, look again,
-//! park); a waiting reader counts as room for a rendezvous queue (capacity 0).
+//! An item is taken and turned into a `Message` under the handle's `names` lock: a delivery
+//! takes its subscription's name from the slot it carries, and an `Unsubscribe`
+//! confirmation retires its slot, so a reader on another thread can never find a slot
+//! retired under a delivery it took. A reader that finds the queue empty spins a little,
+//! then waits as `wake.rs` describes (register, look again, park).
 //!
 //! # The listen-end check
 //!
 //! `listen()` waits while the handle has subscriptions and ends once it has none and nothing
 //! is queued. The count and the queue change in two steps: an (un)subscription queues its
 //! confirmation, then stores the new count, and a reader may take the confirmation between
-//! the two. Both steps happen while the handle's `state` lock is held (`pubsub.rs`), so the
+//! the two. Both steps happen while the handle's `calls` lock is held (`pubsub.rs`), so the
 //! reader decides under that lock, and only once its queue is empty:
 //!
 //! 1. take an item without waiting; if there is one, that is the answer;
-//! 2. the queue is empty: lock `state`, load the count, unlock. Any confirmation already
+//! 2. the queue is empty: lock `calls`, load the count, unlock. Any confirmation already
 //!    taken has its count stored by now, and any later one will be queued after this point;
 //! 3. count > 0: wait for the next item (the confirmation that brings the count to 0 is
 //!    such an item, so the wait ends); count 0: take an item without waiting (a confirmation
@@ -34,13 +32,12 @@ use std::time::Instant;
 
 use crossbeam_channel::TryRecvError;
 
-use crate::item::{Item, ItemReceiver};
+use super::names::{Handler, Names};
+use super::wake::{this_thread, Woken};
+use super::Handle;
+use crate::item::Item;
 use crate::message::Message;
-use crate::names::{Handler, Names};
-use crate::queue::Tally;
-use crate::subscriber::Subscriber;
 use crate::wait::Wait;
-use crate::wake::this_thread;
 
 /// Why a read returned nothing.
 #[derive(Debug, PartialEq, Eq)]
@@ -62,56 +59,21 @@ pub(crate) struct Taken<T: ?Sized> {
 const SPIN_ROUNDS: u32 = 6;
 const YIELD_ROUNDS: u32 = 4;
 
-/// A handle's queue and the shared state its reads consult.
-pub(crate) struct Inbox<T: ?Sized> {
-    subscriber: Arc<Subscriber<T>>,
-    receiver: ItemReceiver<T>,
-}
-
-impl<T: ?Sized> Clone for Inbox<T> {
-    fn clone(&self) -> Self {
-        Inbox {
-            subscriber: Arc::clone(&self.subscriber),
-            receiver: self.receiver.clone(),
-        }
-    }
-}
-
-impl<T: ?Sized> Inbox<T> {
-    pub(crate) fn new(subscriber: Arc<Subscriber<T>>, receiver: ItemReceiver<T>) -> Self {
-        Inbox {
-            subscriber,
-            receiver,
-        }
-    }
-
-    pub(crate) fn subscriber(&self) -> &Arc<Subscriber<T>> {
-        &self.subscriber
-    }
-
-    /// The queue's receiving end: for `Select::ready`, and its length.
-    pub(crate) fn receiver(&self) -> &ItemReceiver<T> {
-        &self.receiver
-    }
-
+impl<T: ?Sized> Handle<T> {
     /// Takes the next item as a message, without waiting.
+    #[inline]
     pub(crate) fn take(&self) -> Result<Taken<T>, Nothing> {
-        let mut names = self.subscriber.names();
-        let mut tally = Tally::default();
-        let taken = match self.subscriber.queue() {
-            None => self.receiver.try_recv().map(|queued| queued.0),
-            Some(queue) => queue.take(&mut tally),
-        };
-        let delivery = taken.as_ref().is_ok_and(Item::is_delivery);
+        let mut woken = Woken::default();
         let mut retired = None;
-        let taken = taken.map(|item| open(item, &mut names, &mut retired));
-        drop(names);
+        let taken = {
+            let mut names = self.names();
+            let item = self.queue().take(&mut woken);
+            item.map(|item| open(item, &mut names, &mut retired))
+        };
         // With no lock held: publishers waiting for room are woken (a waker may read or
         // subscribe this very handle), and a retired handler is dropped (it may hold one).
+        woken.wake_all();
         drop(retired);
-        if self.subscriber.queue().is_some() {
-            self.subscriber.took(&tally, delivery);
-        }
         match taken {
             Ok(taken) => Ok(taken),
             Err(TryRecvError::Empty) => Err(Nothing::Empty),
@@ -120,35 +82,41 @@ impl<T: ?Sized> Inbox<T> {
     }
 
     /// Takes the next message, waiting as `wait` allows.
+    #[inline]
     pub(crate) fn read(&self, wait: Wait) -> Result<Taken<T>, Nothing> {
         self.read_unless(wait, || false)
     }
 
     /// `read`, which also stops waiting (with `Nothing::Empty`) once `stopped()` holds; the
     /// caller unparks this thread when it may have changed.
+    #[inline]
     pub(crate) fn read_unless(
         &self,
         wait: Wait,
         stopped: impl Fn() -> bool,
     ) -> Result<Taken<T>, Nothing> {
         match self.take() {
-            Err(Nothing::Empty) if wait.may_wait() => {}
-            taken => return taken,
+            Err(Nothing::Empty) if wait.may_wait() => self.wait_and_take(wait.deadline(), stopped),
+            taken => taken,
         }
-        let queue = self.subscriber.queue();
-        if let Some(queue) = queue {
-            queue.reader_waiting(true);
-        }
-        let read = self.wait_and_take(wait.deadline(), stopped);
-        if let Some(queue) = queue {
-            queue.reader_waiting(false);
-        }
-        read
     }
 
     /// Spins, then waits as `wake.rs` describes, until an item comes, the queue ends, the
-    /// deadline passes or `stopped()` holds.
+    /// deadline passes or `stopped()` holds. Counts as a waiting reader meanwhile: room for a
+    /// rendezvous.
+    #[inline(never)]
     fn wait_and_take(
+        &self,
+        deadline: Option<Instant>,
+        stopped: impl Fn() -> bool,
+    ) -> Result<Taken<T>, Nothing> {
+        self.queue().reader_waiting(true);
+        let read = self.spin_then_park(deadline, stopped);
+        self.queue().reader_waiting(false);
+        read
+    }
+
+    fn spin_then_park(
         &self,
         deadline: Option<Instant>,
         stopped: impl Fn() -> bool,
@@ -165,9 +133,9 @@ impl<T: ?Sized> Inbox<T> {
             }
         }
         let (reader, waker) = this_thread();
-        let wake = self.subscriber.wake();
+        let readers = self.readers();
         let read = loop {
-            wake.register(reader, &waker);
+            readers.register(reader, &waker);
             match self.take() {
                 Err(Nothing::Empty) => {}
                 taken => break taken,
@@ -186,7 +154,7 @@ impl<T: ?Sized> Inbox<T> {
                 }
             }
         };
-        wake.forget(reader);
+        readers.forget(reader);
         read
     }
 
@@ -195,24 +163,21 @@ impl<T: ?Sized> Inbox<T> {
         next_while_subscribed(
             || self.take(),
             |wait| self.read(wait),
-            || self.subscriber.settled_subscriptions() > 0,
+            || self.settled_subscriptions() > 0,
         )
     }
 
     /// The queue has ended and nothing is left to hand to a handler: let the handlers go, so
     /// one that holds its own handle (a cycle) does not keep it alive.
+    #[cold]
     fn ended(&self) -> Nothing {
-        self.subscriber.drop_handlers();
+        self.drop_handlers();
         Nothing::Ended
     }
 
     /// The next message for the reader, waiting as `wait` allows, or why there is none:
     /// ignored confirmations are skipped, and deliveries with a handler go to it (in this
     /// thread, with no lock held) instead.
-    ///
-    /// Inlined into its callers, as the loop was before it was shared: out of line,
-    /// `get_message` read about 10% slower for about the same instructions (`halves` read,
-    /// side by side; benches/NOTES.md "Step 10").
     #[inline]
     pub(crate) fn next_for_reader(&self, wait: Wait) -> Result<Message<T>, Nothing> {
         loop {
@@ -225,24 +190,24 @@ impl<T: ?Sized> Inbox<T> {
 
     /// What a reader does with a message it took: `None` when a confirmation is ignored, or
     /// when the message went to its handler (called here, with no lock held).
+    #[inline]
     pub(crate) fn for_reader(&self, taken: Taken<T>) -> Option<Message<T>> {
         let Taken { message, handler } = taken;
-        if message.is_confirmation() && self.subscriber.ignores_confirmations() {
+        if let Some(handler) = handler {
+            handler(message);
             return None;
         }
-        match handler {
-            Some(handler) => {
-                handler(message);
-                None
-            }
-            None => Some(message),
+        if self.ignores_confirmations() && message.is_confirmation() {
+            return None;
         }
+        Some(message)
     }
 }
 
 /// Turns a queued item into the message it stands for, with the names and handlers in
 /// `names`. An `Unsubscribe` confirmation retires its slot; the slot's handler goes to
 /// `retired`, for the caller to drop once it lets go of `names`.
+#[inline]
 fn open<T: ?Sized>(
     item: Item<T>,
     names: &mut Names<T>,
@@ -268,13 +233,15 @@ fn open<T: ?Sized>(
             }
             (*message, None)
         }
+        Item::Lagged { missed } => (Message::Lagged { missed }, None),
+        Item::Warning { queued, .. } => (Message::HighWater { queued }, None),
     };
     Taken { message, handler }
 }
 
 /// Steps 1 to 3 of the listen-end check (module docs): `poll` takes an item without
 /// waiting, `read` takes one waiting as told, and `subscribed` loads the count under the
-/// handle's `state` lock. Generic so that the protocol can be model-checked on its own
+/// handle's `calls` lock. Generic so that the protocol can be model-checked on its own
 /// (`model_check.rs`).
 pub(crate) fn next_while_subscribed<M>(
     poll: impl FnOnce() -> Result<M, Nothing>,

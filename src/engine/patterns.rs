@@ -22,8 +22,8 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::index::channels::ChannelTable;
-use crate::index::glob_index::GlobIndex;
+use super::channels::ChannelTable;
+use super::glob_index::GlobIndex;
 use crate::pattern::glob_match;
 use crate::shrink::is_sparse;
 
@@ -37,7 +37,7 @@ type CacheStripe = Mutex<ChannelTable<Arc<[u32]>>>;
 
 /// A pattern and what the registry keeps for it (its subscriptions).
 pub(crate) struct Pattern<V> {
-    pub(crate) pattern: Arc<str>,
+    pub(crate) name: Arc<str>,
     /// When the pattern first appeared: matches are delivered in this order.
     order: u64,
     pub(crate) value: V,
@@ -107,7 +107,7 @@ impl<V> PatternTable<V> {
             None => {
                 let pattern: Arc<str> = Arc::from(pattern);
                 let entry = Pattern {
-                    pattern: pattern.clone(),
+                    name: pattern.clone(),
                     order: self.next_order,
                     value: V::default(),
                 };
@@ -156,10 +156,10 @@ impl<V> PatternTable<V> {
         self.glob = GlobIndex::default();
         for (slot, entry) in self.slots.iter().enumerate() {
             if let Some(entry) = entry {
-                if let Some(at) = self.index.get_mut(&entry.pattern) {
+                if let Some(at) = self.index.get_mut(&entry.name) {
                     *at = slot as u32;
                 }
-                self.glob.insert(slot as u32, &entry.pattern);
+                self.glob.insert(slot as u32, &entry.name);
             }
         }
         if is_sparse(self.index.len(), self.index.capacity()) {
@@ -188,7 +188,7 @@ impl<V> PatternTable<V> {
             .into_iter()
             .filter_map(|slot| {
                 let entry = self.slots[slot as usize].as_ref()?;
-                glob_match(&entry.pattern, channel).then_some((entry.order, slot))
+                glob_match(&entry.name, channel).then_some((entry.order, slot))
             })
             .collect();
         matches.sort_unstable();

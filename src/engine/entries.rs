@@ -3,8 +3,8 @@
 //! A list, because a publish walks it whole, whose first entry is kept inline, because most
 //! channels have one subscriber; with a position index once it grows, so that removing one
 //! handle of many (a handle dropped from a channel with 40,000 others) or finding it again (a
-//! publisher that waited for room) costs O(1), not a pass over the list. Removal swaps the last entry into the hole: the order in
-//! which handles of one channel get a publish is not a promise (each handle's own order is).
+//! publisher that waited for room) costs O(1), not a pass over the list. Removal swaps the
+//! last entry into the hole: the order in which handles of one channel get a publish is not a promise (each handle's own order is).
 //!
 //! Every method runs under the registry lock that guards the channel or pattern.
 
@@ -13,16 +13,15 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
+use crate::handle::{Handle, SubId, SubscriberId};
 use crate::item::ItemSender;
-use crate::names::SubId;
-use crate::subscriber::{Subscriber, SubscriberId};
 
 /// Lists longer than this keep a position index.
 const INDEXED_FROM: usize = 16;
 
 /// One subscription as the registry holds it.
 pub(crate) struct Entry<T: ?Sized> {
-    pub(crate) subscriber: Arc<Subscriber<T>>,
+    pub(crate) handle: Arc<Handle<T>>,
     /// The registry's own sender into the handle's queue: the queue disconnects once every
     /// entry and the handle have let go of theirs.
     pub(crate) sender: ItemSender<T>,
@@ -65,12 +64,12 @@ impl<T: ?Sized> Entries<T> {
     /// Adds `entry`; its handle must not be in the list already.
     pub(crate) fn push(&mut self, entry: Entry<T>) {
         if let Some(positions) = &mut self.positions {
-            positions.insert(entry.subscriber.id(), self.list.len() as u32);
+            positions.insert(entry.handle.id(), self.list.len() as u32);
         }
         self.list.push(entry);
         if self.positions.is_none() && self.list.len() > INDEXED_FROM {
             let index = self.list.iter().enumerate();
-            let positions = index.map(|(i, e)| (e.subscriber.id(), i as u32)).collect();
+            let positions = index.map(|(i, e)| (e.handle.id(), i as u32)).collect();
             self.positions = Some(Box::new(positions));
         }
     }
@@ -79,13 +78,13 @@ impl<T: ?Sized> Entries<T> {
     fn position(&self, id: SubscriberId) -> Option<usize> {
         match &self.positions {
             Some(positions) => positions.get(&id).map(|&i| i as usize),
-            None => self.list.iter().position(|e| e.subscriber.id() == id),
+            None => self.list.iter().position(|e| e.handle.id() == id),
         }
     }
 
-    /// `subscriber`'s entry, if it is still its subscription `id`.
-    pub(crate) fn get(&self, subscriber: SubscriberId, id: SubId) -> Option<&Entry<T>> {
-        let entry = &self.list[self.position(subscriber)?];
+    /// `handle`'s entry, if it is still its subscription `id`.
+    pub(crate) fn get(&self, handle: SubscriberId, id: SubId) -> Option<&Entry<T>> {
+        let entry = &self.list[self.position(handle)?];
         (entry.id == id).then_some(entry)
     }
 
@@ -98,7 +97,7 @@ impl<T: ?Sized> Entries<T> {
         if let Some(positions) = &mut self.positions {
             positions.remove(&id);
             if let Some(moved) = self.list.get(i) {
-                positions.insert(moved.subscriber.id(), i as u32);
+                positions.insert(moved.handle.id(), i as u32);
             }
             if self.list.len() <= INDEXED_FROM / 2 {
                 self.positions = None;

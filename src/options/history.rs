@@ -10,22 +10,20 @@
 //!
 //! One mutex over all of it, a leaf taken under a channel's stripe lock (a publish records
 //! there; a channel subscription reads there) or under the pattern table's write lock (a
-//! pattern subscription reads every matching channel); see `index/mod.rs` for why that makes
-//! the cut between replayed and live deliveries clean.
+//! pattern subscription reads every matching channel); see `engine/index.rs` for why that
+//! makes the cut between replayed and live deliveries clean.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
-use crate::pattern::glob_match;
+use parking_lot::Mutex;
 
-/// How much history a broker keeps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct HistoryLimits {
-    /// Payloads kept per channel, the newest.
-    pub(crate) per_channel: usize,
-    /// Channels kept, the most recently published.
-    pub(crate) channels: usize,
-}
+use crate::config::HistoryLimits;
+use crate::handle::{Handle, SubId, Woken};
+use crate::item::{Item, ItemSender};
+use crate::kind::Kind;
+use crate::message::Message;
+use crate::pattern::glob_match;
 
 /// One retained channel: its newest payloads, oldest first, each with its publish number.
 struct Retained<T: ?Sized> {
@@ -166,6 +164,37 @@ impl<T: ?Sized> History<T> {
     /// Channels let go of to stay within the bound.
     pub(crate) fn evicted(&self) -> u64 {
         self.evicted
+    }
+}
+
+/// Queues the retained payloads for `handle`'s new subscription `id` to `name`, after its
+/// confirmation and under the same index lock (see the module docs): those of the channel,
+/// or of every channel the pattern matches, in publish order. The history's lock is let go
+/// of before anything is queued.
+pub(crate) fn replay<T: ?Sized>(
+    history: &Mutex<History<T>>,
+    kind: Kind,
+    name: &Arc<str>,
+    handle: &Handle<T>,
+    sender: &ItemSender<T>,
+    id: SubId,
+    woken: &mut Woken,
+) {
+    let (pattern, replayed) = match kind {
+        Kind::Channel => (None, history.lock().of_channel(name)),
+        Kind::Pattern => (Some(name), history.lock().matching(name)),
+    };
+    for (_, channel, payload) in replayed {
+        let message = Message::Replay {
+            pattern: pattern.cloned(),
+            channel,
+            payload,
+        };
+        let item = Item::Replay {
+            slot: id.slot,
+            message: Box::new(message),
+        };
+        handle.send_control(sender, item, woken);
     }
 }
 

@@ -78,9 +78,8 @@ pub(crate) struct Names<T: ?Sized> {
     /// Free slots, reused last-freed first; may hold slots past the end of `slots` (cut off
     /// since), which `claim` skips.
     free: Vec<u32>,
-    /// Subscribed slots by name: channels, then patterns.
-    channels: HashTable<u32>,
-    patterns: HashTable<u32>,
+    /// Subscribed slots by name, one table per kind (`Kind::index`).
+    by_name: [HashTable<u32>; 2],
     hasher: foldhash::fast::RandomState,
     /// Slots not free.
     in_use: usize,
@@ -94,8 +93,7 @@ impl<T: ?Sized> Default for Names<T> {
         Names {
             slots: Vec::new(),
             free: Vec::new(),
-            channels: HashTable::new(),
-            patterns: HashTable::new(),
+            by_name: [HashTable::new(), HashTable::new()],
             hasher: foldhash::fast::RandomState::default(),
             in_use: 0,
             next_generation: 0,
@@ -106,10 +104,7 @@ impl<T: ?Sized> Default for Names<T> {
 
 impl<T: ?Sized> Names<T> {
     fn index(&self, kind: Kind) -> &HashTable<u32> {
-        match kind {
-            Kind::Channel => &self.channels,
-            Kind::Pattern => &self.patterns,
-        }
+        &self.by_name[kind.index()]
     }
 
     fn name_of(slots: &[Slot], slot: u32) -> &str {
@@ -134,7 +129,7 @@ impl<T: ?Sized> Names<T> {
 
     /// Channels plus patterns subscribed: the count a confirmation carries.
     pub(crate) fn count(&self) -> usize {
-        self.channels.len() + self.patterns.len()
+        self.by_name.iter().map(HashTable::len).sum()
     }
 
     /// Records a new subscription to `name` (the index's shared text) in a slot of its own,
@@ -173,10 +168,7 @@ impl<T: ?Sized> Names<T> {
         };
         let (slots, hasher) = (&self.slots, &self.hasher);
         let rehash = |&s: &u32| hasher.hash_one(Self::name_of(slots, s));
-        match kind {
-            Kind::Channel => self.channels.insert_unique(hash, slot, rehash),
-            Kind::Pattern => self.patterns.insert_unique(hash, slot, rehash),
-        };
+        self.by_name[kind.index()].insert_unique(hash, slot, rehash);
         if let Some(handler) = handler {
             self.handlers.insert(slot, handler);
         }
@@ -207,7 +199,7 @@ impl<T: ?Sized> Names<T> {
 
     /// The first subscription, by kind then name, that has no handler.
     pub(crate) fn without_handler(&self) -> Option<(Kind, String)> {
-        [Kind::Channel, Kind::Pattern].into_iter().find_map(|kind| {
+        Kind::BOTH.into_iter().find_map(|kind| {
             let slots = &self.slots;
             let without = self.index(kind).iter().copied();
             let without = without.filter(|s| !self.handlers.contains_key(s));
@@ -221,11 +213,7 @@ impl<T: ?Sized> Names<T> {
     pub(crate) fn unsubscribe(&mut self, kind: Kind, name: &str) -> Option<(Arc<str>, SubId)> {
         let hash = self.hasher.hash_one(name);
         let slots = &self.slots;
-        let index = match kind {
-            Kind::Channel => &mut self.channels,
-            Kind::Pattern => &mut self.patterns,
-        };
-        let (slot, _) = index
+        let (slot, _) = self.by_name[kind.index()]
             .find_entry(hash, |&s| Self::name_of(slots, s) == name)
             .ok()?
             .remove();
@@ -254,12 +242,8 @@ impl<T: ?Sized> Names<T> {
     /// their names for what is still queued).
     pub(crate) fn take_all(&mut self) -> Vec<(Kind, Arc<str>)> {
         let mut all = Vec::with_capacity(self.count());
-        for kind in [Kind::Channel, Kind::Pattern] {
-            let index = match kind {
-                Kind::Channel => std::mem::take(&mut self.channels),
-                Kind::Pattern => std::mem::take(&mut self.patterns),
-            };
-            for slot in index {
+        for kind in Kind::BOTH {
+            for slot in std::mem::take(&mut self.by_name[kind.index()]) {
                 let entry = &mut self.slots[slot as usize];
                 entry.used = Use::Retiring;
                 all.extend(entry.name.clone().map(|name| (kind, name)));
@@ -321,10 +305,7 @@ impl<T: ?Sized> Names<T> {
 
     fn give_back_index(&mut self, kind: Kind) {
         let (slots, hasher) = (&self.slots, &self.hasher);
-        let index = match kind {
-            Kind::Channel => &mut self.channels,
-            Kind::Pattern => &mut self.patterns,
-        };
+        let index = &mut self.by_name[kind.index()];
         if is_sparse(index.len(), index.capacity()) {
             index.shrink_to(index.len() * 2, |&s| {
                 hasher.hash_one(Self::name_of(slots, s))

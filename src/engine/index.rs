@@ -1,18 +1,19 @@
-//! Who is subscribed to what: the channel map (striped), the pattern table (with its match
-//! cache), and the questions asked of them (`PUBSUB CHANNELS`, `NUMSUB`, `NUMPAT`).
+//! Who is subscribed to what: the channel map (striped) and the pattern table (with its match
+//! cache), the changes made to them, and the questions asked of them (`PUBSUB CHANNELS`,
+//! `NUMSUB`, `NUMPAT`).
 //!
 //! # Locks and their order
 //!
-//! 1. A handle's `state` (`subscriber.rs`).
+//! 1. A handle's `calls` (`handle/mod.rs`).
 //! 2. One lock of this index: a `stripes[i]` mutex over a slice of the channel map (a channel
 //!    lives in the stripe its hash picks, so publishers on different channels seldom meet),
 //!    or the `patterns` read-write lock over the pattern table (publishers read it, and skip
 //!    it entirely while no pattern exists). Under the read lock, a publisher takes a cache
 //!    stripe of the table for the lookup only (`patterns.rs`).
-//! 3. A handle's `names` (`subscriber.rs`), taken under 2 when a subscription is added; the
-//!    history's lock (`history.rs`), a leaf taken under 2 by a publish that records and by a
+//! 3. A handle's `names`, taken under 2 when a subscription is added; the history's lock
+//!    (`options/history.rs`), a leaf taken under 2 by a publish that records and by a
 //!    subscription that replays.
-//! 4. A bounded handle's queue lock (`queue.rs`), and the wake slot's lock (`wake.rs`).
+//! 4. A handle's queue carry lock (`handle/queue.rs`) and its wake lists' locks.
 //!
 //! Locks are only ever taken in that order, and no path holds two locks of this index at
 //! once, but one: on a broker that keeps history, a publish takes the pattern table's read
@@ -29,48 +30,45 @@
 //! confirmation and before its `Unsubscribe` confirmation, and a publish that starts after
 //! `subscribe`/`unsubscribe` returned sees the new state.
 //!
-//! A replay (`Index::replay`) is queued under the same lock as its subscription's
-//! confirmation, and a publish records its payload in the history under the channel's
-//! stripe, holding the table's read lock from before that record to its last pattern
-//! delivery: a channel subscription and a publish to its channel meet at the stripe, a
-//! pattern subscription and any publish at the table. Either the publish comes first (it
-//! is in the history the replay reads, and did not see the subscription) or the
-//! subscription does (the publish delivers to it live, and was not in the history yet).
-
-mod channels;
-mod entries;
-mod glob_index;
-mod history;
-mod patterns;
+//! A replay is queued under the same lock as its subscription's confirmation, and a publish
+//! records its payload in the history under the channel's stripe, holding the table's read
+//! lock from before that record to its last pattern delivery: a channel subscription and a
+//! publish to its channel meet at the stripe, a pattern subscription and any publish at the
+//! table. Either the publish comes first (it is in the history the replay reads, and did not
+//! see the subscription) or the subscription does (the publish delivers to it live, and was
+//! not in the history yet).
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use super::channels::{Channel, ChannelTable};
+use super::entries::{Entries, Entry};
+use super::patterns::PatternTable;
+use crate::config::HistoryLimits;
+use crate::handle::{Handle, SubId, Woken};
 #[cfg(feature = "redis")]
 use crate::hooks::{Change, Topic, Watcher};
 use crate::item::{Item, ItemSender};
 use crate::kind::Kind;
-use crate::message::Message;
-use crate::names::SubId;
+use crate::options::History;
 use crate::pattern::glob_match;
-use crate::subscriber::Subscriber;
-use crate::wake::Woken;
-
-pub(crate) use channels::ChannelTable;
-pub(crate) use entries::{Entries, Entry};
-pub(crate) use history::{History, HistoryLimits, Released};
-pub(crate) use patterns::PatternTable;
 
 /// Number of channel-map stripes; a power of two so a hash picks one with a mask.
 const STRIPES: usize = 64;
 
+/// The channels of one stripe, each with its subscriptions.
+type Channels<T> = ChannelTable<Entries<T>>;
+
+/// The broker's patterns, each with its subscriptions.
+pub(crate) type Patterns<T> = PatternTable<Entries<T>>;
+
 /// One stripe of the channel map and its counters, padded to its own cache lines.
 #[repr(align(128))]
 pub(crate) struct Stripe<T: ?Sized> {
-    map: Mutex<ChannelTable<Entries<T>>>,
+    map: Mutex<Channels<T>>,
     /// Publish calls to channels of this stripe. Changed only under `map`'s lock, so a plain
     /// load and store (no read-modify-write) is enough; `stats` reads it without the lock.
     published: AtomicU64,
@@ -83,15 +81,17 @@ pub(crate) struct Stripe<T: ?Sized> {
 /// A stripe, locked: its channels, and its counters to add to.
 pub(crate) struct StripeGuard<'a, T: ?Sized> {
     stripe: &'a Stripe<T>,
-    map: MutexGuard<'a, ChannelTable<Entries<T>>>,
+    map: MutexGuard<'a, Channels<T>>,
 }
 
 impl<T: ?Sized> StripeGuard<'_, T> {
-    pub(crate) fn get(&self, hash: u64, channel: &str) -> Option<&channels::Channel<Entries<T>>> {
+    #[inline]
+    pub(crate) fn get(&self, hash: u64, channel: &str) -> Option<&Channel<Entries<T>>> {
         self.map.get(hash, channel)
     }
 
     /// Counts one publish call and the deliveries it queued here, under the lock.
+    #[inline]
     pub(crate) fn count(&self, delivered: usize) {
         add_under_lock(&self.stripe.published, 1);
         add_under_lock(&self.stripe.delivered, delivered as u64);
@@ -99,6 +99,7 @@ impl<T: ?Sized> StripeGuard<'_, T> {
 }
 
 impl<T: ?Sized> Stripe<T> {
+    #[inline]
     pub(crate) fn lock(&self) -> StripeGuard<'_, T> {
         StripeGuard {
             stripe: self,
@@ -115,11 +116,54 @@ impl<T: ?Sized> Stripe<T> {
     }
 }
 
+/// The index lock over one name's subscriptions, for a change.
+enum Locked<'a, T: ?Sized> {
+    Channel(u64, MutexGuard<'a, Channels<T>>),
+    Pattern(RwLockWriteGuard<'a, Patterns<T>>),
+}
+
+impl<T: ?Sized> Locked<'_, T> {
+    /// The name's shared text and subscriptions, added if it has none.
+    fn get_or_insert(&mut self, name: &str) -> (Arc<str>, &mut Entries<T>) {
+        match self {
+            Locked::Channel(hash, map) => {
+                let channel = map.get_or_insert(*hash, name);
+                (channel.name.clone(), &mut channel.value)
+            }
+            Locked::Pattern(table) => {
+                let pattern = table.get_or_insert(name);
+                (pattern.name.clone(), &mut pattern.value)
+            }
+        }
+    }
+
+    /// The name's shared text and subscriptions, if it has any.
+    fn get_mut(&mut self, name: &str) -> Option<(Arc<str>, &mut Entries<T>)> {
+        match self {
+            Locked::Channel(hash, map) => {
+                let channel = map.get_mut(*hash, name)?;
+                Some((channel.name.clone(), &mut channel.value))
+            }
+            Locked::Pattern(table) => {
+                let pattern = table.get_mut(name)?;
+                Some((pattern.name.clone(), &mut pattern.value))
+            }
+        }
+    }
+
+    fn remove(&mut self, name: &str) {
+        match self {
+            Locked::Channel(hash, map) => map.remove(*hash, name),
+            Locked::Pattern(table) => table.remove(name),
+        }
+    }
+}
+
 /// The index lock held while a waiting publisher queues (see `Index::hold`): held for the
 /// lock only, and released on drop.
-pub(crate) struct Held<'a, T: ?Sized> {
-    _channel: Option<MutexGuard<'a, ChannelTable<Entries<T>>>>,
-    _pattern: Option<RwLockReadGuard<'a, PatternTable<Entries<T>>>>,
+pub(crate) enum Held<'a, T: ?Sized> {
+    Channel(MutexGuard<'a, Channels<T>>),
+    Pattern(RwLockReadGuard<'a, Patterns<T>>),
 }
 
 /// All subscriptions of one broker.
@@ -128,18 +172,22 @@ pub(crate) struct Index<T: ?Sized> {
     hasher: foldhash::fast::RandomState,
     stripes: Box<[Stripe<T>]>,
     /// Unique patterns, with a cache of matches.
-    patterns: RwLock<PatternTable<Entries<T>>>,
+    patterns: RwLock<Patterns<T>>,
     /// `patterns.len()`, kept beside it so a publisher can skip the lock when it is 0.
     /// Written under the write lock (Release), read without a lock (Acquire): a publish that
     /// starts after `psubscribe` returned reads the new length.
     pattern_count: AtomicUsize,
+    /// Live handles made with `one_delivery_per_publish`. Counted before such a handle can
+    /// subscribe, and loaded by a publish under the lock where it meets their subscriptions,
+    /// so a publish that reaches one knows.
+    one_per_publish: AtomicUsize,
     /// Set once by `close` (Release), loaded under each lock (Acquire): a subscription made
     /// after the close is refused.
     closed: AtomicBool,
     /// Told of names coming and going; `None` unless a bridge is attached.
     #[cfg(feature = "redis")]
     watcher: RwLock<Option<Watcher>>,
-    /// The retained payloads, when the broker keeps history (`history.rs`).
+    /// The retained payloads, when the broker keeps history.
     history: Option<Mutex<History<T>>>,
 }
 
@@ -159,6 +207,7 @@ impl<T: ?Sized> Index<T> {
                 .collect(),
             patterns: RwLock::new(PatternTable::new(hasher)),
             pattern_count: AtomicUsize::new(0),
+            one_per_publish: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             #[cfg(feature = "redis")]
             watcher: RwLock::new(None),
@@ -167,11 +216,13 @@ impl<T: ?Sized> Index<T> {
     }
 
     /// The retained payloads, if the broker keeps history.
+    #[inline]
     pub(crate) fn history(&self) -> Option<&Mutex<History<T>>> {
         self.history.as_ref()
     }
 
     /// The channel's hash (computed once per call) and the stripe it picks.
+    #[inline]
     pub(crate) fn stripe(&self, channel: &str) -> (u64, &Stripe<T>) {
         let hash = self.hasher.hash_one(channel);
         (hash, &self.stripes[hash as usize & (STRIPES - 1)])
@@ -179,15 +230,32 @@ impl<T: ?Sized> Index<T> {
 
     /// Whether any pattern is subscribed: read before a channel's lock, so a `psubscribe` that
     /// returned before the publish began is seen.
+    #[inline]
     pub(crate) fn has_patterns(&self) -> bool {
         self.pattern_count.load(Ordering::Acquire) > 0
     }
 
     /// The pattern table, for reading.
-    pub(crate) fn patterns(&self) -> RwLockReadGuard<'_, PatternTable<Entries<T>>> {
+    pub(crate) fn patterns(&self) -> RwLockReadGuard<'_, Patterns<T>> {
         self.patterns.read()
     }
 
+    /// A handle made with `one_delivery_per_publish` lives (`true`) or went.
+    pub(crate) fn count_one_per_publish(&self, live: bool) {
+        match live {
+            true => self.one_per_publish.fetch_add(1, Ordering::Relaxed),
+            false => self.one_per_publish.fetch_sub(1, Ordering::Relaxed),
+        };
+    }
+
+    /// Whether a handle made with `one_delivery_per_publish` lives; exact for a caller that
+    /// holds the lock over the subscriptions it is about to meet (see the field).
+    #[inline]
+    pub(crate) fn has_one_per_publish(&self) -> bool {
+        self.one_per_publish.load(Ordering::Relaxed) > 0
+    }
+
+    #[inline]
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
@@ -197,178 +265,105 @@ impl<T: ?Sized> Index<T> {
         self.closed.store(true, Ordering::Release);
     }
 
-    /// Adds `subscriber`'s subscription to `name`, under the lock over it: `entry` makes the
-    /// entry from the index's shared text of the name, and its confirmation, queued here (the
-    /// readers to wake go into `woken`). `None`, with nothing added, once the index is closed.
-    #[allow(clippy::too_many_arguments)]
+    /// The lock over `name`'s subscriptions, for a change.
+    fn lock(&self, kind: Kind, name: &str) -> Locked<'_, T> {
+        match kind {
+            Kind::Channel => {
+                let (hash, stripe) = self.stripe(name);
+                Locked::Channel(hash, stripe.map.lock())
+            }
+            Kind::Pattern => Locked::Pattern(self.patterns.write()),
+        }
+    }
+
+    /// Keeps `pattern_count` in step with the table, under its write lock.
+    fn counted(&self, locked: &Locked<'_, T>) {
+        if let Locked::Pattern(table) = locked {
+            self.pattern_count.store(table.len(), Ordering::Release);
+        }
+    }
+
+    /// Adds `handle`'s subscription to `name`, under the lock over it: `entry` makes the
+    /// entry's id from the index's shared text of the name, and its confirmation, queued here
+    /// with the replays it gets (the readers to wake go into `woken`). `None`, with nothing
+    /// added, once the index is closed.
     pub(crate) fn add(
         &self,
         kind: Kind,
         name: &str,
-        subscriber: &Arc<Subscriber<T>>,
+        handle: &Arc<Handle<T>>,
         sender: &ItemSender<T>,
         entry: impl FnOnce(&Arc<str>) -> (SubId, Item<T>),
         woken: &mut Woken,
     ) -> Option<(Arc<str>, SubId)> {
-        let join = |entries: &mut Entries<T>, shared: &Arc<str>, woken: &mut Woken| {
-            let (id, confirmation) = entry(shared);
-            entries.push(Entry {
-                subscriber: Arc::clone(subscriber),
-                sender: sender.clone(),
-                id,
-            });
-            subscriber.send_control(sender, confirmation, woken);
-            if subscriber.replays() {
-                self.replay(kind, shared, subscriber, sender, id, woken);
-            }
-            id
-        };
-        match kind {
-            Kind::Channel => {
-                let (hash, stripe) = self.stripe(name);
-                let mut map = stripe.map.lock();
-                if self.is_closed() {
-                    return None;
-                }
-                let channel = map.get_or_insert(hash, name);
-                let shared = channel.name.clone();
-                let first = channel.value.is_empty();
-                let id = join(&mut channel.value, &shared, woken);
-                self.added(first, kind, &shared);
-                Some((shared, id))
-            }
-            Kind::Pattern => {
-                let mut table = self.patterns.write();
-                if self.is_closed() {
-                    return None;
-                }
-                let pattern = table.get_or_insert(name);
-                let shared = pattern.pattern.clone();
-                let first = pattern.value.is_empty();
-                let id = join(&mut pattern.value, &shared, woken);
-                self.pattern_count.store(table.len(), Ordering::Release);
-                self.added(first, kind, &shared);
-                Some((shared, id))
-            }
+        let mut locked = self.lock(kind, name);
+        if self.is_closed() {
+            return None;
         }
+        let (shared, entries) = locked.get_or_insert(name);
+        let first = entries.is_empty();
+        let (id, confirmation) = entry(&shared);
+        entries.push(Entry {
+            handle: Arc::clone(handle),
+            sender: sender.clone(),
+            id,
+        });
+        handle.send_control(sender, confirmation, woken);
+        if let Some(history) = self.history.as_ref().filter(|_| handle.replays()) {
+            crate::options::replay(history, kind, &shared, handle, sender, id, woken);
+        }
+        self.counted(&locked);
+        self.added(first, kind, &shared);
+        Some((shared, id))
     }
 
-    /// Queues the retained payloads for a new subscription (in `id`) to `name`, after its
-    /// confirmation and under the same lock: a channel's under its stripe lock, where its
-    /// publishes record, and a pattern's under the table's write lock, which a publish holds
-    /// (for reading) from its record to its last pattern delivery when history is kept. So
-    /// each publish is either replayed or delivered live, never both, never neither.
-    fn replay(
-        &self,
-        kind: Kind,
-        name: &Arc<str>,
-        subscriber: &Subscriber<T>,
-        sender: &ItemSender<T>,
-        id: SubId,
-        woken: &mut Woken,
-    ) {
-        let Some(history) = &self.history else {
-            return;
-        };
-        // Read, and the history's lock let go of (a leaf), before anything is queued.
-        let (pattern, replayed) = match kind {
-            Kind::Channel => (None, history.lock().of_channel(name)),
-            Kind::Pattern => (Some(name), history.lock().matching(name)),
-        };
-        for (_, channel, payload) in replayed {
-            let message = Message::Replay {
-                pattern: pattern.cloned(),
-                channel,
-                payload,
-            };
-            let item = Item::Replay {
-                slot: id.slot,
-                message: Box::new(message),
-            };
-            subscriber.send_control(sender, item, woken);
-        }
-    }
-
-    /// Removes `subscriber`'s subscription to `name`, dropping the name's entry when it was
-    /// the last, and queues `confirmation` (if any) under the same lock.
+    /// Removes `handle`'s subscription to `name`, dropping the name's entry when it was the
+    /// last, and queues `confirmation` (if any) under the same lock.
     pub(crate) fn remove(
         &self,
         kind: Kind,
         name: &str,
-        subscriber: &Subscriber<T>,
+        handle: &Handle<T>,
         confirmation: Option<(&ItemSender<T>, Item<T>)>,
         woken: &mut Woken,
     ) {
-        let confirm = |woken: &mut Woken| {
-            if let Some((sender, item)) = confirmation {
-                subscriber.send_control(sender, item, woken);
+        let mut locked = self.lock(kind, name);
+        if let Some((shared, entries)) = locked.get_mut(name) {
+            entries.remove(handle.id());
+            if entries.is_empty() {
+                locked.remove(name);
+                self.counted(&locked);
+                self.removed(kind, shared);
             }
-        };
-        match kind {
-            Kind::Channel => {
-                let (hash, stripe) = self.stripe(name);
-                let mut map = stripe.map.lock();
-                if let Some(channel) = map.get_mut(hash, name) {
-                    channel.value.remove(subscriber.id());
-                    if channel.value.is_empty() {
-                        let shared = channel.name.clone();
-                        map.remove(hash, name);
-                        self.removed(kind, shared);
-                    }
-                }
-                confirm(woken);
-            }
-            Kind::Pattern => {
-                let mut table = self.patterns.write();
-                if let Some(pattern) = table.get_mut(name) {
-                    pattern.value.remove(subscriber.id());
-                    if pattern.value.is_empty() {
-                        let shared = pattern.pattern.clone();
-                        table.remove(name);
-                        self.pattern_count.store(table.len(), Ordering::Release);
-                        self.removed(kind, shared);
-                    }
-                }
-                confirm(woken);
-            }
+        }
+        if let Some((sender, item)) = confirmation {
+            handle.send_control(sender, item, woken);
         }
     }
 
-    /// The lock over `subscriber`'s subscription `id` to `name`, held, if it still stands,
-    /// and its sender: a publisher that waited for room checks and queues under it, as
-    /// `publish` does, so an unsubscription in between is a clean cut. The sender is for the
-    /// caller to queue with and drop right after: a waiting publisher holds none meanwhile, so
-    /// a handle closed while a `publish_async` future sits unpolled still sees its queue end.
+    /// The lock over `handle`'s subscription `id` to `name`, held, if it still stands, and
+    /// its sender: a publisher that waited for room checks and queues under it, as `publish`
+    /// does, so an unsubscription in between is a clean cut. The sender is for the caller to
+    /// queue with and drop right after: a waiting publisher holds none meanwhile, so a handle
+    /// closed while a `publish_async` future sits unpolled still sees its queue end.
     pub(crate) fn hold(
         &self,
         kind: Kind,
         name: &str,
-        subscriber: &Subscriber<T>,
+        handle: &Handle<T>,
         id: SubId,
     ) -> Option<(Held<'_, T>, ItemSender<T>)> {
-        match kind {
-            Kind::Channel => {
-                let (hash, stripe) = self.stripe(name);
-                let map = stripe.map.lock();
-                let entries = &map.get(hash, name)?.value;
-                let sender = entries.get(subscriber.id(), id)?.sender.clone();
-                let held = Held {
-                    _channel: Some(map),
-                    _pattern: None,
-                };
-                Some((held, sender))
-            }
-            Kind::Pattern => {
-                let table = self.patterns.read();
-                let entries = &table.get(name)?.value;
-                let sender = entries.get(subscriber.id(), id)?.sender.clone();
-                let held = Held {
-                    _channel: None,
-                    _pattern: Some(table),
-                };
-                Some((held, sender))
-            }
-        }
+        let (hash, stripe) = self.stripe(name);
+        let held = match kind {
+            Kind::Channel => Held::Channel(stripe.map.lock()),
+            Kind::Pattern => Held::Pattern(self.patterns.read()),
+        };
+        let entries = match &held {
+            Held::Channel(map) => &map.get(hash, name)?.value,
+            Held::Pattern(table) => &table.get(name)?.value,
+        };
+        let sender = entries.get(handle.id(), id)?.sender.clone();
+        Some((held, sender))
     }
 
     /// Channels with at least one subscriber, filtered by a glob when given, sorted.
@@ -432,6 +427,20 @@ impl<T: ?Sized> Index<T> {
 
     #[cfg(not(feature = "redis"))]
     fn removed(&self, _kind: Kind, _name: Arc<str>) {}
+
+    /// Every name's subscriptions, each under its own lock in turn.
+    #[cfg(feature = "redis")]
+    fn each(&self, mut f: impl FnMut(Kind, &Arc<str>, &Entries<T>)) {
+        for stripe in self.stripes.iter() {
+            let map = stripe.map.lock();
+            map.iter()
+                .for_each(|c| f(Kind::Channel, &c.name, &c.value));
+        }
+        let table = self.patterns.read();
+        table
+            .iter()
+            .for_each(|p| f(Kind::Pattern, &p.name, &p.value));
+    }
 }
 
 /// What the Redis bridge asks of the index (feature `redis`).
@@ -449,22 +458,8 @@ impl<T: ?Sized> Index<T> {
     /// may be told twice. `None` removes the watcher.
     pub(crate) fn watch(&self, watcher: Option<Watcher>) {
         *self.watcher.write() = watcher.clone();
-        let Some(watcher) = watcher else { return };
-        for stripe in self.stripes.iter() {
-            let map = stripe.map.lock();
-            for channel in map.iter() {
-                watcher(Change::Added(Topic::new(
-                    Kind::Channel,
-                    channel.name.clone(),
-                )));
-            }
-        }
-        let table = self.patterns.read();
-        for pattern in table.iter() {
-            watcher(Change::Added(Topic::new(
-                Kind::Pattern,
-                pattern.pattern.clone(),
-            )));
+        if let Some(watcher) = watcher {
+            self.each(|kind, name, _| watcher(Change::Added(Topic::new(kind, name.clone()))));
         }
     }
 
@@ -483,7 +478,7 @@ impl<T: ?Sized> Index<T> {
             for &slot in table.matches(hash, channel).iter() {
                 if let Some(pattern) = table.at(slot) {
                     deliveries += pattern.value.len();
-                    topics.push(Topic::new(Kind::Pattern, pattern.pattern.clone()));
+                    topics.push(Topic::new(Kind::Pattern, pattern.name.clone()));
                 }
             }
         }
@@ -499,27 +494,20 @@ impl<T: ?Sized> Index<T> {
         woken: &mut Woken,
     ) {
         let mut reached = std::collections::HashSet::new();
-        let mut tell = |entries: &Entries<T>, woken: &mut Woken| {
+        self.each(|_, _, entries| {
             for entry in entries {
-                if reached.insert(entry.subscriber.id()) {
-                    entry
-                        .subscriber
-                        .send_control(&entry.sender, Item::control(notice()), woken);
+                if reached.insert(entry.handle.id()) {
+                    let item = Item::control(notice());
+                    entry.handle.send_control(&entry.sender, item, woken);
                 }
             }
-        };
-        for stripe in self.stripes.iter() {
-            stripe.map.lock().iter().for_each(|c| tell(&c.value, woken));
-        }
-        self.patterns
-            .read()
-            .iter()
-            .for_each(|p| tell(&p.value, woken));
+        });
     }
 }
 
 /// Adds to a counter that only changes under one lock, which the caller holds: a plain load
 /// and store, cheaper than an atomic add, and still readable without the lock.
+#[inline]
 fn add_under_lock(counter: &AtomicU64, n: u64) {
     if n > 0 {
         counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);

@@ -1,5 +1,6 @@
 //! A broker's shared state: the index of its subscriptions, its live handles, its counters
-//! and (feature `redis`) its bridge; and stopping handles (one, or all at a close).
+//! and (feature `redis`) its bridge; and stopping handles (one, or all at a close). The
+//! publish path is in `publish.rs`, a delivery that waits for room in `blocking.rs`.
 //!
 //! # Closing reaches every handle
 //!
@@ -12,10 +13,18 @@
 //!
 //! # Detaching a handle
 //!
-//! Under the handle's `state`, its status moves from open (once), every subscription is
+//! Under the handle's `calls`, its status moves from open (once), every subscription is
 //! removed from the index without confirmations, and its own sender is let go of: the
 //! queue ends once the index's senders are gone too, after what it holds. Then its readers
 //! and the publishers waiting for its room are woken, with no lock held.
+
+mod blocking;
+mod channels;
+mod entries;
+mod glob_index;
+mod index;
+mod patterns;
+mod publish;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -27,14 +36,18 @@ use parking_lot::RwLock;
 #[cfg(feature = "redis")]
 use std::sync::atomic::AtomicBool;
 
+pub(crate) use index::Index;
+#[cfg(feature = "redis")]
+pub(crate) use publish::Reach;
+#[cfg(feature = "redis")]
+pub(crate) use publish::Published;
+
+use crate::config::{HistoryLimits, QueueConfig};
+use crate::handle::{Calls, Handle, SubscriberId, Woken};
 #[cfg(feature = "redis")]
 use crate::hooks::Outbound;
-use crate::index::{HistoryLimits, Index};
-use crate::queue::QueueConfig;
 use crate::shrink::shrink_if_sparse;
 use crate::stats::{BrokerStats, Disconnected};
-use crate::subscriber::{State, Subscriber, SubscriberId};
-use crate::wake::Woken;
 
 /// A broker's shared state.
 pub(crate) struct Registry<T: ?Sized> {
@@ -45,7 +58,7 @@ pub(crate) struct Registry<T: ?Sized> {
     subscribers: AtomicUsize,
     /// Every live handle, so `close` reaches those that hold no subscription too (see the
     /// module docs).
-    handles: Mutex<HashMap<SubscriberId, Weak<Subscriber<T>>>>,
+    handles: Mutex<HashMap<SubscriberId, Weak<Handle<T>>>>,
     next_id: AtomicU64,
     /// The queue a new handle gets unless its builder says otherwise.
     defaults: QueueConfig,
@@ -84,27 +97,35 @@ impl<T: ?Sized> Registry<T> {
         self.index.is_closed()
     }
 
-    /// A fresh id for a new handle.
-    pub(crate) fn new_id(&self) -> SubscriberId {
-        SubscriberId(self.next_id.fetch_add(1, Ordering::Relaxed))
-    }
-
-    /// Counts `subscriber` as live until `handle_dropped`, so that `close` reaches it; false
-    /// (and not kept) when the broker is closed already: the caller detaches it then.
-    pub(crate) fn register(&self, subscriber: &Arc<Subscriber<T>>) -> bool {
+    /// A new handle with `config`'s queue, counted as live until `handle_dropped`, so that
+    /// `close` reaches it; made detached when the broker is closed already.
+    pub(crate) fn new_handle(&self, config: &QueueConfig) -> Arc<Handle<T>> {
+        let id = SubscriberId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let handle = Arc::new(Handle::new(id, config));
         self.subscribers.fetch_add(1, Ordering::Relaxed);
+        if handle.one_per_publish() {
+            self.index.count_one_per_publish(true);
+        }
         let mut handles = self.handles.lock();
         if self.is_closed() {
-            return false;
+            drop(handles);
+            // Born closed: no sender is kept, so the queue reports its end at once.
+            self.detach(&handle, Disconnected::BrokerClosed);
+            return handle;
         }
-        handles.insert(subscriber.id(), Arc::downgrade(subscriber));
-        true
+        handles.insert(id, Arc::downgrade(&handle));
+        handle
     }
 
-    pub(crate) fn handle_dropped(&self, id: SubscriberId) {
+    /// The last owner of `handle` went: it is closed, and no longer counted.
+    pub(crate) fn handle_dropped(&self, handle: &Handle<T>) {
+        self.detach(handle, Disconnected::Closed);
         self.subscribers.fetch_sub(1, Ordering::Relaxed);
+        if handle.one_per_publish() {
+            self.index.count_one_per_publish(false);
+        }
         let mut handles = self.handles.lock();
-        handles.remove(&id);
+        handles.remove(&handle.id());
         shrink_if_sparse(&mut handles);
     }
 
@@ -115,21 +136,21 @@ impl<T: ?Sized> Registry<T> {
         }
     }
 
-    /// Stops `subscriber` for `reason` (see the module docs). Takes its `state`: call with
-    /// no lock held.
-    pub(crate) fn detach(&self, subscriber: &Subscriber<T>, reason: Disconnected) {
-        let mut state = subscriber.state();
-        let stopped = self.detach_locked(subscriber, &mut state, reason);
-        drop(state);
+    /// Stops `handle` for `reason` (see the module docs). Takes its `calls`: call with no
+    /// lock held.
+    pub(crate) fn detach(&self, handle: &Handle<T>, reason: Disconnected) {
+        let mut calls = handle.calls();
+        let stopped = self.detach_locked(handle, &mut calls, reason);
+        drop(calls);
         stopped.wake();
     }
 
-    /// `detach` for a caller that holds the handle's `state` already: it calls
+    /// `detach` for a caller that holds the handle's `calls` already: it calls
     /// [`Stopped::wake`] once it lets go of it.
     pub(crate) fn detach_locked<'a>(
         &self,
-        subscriber: &'a Subscriber<T>,
-        state: &mut State<T>,
+        handle: &'a Handle<T>,
+        calls: &mut Calls<T>,
         reason: Disconnected,
     ) -> Stopped<'a, T> {
         // Once the broker is closed, that is why every handle stopped.
@@ -139,22 +160,22 @@ impl<T: ?Sized> Registry<T> {
             reason
         };
         let mut woken = Woken::default();
-        if !subscriber.stop(reason) {
+        if !handle.stop(reason) {
             return Stopped {
-                subscriber,
+                handle,
                 woken: None,
             };
         }
-        state.stop();
-        let subscriptions = subscriber.names().take_all();
+        *calls = None;
+        let subscriptions = handle.names().take_all();
         for (kind, name) in subscriptions {
-            self.index.remove(kind, &name, subscriber, None, &mut woken);
+            self.index.remove(kind, &name, handle, None, &mut woken);
         }
-        subscriber.set_subscriptions(0);
+        handle.set_subscriptions(0);
         // Its queue may have ended: its readers see the end.
-        subscriber.wake().take(&mut woken);
+        handle.readers().take(&mut woken);
         Stopped {
-            subscriber,
+            handle,
             woken: Some(woken),
         }
     }
@@ -171,19 +192,19 @@ impl<T: ?Sized> Registry<T> {
         if let Some(bridge) = self.bridge() {
             bridge.broker_closed();
         }
-        let live: Vec<Arc<Subscriber<T>>> = {
+        let live: Vec<Arc<Handle<T>>> = {
             let handles = self.handles.lock();
             handles.values().filter_map(Weak::upgrade).collect()
         };
-        for subscriber in live {
-            self.detach(&subscriber, Disconnected::BrokerClosed);
+        for handle in live {
+            self.detach(&handle, Disconnected::BrokerClosed);
         }
     }
 
     pub(crate) fn stats(&self) -> BrokerStats {
         let (published, delivered) = self.index.counts();
         // Read and let go of before the stripes are locked: the history's lock is taken
-        // under theirs (`index/mod.rs`).
+        // under theirs (`index.rs`).
         let history = self.index.history().map(|h| {
             let history = h.lock();
             (history.len(), history.evicted())
@@ -202,10 +223,10 @@ impl<T: ?Sized> Registry<T> {
 }
 
 /// A handle just detached: its readers and waiting publishers, to wake once the caller lets
-/// go of the handle's `state`.
-#[must_use = "call `wake` once the handle's `state` is let go of"]
+/// go of the handle's `calls`.
+#[must_use = "call `wake` once the handle's `calls` is let go of"]
 pub(crate) struct Stopped<'a, T: ?Sized> {
-    subscriber: &'a Subscriber<T>,
+    handle: &'a Handle<T>,
     /// `None` when it had stopped already.
     woken: Option<Woken>,
 }
@@ -215,7 +236,7 @@ impl<T: ?Sized> Stopped<'_, T> {
     /// (their subscription is gone); call with no lock held.
     pub(crate) fn wake(self) {
         if let Some(woken) = self.woken {
-            self.subscriber.wake_publishers();
+            self.handle.wake_publishers();
             woken.wake_all();
         }
     }
