@@ -357,6 +357,7 @@ mod kind;
 mod message;
 #[cfg(all(test, loom))]
 mod model_check;
+mod name;
 mod options;
 mod pattern;
 mod pubsub;

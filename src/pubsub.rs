@@ -595,8 +595,9 @@ impl<T: ?Sized> PubSub<T> {
     pub fn listen(&self) -> impl Iterator<Item = Message<T>> + '_ {
         std::iter::from_fn(move || loop {
             // Checked again after every skipped item: see "the listen-end check" (`handle/read.rs`).
-            let message = self.subscriber().read_while_subscribed().ok()?;
-            if let Some(message) = self.subscriber().for_reader(message) {
+            let mut handler = None;
+            let message = self.subscriber().read_while_subscribed(&mut handler).ok()?;
+            if let Some(message) = self.subscriber().for_reader(message, handler) {
                 return Some(message);
             }
         })

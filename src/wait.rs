@@ -17,6 +17,7 @@ pub(crate) enum Wait {
 impl Wait {
     /// At most `timeout` from now: zero is `Never`, and a deadline past what an `Instant`
     /// can hold (`Duration::MAX`) is `Forever`.
+    #[inline]
     pub(crate) fn at_most(timeout: Duration) -> Wait {
         if timeout.is_zero() {
             return Wait::Never;

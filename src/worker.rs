@@ -13,7 +13,7 @@ use std::thread::{self, JoinHandle, Thread, ThreadId};
 use parking_lot::Mutex;
 
 use crate::error::{HandlerPanic, WorkerError};
-use crate::handle::{Handle, Nothing, Taken};
+use crate::handle::{Handle, Nothing};
 use crate::kind::Kind;
 use crate::message::Message;
 use crate::pubsub::Owner;
@@ -421,14 +421,14 @@ fn run<T: ?Sized>(
             return Ok(());
         }
         // Blocks until the queue has something or `stop` unparks it: no polling, no sleep.
-        let taken = match handle.read_unless(Wait::Forever, || stop.is_stopped()) {
-            Ok(taken) => taken,
+        let mut handler = None;
+        let message = match handle.read_unless(Wait::Forever, || stop.is_stopped(), &mut handler) {
+            Ok(message) => message,
             Err(Nothing::Ended) => return Ok(()),
             Err(Nothing::Empty) => continue,
         };
         // Confirmations and notices are not the worker's; deliveries without a handler are
         // counted and skipped.
-        let Taken { message, handler } = taken;
         let Some(handler) = handler else {
             if message.payload().is_some() {
                 unhandled.fetch_add(1, Ordering::Relaxed);

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use super::index::{Held, Index};
 use super::Registry;
-use crate::handle::{this_thread, Handle, Offer, SubId, SubscriberId, Woken};
+use crate::handle::{this_thread, Handle, SubId, SubscriberId, Woken};
 use crate::item::{Envelope, Item, ItemSender};
 use crate::kind::Kind;
 use crate::wait::Wait;
@@ -142,9 +142,8 @@ impl<T: ?Sized> Registry<T> {
         }
         room.publishers().register(waiter, waker);
         let (waited, unsent) = match queue.offer_after_wait(&sender, item) {
-            Ok(Offer::Delivered) => (Waited::Delivered, None),
-            Ok(Offer::Gone(item)) => (Waited::Gone, Some(item)),
-            Ok(_) => (Waited::Gone, None),
+            Ok(true) => (Waited::Delivered, None),
+            Ok(false) => (Waited::Gone, None),
             Err(item) if deadline.is_some_and(|d| d <= Instant::now()) => {
                 queue.refuse(dropped);
                 (Waited::Refused, Some(item))

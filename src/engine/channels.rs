@@ -1,14 +1,13 @@
 //! One stripe's table of channels, looked up by a hash computed once per call.
 //!
-//! The registry hashes a channel name once (foldhash, with a per-broker random seed, so names
-//! chosen from outside cannot aim at one bucket) and uses the hash twice: its low bits pick the stripe,
-//! and the table here finds the channel without hashing again.
+//! The index hashes a channel name once (`name.rs`) and uses the hash twice: its low bits
+//! pick the stripe, and the table here finds the channel without hashing again.
 
-use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use hashbrown::HashTable;
 
+use crate::name::{self, NameHasher};
 use crate::shrink::is_sparse;
 
 /// A channel's name and what the registry keeps for it. The hash is not kept (8 bytes a
@@ -28,11 +27,11 @@ pub(crate) struct Channel<V> {
 pub(crate) struct ChannelTable<V> {
     positions: HashTable<u32>,
     channels: Vec<Channel<V>>,
-    hasher: foldhash::fast::RandomState,
+    hasher: NameHasher,
 }
 
 impl<V> ChannelTable<V> {
-    pub(crate) fn new(hasher: foldhash::fast::RandomState) -> Self {
+    pub(crate) fn new(hasher: NameHasher) -> Self {
         ChannelTable {
             positions: HashTable::new(),
             channels: Vec::new(),
@@ -40,14 +39,16 @@ impl<V> ChannelTable<V> {
         }
     }
 
+    #[inline]
     fn position(&self, hash: u64, name: &str) -> Option<usize> {
         let channels = &self.channels;
         let found = self
             .positions
-            .find(hash, |&i| &*channels[i as usize].name == name);
+            .find(hash, |&i| name::same(&channels[i as usize].name, name));
         found.map(|&i| i as usize)
     }
 
+    #[inline]
     pub(crate) fn get(&self, hash: u64, name: &str) -> Option<&Channel<V>> {
         self.position(hash, name).map(|i| &self.channels[i])
     }
@@ -65,7 +66,7 @@ impl<V> ChannelTable<V> {
             Some(i) => i,
             None => {
                 let (hasher, channels) = (&self.hasher, &self.channels);
-                let rehash = |&i: &u32| hasher.hash_one(&*channels[i as usize].name);
+                let rehash = |&i: &u32| hasher.hash(&channels[i as usize].name);
                 let i = channels.len();
                 let position = u32::try_from(i).expect("fewer than 2^32 channels in a stripe");
                 self.positions.insert_unique(hash, position, rehash);
@@ -85,7 +86,7 @@ impl<V> ChannelTable<V> {
         let channels = &self.channels;
         let found = self
             .positions
-            .find_entry(hash, |&i| &*channels[i as usize].name == name);
+            .find_entry(hash, |&i| name::same(&channels[i as usize].name, name));
         let Ok(found) = found else {
             return;
         };
@@ -93,7 +94,7 @@ impl<V> ChannelTable<V> {
         self.channels.swap_remove(i as usize);
         if let Some(moved) = self.channels.get(i as usize) {
             let last = self.channels.len() as u32;
-            let moved_hash = self.hasher.hash_one(&*moved.name);
+            let moved_hash = self.hasher.hash(&moved.name);
             let position = self.positions.find_mut(moved_hash, |&p| p == last);
             *position.expect("every channel has a position") = i;
         }
@@ -104,7 +105,7 @@ impl<V> ChannelTable<V> {
         let len = self.channels.len();
         if is_sparse(len, self.positions.capacity()) {
             let (hasher, channels) = (&self.hasher, &self.channels);
-            let rehash = |&i: &u32| hasher.hash_one(&*channels[i as usize].name);
+            let rehash = |&i: &u32| hasher.hash(&channels[i as usize].name);
             self.positions.shrink_to(len * 2, rehash);
         }
         if is_sparse(len, self.channels.capacity()) {
@@ -135,9 +136,9 @@ mod tests {
     /// that every channel is found under its own name and nothing else is.
     #[test]
     fn every_channel_is_found_after_removals_move_others() {
-        let hasher = foldhash::fast::RandomState::default();
+        let hasher = NameHasher::default();
         let mut table = ChannelTable::<usize>::new(hasher);
-        let hash = |name: &str| hasher.hash_one(name);
+        let hash = |name: &str| hasher.hash(name);
         let names: Vec<String> = (0..200).map(|i| format!("ch.{i}")).collect();
         for (i, name) in names.iter().enumerate() {
             table.get_or_insert(hash(name), name).value = i;

@@ -61,6 +61,11 @@ impl<T: ?Sized> Entries<T> {
         self.list.iter()
     }
 
+    #[inline]
+    pub(crate) fn as_slice(&self) -> &[Entry<T>] {
+        &self.list
+    }
+
     /// Adds `entry`; its handle must not be in the list already.
     pub(crate) fn push(&mut self, entry: Entry<T>) {
         if let Some(positions) = &mut self.positions {

@@ -38,7 +38,6 @@
 //! see the subscription) or the subscription does (the publish delivers to it live, and was
 //! not in the history yet).
 
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -48,11 +47,12 @@ use super::channels::{Channel, ChannelTable};
 use super::entries::{Entries, Entry};
 use super::patterns::PatternTable;
 use crate::config::HistoryLimits;
-use crate::handle::{Handle, SubId, Woken};
+use crate::handle::{Handle, SubId, Waiting, Woken};
 #[cfg(feature = "redis")]
 use crate::hooks::{Change, Topic, Watcher};
 use crate::item::{Item, ItemSender};
 use crate::kind::Kind;
+use crate::name::NameHasher;
 use crate::options::History;
 use crate::pattern::glob_match;
 
@@ -168,9 +168,8 @@ pub(crate) enum Held<'a, T: ?Sized> {
 
 /// All subscriptions of one broker.
 pub(crate) struct Index<T: ?Sized> {
-    /// Keyed per broker, so names chosen from outside cannot aim at one bucket.
-    hasher: foldhash::fast::RandomState,
-    stripes: Box<[Stripe<T>]>,
+    hasher: NameHasher,
+    stripes: Box<[Stripe<T>; STRIPES]>,
     /// Unique patterns, with a cache of matches.
     patterns: RwLock<Patterns<T>>,
     /// `patterns.len()`, kept beside it so a publisher can skip the lock when it is 0.
@@ -184,6 +183,8 @@ pub(crate) struct Index<T: ?Sized> {
     /// Set once by `close` (Release), loaded under each lock (Acquire): a subscription made
     /// after the close is refused.
     closed: AtomicBool,
+    /// Readers registered to be woken, across the broker's handles (`handle/wake.rs`).
+    waiting_readers: Waiting,
     /// Told of names coming and going; `None` unless a bridge is attached.
     #[cfg(feature = "redis")]
     watcher: RwLock<Option<Watcher>>,
@@ -194,21 +195,20 @@ pub(crate) struct Index<T: ?Sized> {
 impl<T: ?Sized> Index<T> {
     /// An empty index, keeping history within `history` if given.
     pub(crate) fn new(history: Option<HistoryLimits>) -> Self {
-        let hasher = foldhash::fast::RandomState::default();
+        let hasher = NameHasher::default();
         Index {
             hasher,
-            stripes: (0..STRIPES)
-                .map(|_| Stripe {
-                    map: Mutex::new(ChannelTable::new(hasher)),
-                    published: AtomicU64::new(0),
-                    delivered: AtomicU64::new(0),
-                    delivered_late: AtomicU64::new(0),
-                })
-                .collect(),
+            stripes: Box::new(std::array::from_fn(|_| Stripe {
+                map: Mutex::new(ChannelTable::new(hasher)),
+                published: AtomicU64::new(0),
+                delivered: AtomicU64::new(0),
+                delivered_late: AtomicU64::new(0),
+            })),
             patterns: RwLock::new(PatternTable::new(hasher)),
             pattern_count: AtomicUsize::new(0),
             one_per_publish: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
+            waiting_readers: Waiting::default(),
             #[cfg(feature = "redis")]
             watcher: RwLock::new(None),
             history: history.map(|limits| Mutex::new(History::new(limits))),
@@ -224,7 +224,7 @@ impl<T: ?Sized> Index<T> {
     /// The channel's hash (computed once per call) and the stripe it picks.
     #[inline]
     pub(crate) fn stripe(&self, channel: &str) -> (u64, &Stripe<T>) {
-        let hash = self.hasher.hash_one(channel);
+        let hash = self.hasher.hash(channel);
         (hash, &self.stripes[hash as usize & (STRIPES - 1)])
     }
 
@@ -253,6 +253,18 @@ impl<T: ?Sized> Index<T> {
     #[inline]
     pub(crate) fn has_one_per_publish(&self) -> bool {
         self.one_per_publish.load(Ordering::Relaxed) > 0
+    }
+
+    /// The broker's total of waiting readers, for a new handle to count its own in.
+    pub(crate) fn waiting_readers(&self) -> &Waiting {
+        &self.waiting_readers
+    }
+
+    /// After a publisher's sends and its `SeqCst` fence: whether any reader of the broker
+    /// may wait to be woken (if not, none of the handles reached needs looking at).
+    #[inline]
+    pub(crate) fn readers_wait(&self) -> bool {
+        self.waiting_readers.load(crate::sync::Ordering::SeqCst) > 0
     }
 
     #[inline]

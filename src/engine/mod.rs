@@ -101,7 +101,8 @@ impl<T: ?Sized> Registry<T> {
     /// `close` reaches it; made detached when the broker is closed already.
     pub(crate) fn new_handle(&self, config: &QueueConfig) -> Arc<Handle<T>> {
         let id = SubscriberId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        let handle = Arc::new(Handle::new(id, config));
+        let readers = Arc::clone(self.index.waiting_readers());
+        let handle = Arc::new(Handle::new(id, config, readers));
         self.subscribers.fetch_add(1, Ordering::Relaxed);
         if handle.one_per_publish() {
             self.index.count_one_per_publish(true);

@@ -24,6 +24,7 @@ use parking_lot::Mutex;
 
 use super::channels::ChannelTable;
 use super::glob_index::GlobIndex;
+use crate::name::NameHasher;
 use crate::pattern::glob_match;
 use crate::shrink::is_sparse;
 
@@ -64,7 +65,7 @@ pub(crate) struct PatternTable<V> {
 
 impl<V> PatternTable<V> {
     /// An empty table whose cache hashes channels with `hasher` (the index's).
-    pub(crate) fn new(hasher: foldhash::fast::RandomState) -> Self {
+    pub(crate) fn new(hasher: NameHasher) -> Self {
         PatternTable {
             slots: Vec::new(),
             free: Vec::new(),

@@ -31,17 +31,18 @@
 //! counts what the publish delivered, as `finish` does.
 
 use std::collections::HashSet;
+use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
 use super::blocking::{Deferred, Target, Waited};
 use super::entries::Entry;
-use super::index::{Patterns, Stripe};
+use super::index::{Index, Patterns, Stripe};
 use super::Registry;
 use crate::error::PublishError;
 use crate::handle::{Handle, Offer, SubscriberId, Woken};
 use crate::item::{Envelope, Item};
 use crate::kind::Kind;
-use crate::options::{Match, Once, Released};
+use crate::options::{Match, NoHistory, Once, Recorder};
 use crate::stats::Disconnected;
 use crate::sync::{fence, Ordering};
 use crate::wait::Wait;
@@ -136,8 +137,9 @@ struct Round<'a, T: ?Sized> {
     dropped: u64,
     /// Readers to wake once the locks are let go.
     woken: Woken,
-    /// Made by the first delivery that does not go straight in.
-    rest: Option<Box<Rest<T>>>,
+    /// Made by the first delivery that does not go straight in, and taken by `finish`: a
+    /// plain publish, which has none, has nothing to drop (so no drop is made for it).
+    rest: ManuallyDrop<Option<Box<Rest<T>>>>,
 }
 
 /// What a publish deals with after its locks (step 4 in the module docs).
@@ -161,12 +163,12 @@ impl<'a, T: ?Sized> Round<'a, T> {
             channel_delivered: 0,
             dropped: 0,
             woken: Woken::default(),
-            rest: None,
+            rest: ManuallyDrop::new(None),
         }
     }
 
     /// Offers `item` to `entry`, a subscription to `name`.
-    #[inline]
+    #[inline(always)]
     fn offer(&mut self, entry: &Entry<T>, kind: Kind, name: &Arc<str>, item: Item<T>) {
         if let Some(rest) = self.rest.as_mut() {
             if rest.waiting.contains(&entry.handle.id()) {
@@ -174,17 +176,36 @@ impl<'a, T: ?Sized> Round<'a, T> {
             }
         }
         let queue = entry.handle.queue();
-        match queue.offer(&entry.sender, item, self.may_wait, &mut self.dropped) {
-            Offer::Delivered => self.delivered += 1,
-            offer => self.settle(entry, kind, name, offer),
+        let rest = &mut self.rest;
+        let not_queued = |offer| Rest::settle(rest, entry, kind, name, offer);
+        if queue.offer(&entry.sender, item, self.may_wait, &mut self.dropped, not_queued) {
+            self.delivered += 1;
         }
     }
+    /// After the deliveries to `entries` (under the lock over them): one fence for all of
+    /// them, then the waiting readers to wake (`handle/wake.rs`).
+    #[inline]
+    fn take_readers<'e>(&mut self, index: &Index<T>, entries: impl IntoIterator<Item = &'e Entry<T>>)
+    where
+        T: 'e,
+    {
+        take_readers(index, entries, &mut self.woken);
+    }
+}
 
-    /// An offer that did not simply go in.
+impl<T: ?Sized> Rest<T> {
+    /// What became of a delivery that did not simply go in (a `DropOldest` one may have gone
+    /// in, evicting others).
     #[cold]
     #[inline(never)]
-    fn settle(&mut self, entry: &Entry<T>, kind: Kind, name: &Arc<str>, offer: Offer<T>) {
-        let rest = self.rest.get_or_insert_with(|| {
+    fn settle(
+        rest: &mut Option<Box<Rest<T>>>,
+        entry: &Entry<T>,
+        kind: Kind,
+        name: &Arc<str>,
+        offer: Offer<T>,
+    ) {
+        let rest = rest.get_or_insert_with(|| {
             Box::new(Rest {
                 full: Vec::new(),
                 deferred: Vec::new(),
@@ -195,11 +216,7 @@ impl<'a, T: ?Sized> Round<'a, T> {
         });
         let id = entry.handle.id();
         match offer {
-            Offer::Delivered => self.delivered += 1,
-            Offer::Evicted(evicted) => {
-                self.delivered += 1;
-                rest.released.extend(evicted);
-            }
+            Offer::Evicted(evicted) => rest.released.extend(evicted),
             Offer::Dropped(item) => {
                 rest.full.push(id);
                 rest.released.push(item);
@@ -214,21 +231,7 @@ impl<'a, T: ?Sized> Round<'a, T> {
         }
     }
 
-    /// After the deliveries to `entries` (under the lock over them): one fence for all of
-    /// them, then the waiting readers to wake (`handle/wake.rs`).
-    #[inline]
-    fn take_readers<'e>(&mut self, entries: impl IntoIterator<Item = &'e Entry<T>>)
-    where
-        T: 'e,
-    {
-        fence(Ordering::SeqCst);
-        for entry in entries {
-            entry.handle.readers().take_after_fence(&mut self.woken);
-        }
-    }
-}
 
-impl<T: ?Sized> Rest<T> {
     /// Keeps a delivery that found a `Block` queue full, to retry with no lock held.
     fn defer(&mut self, entry: &Entry<T>, kind: Kind, name: &Arc<str>, item: Item<T>) {
         self.waiting.insert(entry.handle.id());
@@ -258,6 +261,23 @@ impl<T: ?Sized> Rest<T> {
     }
 }
 
+/// After deliveries to `entries`, under the lock over them: one fence for all of them, then
+/// the waiting readers go into `woken` (`handle/wake.rs`); with none in the whole broker, no
+/// handle is looked at.
+#[inline]
+fn take_readers<'e, T: ?Sized + 'e>(
+    index: &Index<T>,
+    entries: impl IntoIterator<Item = &'e Entry<T>>,
+    woken: &mut Woken,
+) {
+    fence(Ordering::SeqCst);
+    if index.readers_wait() {
+        for entry in entries {
+            entry.handle.readers().take_after_fence(woken);
+        }
+    }
+}
+
 /// The payload, cloned for each delivery but the last, which takes it: one shared count
 /// written per delivery, none more.
 struct Payload<T: ?Sized>(Option<Arc<T>>);
@@ -283,11 +303,67 @@ impl<T: ?Sized> Registry<T> {
     /// no index lock held.
     #[inline]
     pub(crate) fn publish(&self, channel: &str, payload: Arc<T>, wait: Wait) -> Published {
-        self.publish_to(channel, payload, Reach::All, wait)
+        let index = self.index();
+        if index.is_closed() || index.history().is_some() || index.has_patterns() {
+            return self.publish_to(channel, payload, Reach::All, wait);
+        }
+        self.publish_plain(channel, payload, wait)
+    }
+
+    /// The plain publish: no history, no pattern, so only the channel's subscriptions, each
+    /// offered the delivery in one loop. What does not go straight in goes to `Rest`, and to
+    /// `finish_after_wait` after the lock, as in the general path.
+    #[inline]
+    fn publish_plain(&self, channel: &str, payload: Arc<T>, wait: Wait) -> Published {
+        let (hash, stripe) = self.index().stripe(channel);
+        let may_wait = wait.may_wait();
+        let (mut delivered, mut dropped) = (0, 0);
+        let mut rest = ManuallyDrop::new(None);
+        let mut woken = Woken::default();
+        {
+            let map = stripe.lock();
+            let Some(found) = map.get(hash, channel) else {
+                map.count(0);
+                return Published::default();
+            };
+            let entries = found.value.as_slice();
+            let mut payload = Payload(Some(payload));
+            for (i, entry) in entries.iter().enumerate() {
+                let item = Item::Channel {
+                    slot: entry.id.slot,
+                    payload: payload.get(i + 1 == entries.len()),
+                };
+                let queue = entry.handle.queue();
+                let not_queued =
+                    |offer| Rest::settle(&mut rest, entry, Kind::Channel, &found.name, offer);
+                if queue.offer(&entry.sender, item, may_wait, &mut dropped, not_queued) {
+                    delivered += 1;
+                }
+            }
+            take_readers(self.index(), entries, &mut woken);
+            map.count(delivered);
+        }
+        woken.wake_all();
+        if rest.is_none() && dropped == 0 {
+            return Published {
+                delivered,
+                ..Published::default()
+            };
+        }
+        let round = Round {
+            stripe,
+            may_wait,
+            delivered,
+            channel_delivered: delivered,
+            dropped,
+            woken: Woken::default(),
+            rest,
+        };
+        self.finish_after_wait(round, wait)
     }
 
     /// `publish`, to the subscriptions `reach` names only (the Redis bridge's narrower reaches).
-    #[inline]
+    #[inline(never)]
     pub(crate) fn publish_to(
         &self,
         channel: &str,
@@ -301,8 +377,22 @@ impl<T: ?Sized> Registry<T> {
         }
         let (hash, stripe) = index.stripe(channel);
         let mut round = Round::new(wait.may_wait(), stripe);
-        self.offer_all(&mut round, hash, channel, payload, &reach);
+        self.offer_any(&mut round, hash, channel, payload, &reach);
         round.woken.wake_taken();
+        if round.rest.is_none() && round.dropped == 0 && round.delivered == round.channel_delivered
+        {
+            return Published {
+                delivered: round.delivered,
+                ..Published::default()
+            };
+        }
+        self.finish_after_wait(round, wait)
+    }
+
+    /// Steps 4 and 5 of a publish that has more to do than count (module docs).
+    #[cold]
+    #[inline(never)]
+    fn finish_after_wait(&self, mut round: Round<'_, T>, wait: Wait) -> Published {
         if let Some(rest) = round.rest.as_mut() {
             for deferred in std::mem::take(&mut rest.deferred) {
                 let handle = deferred.handle();
@@ -332,7 +422,7 @@ impl<T: ?Sized> Registry<T> {
         }
         let (hash, stripe) = index.stripe(channel);
         let mut round = Round::new(true, stripe);
-        self.offer_all(&mut round, hash, channel, payload, &reach);
+        self.offer_any(&mut round, hash, channel, payload, &reach);
         round.woken.wake_taken();
         let deferred = round.rest.as_mut().map(|r| std::mem::take(&mut r.deferred));
         let mut unfinished = Unfinished {
@@ -361,14 +451,9 @@ impl<T: ?Sized> Registry<T> {
         }
     }
 
-    /// Offers `payload` to every subscription `reach` names that matches `channel` (whose
-    /// hash is `hash`, in the round's stripe), channel subscribers first, without waiting:
-    /// full `Block` queues are left in the round's `rest`. With history kept, the payload is
-    /// recorded under the stripe's lock, and the pattern table is read-locked from before
-    /// that to the last pattern delivery, so that a pattern subscription's replay is a clean
-    /// cut (`index.rs`).
+    /// `offer_all`, with the broker's history if it keeps one and `reach` records.
     #[inline(always)]
-    fn offer_all(
+    fn offer_any(
         &self,
         round: &mut Round<'_, T>,
         hash: u64,
@@ -376,11 +461,32 @@ impl<T: ?Sized> Registry<T> {
         payload: Arc<T>,
         reach: &Reach,
     ) {
+        match self.index().history().filter(|_| reach.records()) {
+            None => self.offer_all(round, hash, channel, payload, reach, &NoHistory),
+            Some(history) => self.offer_all(round, hash, channel, payload, reach, history),
+        }
+    }
+
+    /// Offers `payload` to every subscription `reach` names that matches `channel` (whose
+    /// hash is `hash`, in the round's stripe), channel subscribers first, without waiting:
+    /// full `Block` queues are left in the round's `rest`. A `history` that records gets the
+    /// payload under the stripe's lock, and the pattern table is read-locked from before
+    /// that to the last pattern delivery, so that a pattern subscription's replay is a clean
+    /// cut (`index.rs`).
+    #[inline(always)]
+    fn offer_all<H: Recorder<T>>(
+        &self,
+        round: &mut Round<'_, T>,
+        hash: u64,
+        channel: &str,
+        payload: Arc<T>,
+        reach: &Reach,
+        history: &H,
+    ) {
         let index = self.index();
-        let history = index.history().filter(|_| reach.records());
         // Declared before the locks, so dropped after them.
-        let mut released: Option<Released<T>> = None;
-        let held = history.map(|_| index.patterns());
+        let mut released = H::Released::default();
+        let held = H::RECORDS.then(|| index.patterns());
         let patterns = reach.patterns() && index.has_patterns();
         let mut payload = Payload(Some(payload));
         let mut name: Option<Arc<str>> = None;
@@ -388,10 +494,9 @@ impl<T: ?Sized> Registry<T> {
         {
             let map = round.stripe.lock();
             let found = map.get(hash, channel);
-            if let Some(history) = history {
+            if H::RECORDS {
                 let shared = found.map(|found| &found.name);
-                let released = released.get_or_insert_with(Released::default);
-                (history.lock()).record(channel, shared, payload.peek(), released);
+                history.record(channel, shared, payload.peek(), &mut released);
             }
             if let Some(found) = found.filter(|_| reach.channels()) {
                 let entries = &found.value;
@@ -410,7 +515,7 @@ impl<T: ?Sized> Registry<T> {
                     };
                     round.offer(entry, Kind::Channel, &found.name, item);
                 }
-                round.take_readers(entries);
+                round.take_readers(index, entries);
                 if patterns {
                     name = Some(found.name.clone());
                 }
@@ -472,7 +577,7 @@ impl<T: ?Sized> Registry<T> {
                     None => offer(round, entry, &pattern.name),
                 }
             }
-            round.take_readers(&pattern.value);
+            round.take_readers(self.index(), &pattern.value);
         }
         let Some(once) = once else {
             return;
@@ -484,7 +589,7 @@ impl<T: ?Sized> Registry<T> {
                 let found = pattern.and_then(|p| Some((p, p.value.get(handle, id)?)));
                 if let Some((pattern, entry)) = found {
                     offer(round, entry, &pattern.name);
-                    round.take_readers([entry]);
+                    round.take_readers(self.index(), [entry]);
                 }
             }
             if let Some(rest) = round.rest.as_mut() {

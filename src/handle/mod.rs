@@ -40,10 +40,10 @@ pub(crate) use queue::{Bound, Counters, Offer, Queue};
 pub(crate) use queue::Room;
 #[cfg(all(test, loom))]
 pub(crate) use read::next_while_subscribed;
-pub(crate) use read::{Nothing, Taken};
+pub(crate) use read::Nothing;
 #[cfg(feature = "async")]
 pub(crate) use wake::waiter_id;
-pub(crate) use wake::{this_thread, WakeList, Woken};
+pub(crate) use wake::{this_thread, WakeList, Waiting, Woken};
 
 /// Identifies one [`PubSub`](crate::PubSub) handle of a broker, for reports such as
 /// [`PublishError::full`](crate::PublishError::full). Shown as `#n`.
@@ -87,7 +87,8 @@ pub(crate) struct Handle<T: ?Sized> {
 }
 
 impl<T: ?Sized> Handle<T> {
-    pub(crate) fn new(id: SubscriberId, config: &QueueConfig) -> Self {
+    /// A handle whose waiting readers count in `readers` (the broker's total).
+    pub(crate) fn new(id: SubscriberId, config: &QueueConfig, readers: Waiting) -> Self {
         let (queue, sender) = Queue::new(config);
         Handle {
             id,
@@ -96,7 +97,7 @@ impl<T: ?Sized> Handle<T> {
             names: Mutex::new(Names::default()),
             subscriptions: AtomicUsize::new(0),
             queue,
-            readers: WakeList::default(),
+            readers: WakeList::counted_in(readers),
             ignore_confirmations: config.ignore_confirmations,
             replay: config.replay,
             one_per_publish: config.one_per_publish,

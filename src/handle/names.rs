@@ -182,6 +182,7 @@ impl<T: ?Sized> Names<T> {
     }
 
     /// The handler of the subscription in `slot`, if it was made with one.
+    #[inline]
     pub(crate) fn handler(&self, slot: u32) -> Option<Handler<T>> {
         if self.handlers.is_empty() {
             return None;
@@ -253,6 +254,7 @@ impl<T: ?Sized> Names<T> {
     }
 
     /// The name in `slot`, for a `Message`: the handle's own copy.
+    #[inline]
     pub(crate) fn name(&mut self, slot: u32) -> Arc<str> {
         let entry = &mut self.slots[slot as usize];
         let name = entry

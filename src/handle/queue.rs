@@ -47,10 +47,8 @@ use crate::sync::{AtomicUsize, Ordering};
 /// `Relaxed`, for counters: each is exact, none orders anything else.
 const COUNTED: std::sync::atomic::Ordering = std::sync::atomic::Ordering::Relaxed;
 
-/// The outcome of offering one delivery to a handle.
+/// What became of a delivery that did not simply go in (see `Queue::offer`).
 pub(crate) enum Offer<T: ?Sized> {
-    /// Queued.
-    Delivered,
     /// Queued, after evicting these older deliveries (`DropOldest`): the caller drops them
     /// once it holds no lock, since dropping a payload may run the user's code.
     Evicted(Vec<Item<T>>),
@@ -144,56 +142,47 @@ impl<T: ?Sized> Queue<T> {
         }
     }
 
-    /// Offers one delivery through `sender`; the broker's drop count goes to `dropped`. A
-    /// full `Block` queue gives it back unless `may_wait` is false.
-    #[inline]
+    /// Offers one delivery through `sender`: whether it was queued. Anything else that
+    /// became of it goes to `not_queued` (an [`Offer`] is made only then, so the usual path
+    /// has none to drop); the broker's drop count goes to `dropped`. A full `Block` queue
+    /// gives the delivery back unless `may_wait` is false.
+    #[inline(always)]
     pub(crate) fn offer(
         &self,
         sender: &ItemSender<T>,
         item: Item<T>,
         may_wait: bool,
         dropped: &mut u64,
-    ) -> Offer<T> {
+        not_queued: impl FnOnce(Offer<T>),
+    ) -> bool {
         let Some(bound) = &self.bound else {
-            return match sender.send(Queued(item)) {
-                Ok(()) => {
-                    self.counters.delivered.fetch_add(1, COUNTED);
-                    Offer::Delivered
-                }
-                Err(unsent) => Offer::Gone(unsent.0 .0),
-            };
+            if let Err(unsent) = sender.send(Queued(item)) {
+                not_queued(Offer::Gone(unsent.0 .0));
+                return false;
+            }
+            self.counters.delivered.fetch_add(1, COUNTED);
+            return true;
         };
-        if let Some(carry) = &bound.carry {
-            return bound.offer_dropping_oldest(self, carry, sender, item, dropped);
+        if bound.carry.is_none() {
+            if let Some(before) = bound.room.claim() {
+                return bound.deliver(self, sender, item, before, not_queued);
+            }
         }
-        match bound.room.claim() {
-            Some(before) => bound.deliver(self, sender, item, before),
-            None => match bound.overflow {
-                Overflow::Block if may_wait => Offer::Full(item),
-                Overflow::Disconnect => {
-                    self.counters.drop_one(dropped);
-                    Offer::Disconnect(item)
-                }
-                _ => {
-                    self.refuse(dropped);
-                    Offer::Dropped(item)
-                }
-            },
-        }
+        bound.offer_full(self, sender, item, may_wait, dropped, not_queued)
     }
 
-    /// For a publisher that waited for room: queues the delivery if there is room now, or
-    /// gives it back.
+    /// For a publisher that waited for room: queues the delivery if there is room now
+    /// (`Ok(false)` if the queue has ended meanwhile), or gives it back.
     pub(crate) fn offer_after_wait(
         &self,
         sender: &ItemSender<T>,
         item: Item<T>,
-    ) -> Result<Offer<T>, Item<T>> {
+    ) -> Result<bool, Item<T>> {
         let Some(bound) = &self.bound else {
-            return Ok(self.offer(sender, item, false, &mut 0));
+            return Ok(self.offer(sender, item, false, &mut 0, drop));
         };
         match bound.room.claim() {
-            Some(before) => Ok(bound.deliver(self, sender, item, before)),
+            Some(before) => Ok(bound.deliver(self, sender, item, before, drop)),
             None => Err(item),
         }
     }
@@ -224,6 +213,12 @@ impl<T: ?Sized> Queue<T> {
         if let Some(bound) = self.bound.as_ref().filter(|_| self.receiver.is_empty()) {
             bound.flush_missed(self, sender);
         }
+    }
+
+    /// `take` for an unbounded queue.
+    #[inline]
+    pub(crate) fn take_unbounded(&self) -> Result<Item<T>, TryRecvError> {
+        self.receiver.try_recv().map(|queued| queued.0)
     }
 
     /// Takes the next item for the reader; publishers to wake for the room it made go into
@@ -375,7 +370,8 @@ impl<T: ?Sized> Bound<T> {
 
     /// Sends a delivery whose place is claimed (`before` were queued): counted, the peak
     /// kept, a pending `Lagged` notice sent first, and a `HighWater` notice after it if it
-    /// reached the armed mark.
+    /// reached the armed mark. False, the delivery going to `not_queued`, if the queue has
+    /// ended.
     #[inline]
     fn deliver(
         &self,
@@ -383,11 +379,13 @@ impl<T: ?Sized> Bound<T> {
         sender: &ItemSender<T>,
         item: Item<T>,
         before: usize,
-    ) -> Offer<T> {
+        not_queued: impl FnOnce(Offer<T>),
+    ) -> bool {
         self.flush_missed(queue, sender);
         if let Err(unsent) = sender.send(Queued(item)) {
             self.room.give_back();
-            return Offer::Gone(unsent.0 .0);
+            not_queued(Offer::Gone(unsent.0 .0));
+            return false;
         }
         queue.counters.delivered.fetch_add(1, COUNTED);
         let queued = before + 1;
@@ -397,7 +395,35 @@ impl<T: ?Sized> Bound<T> {
         if self.high_water.is_some_and(|mark| queued >= mark) {
             self.warn(queue, sender, queued, None);
         }
-        Offer::Delivered
+        true
+    }
+
+    /// `offer` for a queue that is full, or under `DropOldest`.
+    #[inline(never)]
+    fn offer_full(
+        &self,
+        queue: &Queue<T>,
+        sender: &ItemSender<T>,
+        item: Item<T>,
+        may_wait: bool,
+        dropped: &mut u64,
+        not_queued: impl FnOnce(Offer<T>),
+    ) -> bool {
+        if let Some(carry) = &self.carry {
+            return self.offer_dropping_oldest(queue, carry, sender, item, dropped, not_queued);
+        }
+        not_queued(match self.overflow {
+            Overflow::Block if may_wait => Offer::Full(item),
+            Overflow::Disconnect => {
+                queue.counters.drop_one(dropped);
+                Offer::Disconnect(item)
+            }
+            _ => {
+                queue.refuse(dropped);
+                Offer::Dropped(item)
+            }
+        });
+        false
     }
 
     /// Gives the `HighWater` notice if it is armed; `carry` records it under `DropOldest`.
@@ -425,7 +451,6 @@ impl<T: ?Sized> Bound<T> {
 
     /// `offer` under `DropOldest`: a full queue evicts its oldest deliveries, down to 7/8
     /// of the capacity (at least one), before the new one joins.
-    #[inline(never)]
     fn offer_dropping_oldest(
         &self,
         queue: &Queue<T>,
@@ -433,7 +458,8 @@ impl<T: ?Sized> Bound<T> {
         sender: &ItemSender<T>,
         item: Item<T>,
         dropped: &mut u64,
-    ) -> Offer<T> {
+        not_queued: impl FnOnce(Offer<T>),
+    ) -> bool {
         let mut carry = carry.lock();
         let mut evicted = Vec::new();
         // Changed only under this lock, so exact here.
@@ -447,11 +473,13 @@ impl<T: ?Sized> Bound<T> {
             *dropped += gone as u64;
         }
         let Some(before) = self.room.claim() else {
-            return Offer::Dropped(item);
+            not_queued(Offer::Dropped(item));
+            return false;
         };
         if let Err(unsent) = sender.send(Queued(item)) {
             self.room.give_back();
-            return Offer::Gone(unsent.0 .0);
+            not_queued(Offer::Gone(unsent.0 .0));
+            return false;
         }
         queue.counters.delivered.fetch_add(1, COUNTED);
         let queued = before + 1;
@@ -461,10 +489,11 @@ impl<T: ?Sized> Bound<T> {
         if self.high_water.is_some_and(|mark| queued >= mark) {
             self.warn(queue, sender, queued, Some(&mut carry));
         }
-        match evicted.is_empty() {
-            true => Offer::Delivered,
-            false => Offer::Evicted(evicted),
+        if !evicted.is_empty() {
+            drop(carry);
+            not_queued(Offer::Evicted(evicted));
         }
+        true
     }
 
     /// Takes the oldest items from the channel's head until `count` deliveries are evicted

@@ -48,55 +48,89 @@ pub(crate) enum Nothing {
     Ended,
 }
 
-/// A message as a reader took it, with the handler of the subscription it came through.
-pub(crate) struct Taken<T: ?Sized> {
-    pub(crate) message: Message<T>,
-    /// For a delivery through a subscription made with a handler.
-    pub(crate) handler: Option<Handler<T>>,
-}
-
 /// Rounds of spinning, then of yielding, before a reader parks (as crossbeam's `Backoff`).
 const SPIN_ROUNDS: u32 = 6;
 const YIELD_ROUNDS: u32 = 4;
 
 impl<T: ?Sized> Handle<T> {
-    /// Takes the next item as a message, without waiting.
+    /// Takes the next item as a message, without waiting; `handler` gets the handler of
+    /// the subscription a delivery came through, if it was made with one.
     #[inline]
-    pub(crate) fn take(&self) -> Result<Taken<T>, Nothing> {
+    pub(crate) fn take(&self, handler: &mut Option<Handler<T>>) -> Result<Message<T>, Nothing> {
+        let queue = self.queue();
+        if queue.bound().is_none() {
+            let mut names = self.names();
+            let item = queue.take_unbounded();
+            return match item {
+                Ok(Item::Channel { slot, payload }) => {
+                    *handler = names.handler(slot);
+                    let channel = names.name(slot);
+                    Ok(Message::Message { channel, payload })
+                }
+                Ok(item @ Item::Pattern { .. }) => Ok(open(item, &mut names, handler, &mut None)),
+                other => {
+                    drop(names);
+                    self.take_other(other, handler)
+                }
+            };
+        }
+        self.take_bounded(handler)
+    }
+
+    /// `take` for what is not a delivery from an unbounded queue: a confirmation may retire
+    /// its slot, and an ended queue lets the handlers go.
+    #[inline(never)]
+    fn take_other(
+        &self,
+        item: Result<Item<T>, TryRecvError>,
+        handler: &mut Option<Handler<T>>,
+    ) -> Result<Message<T>, Nothing> {
+        let mut retired = None;
+        let taken = item.map(|item| open(item, &mut self.names(), handler, &mut retired));
+        // With no lock held: a retired handler may hold this very handle.
+        drop(retired);
+        self.taken(taken)
+    }
+
+    /// `take` from a bounded queue, which may make room for waiting publishers.
+    #[inline(never)]
+    fn take_bounded(&self, handler: &mut Option<Handler<T>>) -> Result<Message<T>, Nothing> {
         let mut woken = Woken::default();
         let mut retired = None;
         let taken = {
             let mut names = self.names();
             let item = self.queue().take(&mut woken);
-            item.map(|item| open(item, &mut names, &mut retired))
+            item.map(|item| open(item, &mut names, handler, &mut retired))
         };
         // With no lock held: publishers waiting for room are woken (a waker may read or
         // subscribe this very handle), and a retired handler is dropped (it may hold one).
         woken.wake_all();
         drop(retired);
+        self.taken(taken)
+    }
+
+    fn taken(&self, taken: Result<Message<T>, TryRecvError>) -> Result<Message<T>, Nothing> {
         match taken {
-            Ok(taken) => Ok(taken),
+            Ok(message) => Ok(message),
             Err(TryRecvError::Empty) => Err(Nothing::Empty),
             Err(TryRecvError::Disconnected) => Err(self.ended()),
         }
     }
 
-    /// Takes the next message, waiting as `wait` allows.
-    #[inline]
-    pub(crate) fn read(&self, wait: Wait) -> Result<Taken<T>, Nothing> {
-        self.read_unless(wait, || false)
-    }
-
-    /// `read`, which also stops waiting (with `Nothing::Empty`) once `stopped()` holds; the
-    /// caller unparks this thread when it may have changed.
+    /// Takes the next message, waiting as `wait` allows, or stops waiting (with
+    /// `Nothing::Empty`) once `stopped()` holds; the caller unparks this thread when it may
+    /// have changed. `handler` as for `take`.
     #[inline]
     pub(crate) fn read_unless(
         &self,
         wait: Wait,
         stopped: impl Fn() -> bool,
-    ) -> Result<Taken<T>, Nothing> {
-        match self.take() {
-            Err(Nothing::Empty) if wait.may_wait() => self.wait_and_take(wait.deadline(), stopped),
+        handler: &mut Option<Handler<T>>,
+    ) -> Result<Message<T>, Nothing> {
+        match self.take(handler) {
+            Err(Nothing::Empty) if wait.may_wait() => {
+                self.wait_and_take(wait.deadline(), stopped, handler)
+            }
             taken => taken,
         }
     }
@@ -109,9 +143,10 @@ impl<T: ?Sized> Handle<T> {
         &self,
         deadline: Option<Instant>,
         stopped: impl Fn() -> bool,
-    ) -> Result<Taken<T>, Nothing> {
+        handler: &mut Option<Handler<T>>,
+    ) -> Result<Message<T>, Nothing> {
         self.queue().reader_waiting(true);
-        let read = self.spin_then_park(deadline, stopped);
+        let read = self.spin_then_park(deadline, stopped, handler);
         self.queue().reader_waiting(false);
         read
     }
@@ -120,14 +155,15 @@ impl<T: ?Sized> Handle<T> {
         &self,
         deadline: Option<Instant>,
         stopped: impl Fn() -> bool,
-    ) -> Result<Taken<T>, Nothing> {
+        handler: &mut Option<Handler<T>>,
+    ) -> Result<Message<T>, Nothing> {
         for round in 0..SPIN_ROUNDS + YIELD_ROUNDS {
             if round < SPIN_ROUNDS {
                 (0..1 << round).for_each(|_| std::hint::spin_loop());
             } else {
                 std::thread::yield_now();
             }
-            match self.take() {
+            match self.take(handler) {
                 Err(Nothing::Empty) if !stopped() => {}
                 taken => return taken,
             }
@@ -136,7 +172,7 @@ impl<T: ?Sized> Handle<T> {
         let readers = self.readers();
         let read = loop {
             readers.register(reader, &waker);
-            match self.take() {
+            match self.take(handler) {
                 Err(Nothing::Empty) => {}
                 taken => break taken,
             }
@@ -159,12 +195,20 @@ impl<T: ?Sized> Handle<T> {
     }
 
     /// The next message for `listen()`: see the listen-end check in the module docs.
-    pub(crate) fn read_while_subscribed(&self) -> Result<Taken<T>, Nothing> {
-        next_while_subscribed(
-            || self.take(),
-            |wait| self.read(wait),
+    pub(crate) fn read_while_subscribed(
+        &self,
+        handler: &mut Option<Handler<T>>,
+    ) -> Result<Message<T>, Nothing> {
+        let mut first = None;
+        let read = next_while_subscribed(
+            || self.take(&mut first),
+            |wait| self.read_unless(wait, || false, handler),
             || self.settled_subscriptions() > 0,
-        )
+        );
+        if first.is_some() {
+            *handler = first;
+        }
+        read
     }
 
     /// The queue has ended and nothing is left to hand to a handler: let the handlers go, so
@@ -181,18 +225,22 @@ impl<T: ?Sized> Handle<T> {
     #[inline]
     pub(crate) fn next_for_reader(&self, wait: Wait) -> Result<Message<T>, Nothing> {
         loop {
-            let taken = self.read(wait)?;
-            if let Some(message) = self.for_reader(taken) {
+            let mut handler = None;
+            let message = self.read_unless(wait, || false, &mut handler)?;
+            if let Some(message) = self.for_reader(message, handler) {
                 return Ok(message);
             }
         }
     }
 
     /// What a reader does with a message it took: `None` when a confirmation is ignored, or
-    /// when the message went to its handler (called here, with no lock held).
+    /// when the message went to `handler` (called here, with no lock held).
     #[inline]
-    pub(crate) fn for_reader(&self, taken: Taken<T>) -> Option<Message<T>> {
-        let Taken { message, handler } = taken;
+    pub(crate) fn for_reader(
+        &self,
+        message: Message<T>,
+        handler: Option<Handler<T>>,
+    ) -> Option<Message<T>> {
         if let Some(handler) = handler {
             handler(message);
             return None;
@@ -205,38 +253,43 @@ impl<T: ?Sized> Handle<T> {
 }
 
 /// Turns a queued item into the message it stands for, with the names and handlers in
-/// `names`. An `Unsubscribe` confirmation retires its slot; the slot's handler goes to
+/// `names`: the handler of the subscription a delivery or replay came through goes to
+/// `handler`. An `Unsubscribe` confirmation retires its slot; the slot's handler goes to
 /// `retired`, for the caller to drop once it lets go of `names`.
 #[inline]
 fn open<T: ?Sized>(
     item: Item<T>,
     names: &mut Names<T>,
+    handler: &mut Option<Handler<T>>,
     retired: &mut Option<Handler<T>>,
-) -> Taken<T> {
-    let (message, handler) = match item {
+) -> Message<T> {
+    match item {
         Item::Channel { slot, payload } => {
+            *handler = names.handler(slot);
             let channel = names.name(slot);
-            (Message::Message { channel, payload }, names.handler(slot))
+            Message::Message { channel, payload }
         }
         Item::Pattern { slot, publish } => {
-            let message = Message::PMessage {
+            *handler = names.handler(slot);
+            Message::PMessage {
                 pattern: names.name(slot),
                 channel: Arc::clone(&publish.channel),
                 payload: Arc::clone(&publish.payload),
-            };
-            (message, names.handler(slot))
+            }
         }
-        Item::Replay { slot, message } => (*message, names.handler(slot)),
+        Item::Replay { slot, message } => {
+            *handler = names.handler(slot);
+            *message
+        }
         Item::Control { message, retire } => {
             if let Some(slot) = retire {
                 *retired = names.retire(slot);
             }
-            (*message, None)
+            *message
         }
-        Item::Lagged { missed } => (Message::Lagged { missed }, None),
-        Item::Warning { queued, .. } => (Message::HighWater { queued }, None),
-    };
-    Taken { message, handler }
+        Item::Lagged { missed } => Message::Lagged { missed },
+        Item::Warning { queued, .. } => Message::HighWater { queued },
+    }
 }
 
 /// Steps 1 to 3 of the listen-end check (module docs): `poll` takes an item without

@@ -15,18 +15,28 @@
 //!
 //! A waiter that stops waiting (it found what it waited for, or its deadline passed) forgets
 //! its waker, so a later change does not wake it for nothing.
+//!
+//! A list can also count its waiters in a total shared with other lists (`Waiting`): the
+//! broker's readers, so that a publish that finds the total at 0 after its fence skips looking
+//! at each handle it reached. The total is changed before the waiter's fence and read after
+//! the publisher's, so the same argument holds for it.
 
 use std::sync::Arc;
 use std::task::{Wake, Waker};
 use std::thread::Thread;
 
-use crate::sync::{fence, AtomicBool, Mutex, Ordering};
+use crate::sync::{fence, AtomicBool, AtomicUsize, Mutex, Ordering};
+
+/// Waiters registered in a group of lists (the broker's readers), counted.
+pub(crate) type Waiting = Arc<AtomicUsize>;
 
 /// The waiters of one kind on one handle.
 #[derive(Default)]
 pub(crate) struct WakeList {
     waiting: AtomicBool,
     wakers: Mutex<Wakers>,
+    /// The group total this list's waiters count in, if any.
+    counted: Option<Waiting>,
 }
 
 /// Wakers by waiter id: the first inline, so the usual single waiter never allocates.
@@ -37,25 +47,35 @@ struct Wakers {
 }
 
 impl Wakers {
-    fn set(&mut self, id: u64, waker: &Waker) {
+    /// Sets waiter `id`'s waker: whether it was not registered yet.
+    fn set(&mut self, id: u64, waker: &Waker) -> bool {
         let mut mine = self.first.iter_mut().chain(self.more.iter_mut());
         if let Some((_, current)) = mine.find(|(waiter, _)| *waiter == id) {
             if !current.will_wake(waker) {
                 *current = waker.clone();
             }
-        } else if self.first.is_none() {
-            self.first = Some((id, waker.clone()));
-        } else {
-            self.more.push((id, waker.clone()));
+            return false;
         }
+        match self.first {
+            None => self.first = Some((id, waker.clone())),
+            Some(_) => self.more.push((id, waker.clone())),
+        }
+        true
     }
 
-    fn remove(&mut self, id: u64) {
+    /// Removes waiter `id`'s waker: whether it was registered.
+    fn remove(&mut self, id: u64) -> bool {
         if self.first.as_ref().is_some_and(|(waiter, _)| *waiter == id) {
             self.first = self.more.pop();
-        } else {
-            self.more.retain(|(waiter, _)| *waiter != id);
+            return true;
         }
+        let before = self.more.len();
+        self.more.retain(|(waiter, _)| *waiter != id);
+        self.more.len() < before
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.more.len()
     }
 
     fn is_empty(&self) -> bool {
@@ -64,6 +84,14 @@ impl Wakers {
 }
 
 impl WakeList {
+    /// A list whose waiters count in `total`.
+    pub(crate) fn counted_in(total: Waiting) -> Self {
+        WakeList {
+            counted: Some(total),
+            ..WakeList::default()
+        }
+    }
+
     /// Called after a change (with locks held): moves the waiters' wakers into `woken`, to
     /// wake once the locks are let go.
     #[inline]
@@ -86,6 +114,7 @@ impl WakeList {
         let taken = {
             let mut wakers = self.wakers.lock();
             self.waiting.store(false, Ordering::SeqCst);
+            self.count(-(wakers.len() as isize));
             std::mem::take(&mut *wakers)
         };
         let taken = taken.first.into_iter().chain(taken.more);
@@ -101,58 +130,67 @@ impl WakeList {
 
     /// Called by waiter `id` after it found nothing to do, before it looks once more.
     pub(crate) fn register(&self, id: u64, waker: &Waker) {
-        self.wakers.lock().set(id, waker);
+        let mut wakers = self.wakers.lock();
+        if wakers.set(id, waker) {
+            self.count(1);
+        }
         self.waiting.store(true, Ordering::SeqCst);
+        drop(wakers);
         fence(Ordering::SeqCst);
     }
 
     /// Waiter `id` no longer waits: its waker is dropped.
     pub(crate) fn forget(&self, id: u64) {
         let mut wakers = self.wakers.lock();
-        wakers.remove(id);
+        if wakers.remove(id) {
+            self.count(-1);
+        }
         if wakers.is_empty() {
             self.waiting.store(false, Ordering::SeqCst);
         }
     }
+
+    /// Adds `change` to the group total, if the list counts in one (under its lock).
+    fn count(&self, change: isize) {
+        if let Some(total) = &self.counted {
+            match change {
+                0.. => total.fetch_add(change as usize, Ordering::SeqCst),
+                _ => total.fetch_sub(change.unsigned_abs(), Ordering::SeqCst),
+            };
+        }
+    }
 }
 
-/// Wakers taken while locks were held, woken by `wake_all` once they are let go: the first
-/// two inline, so a publish to a few waiting readers does not allocate.
+/// Wakers taken while locks were held, woken by `wake_all` once they are let go. Empty, it
+/// costs nothing to make or drop; it allocates only when there is someone to wake, which
+/// costs a system call anyway.
 #[derive(Default)]
-pub(crate) struct Woken {
-    inline: [Option<Waker>; 2],
-    more: Vec<Waker>,
-}
+pub(crate) struct Woken(Vec<Waker>);
 
 impl Woken {
     fn push(&mut self, waker: Waker) {
-        match self.inline.iter_mut().find(|slot| slot.is_none()) {
-            Some(slot) => *slot = Some(waker),
-            None => self.more.push(waker),
-        }
+        self.0.push(waker);
     }
 
     /// Wakes every waiter taken; call with no lock held.
     #[inline]
-    pub(crate) fn wake_all(mut self) {
-        self.wake_taken();
+    pub(crate) fn wake_all(self) {
+        if !self.0.is_empty() {
+            Self::wake_each(self.0);
+        }
     }
 
     /// Wakes every waiter taken so far and forgets them; call with no lock held.
     #[inline]
     pub(crate) fn wake_taken(&mut self) {
-        if self.inline[0].is_some() {
-            self.wake_each();
+        if !self.0.is_empty() {
+            Self::wake_each(std::mem::take(&mut self.0));
         }
     }
 
     #[cold]
-    fn wake_each(&mut self) {
-        self.inline
-            .iter_mut()
-            .filter_map(Option::take)
-            .for_each(Waker::wake);
-        self.more.drain(..).for_each(Waker::wake);
+    fn wake_each(wakers: Vec<Waker>) {
+        wakers.into_iter().for_each(Waker::wake);
     }
 }
 

@@ -167,6 +167,47 @@ impl<T: ?Sized> History<T> {
     }
 }
 
+/// Where a publish records its payload: nowhere ([`NoHistory`]), or a broker's history. The
+/// publish path is generic over it, so a broker without history runs code that has none.
+pub(crate) trait Recorder<T: ?Sized> {
+    /// What recording let go of, for the publisher to drop once it holds no lock.
+    type Released: Default;
+    /// Whether it records at all.
+    const RECORDS: bool;
+    /// Records `payload` as `channel`'s newest (see [`History::record`]).
+    fn record(
+        &self,
+        channel: &str,
+        shared: Option<&Arc<str>>,
+        payload: &Arc<T>,
+        released: &mut Self::Released,
+    );
+}
+
+/// A broker that keeps no history.
+pub(crate) struct NoHistory;
+
+impl<T: ?Sized> Recorder<T> for NoHistory {
+    type Released = ();
+    const RECORDS: bool = false;
+    #[inline(always)]
+    fn record(&self, _: &str, _: Option<&Arc<str>>, _: &Arc<T>, _: &mut ()) {}
+}
+
+impl<T: ?Sized> Recorder<T> for Mutex<History<T>> {
+    type Released = Released<T>;
+    const RECORDS: bool = true;
+    fn record(
+        &self,
+        channel: &str,
+        shared: Option<&Arc<str>>,
+        payload: &Arc<T>,
+        released: &mut Released<T>,
+    ) {
+        self.lock().record(channel, shared, payload, released);
+    }
+}
+
 /// Queues the retained payloads for `handle`'s new subscription `id` to `name`, after its
 /// confirmation and under the same index lock (see the module docs): those of the channel,
 /// or of every channel the pattern matches, in publish order. The history's lock is let go

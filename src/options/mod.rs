@@ -6,5 +6,5 @@
 mod history;
 mod once;
 
-pub(crate) use history::{replay, History, Released};
+pub(crate) use history::{replay, History, NoHistory, Recorder};
 pub(crate) use once::{Match, Once};
