@@ -51,4 +51,3 @@ pub(crate) struct HistoryLimits {
     /// Channels kept, the most recently published.
     pub(crate) channels: usize,
 }
-

@@ -4,8 +4,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::stats::Disconnected;
 use crate::handle::SubscriberId;
+use crate::stats::Disconnected;
 
 /// Some subscribers did not get a message from [`Broker::try_publish`](crate::Broker::try_publish)
 /// or [`Broker::publish_timeout`](crate::Broker::publish_timeout) because their queue was full.

@@ -373,16 +373,16 @@ mod worker;
 pub use bridge::{Bridge, BridgeBuilder, BridgeError, BridgeStats, Codec, Route};
 pub use broker::Broker;
 pub use builder::{BrokerBuilder, PubSubBuilder};
+pub use config::Overflow;
 pub use error::{HandleClosed, HandlerPanic, PublishError, RecvTimeoutError, WorkerError};
+pub use handle::SubscriberId;
 pub use into_names::{Each, IntoNames};
 pub use into_payload::IntoPayload;
 pub use item::Queued;
 pub use message::Message;
 pub use pattern::{glob_match, MAX_STAR_NESTING};
 pub use pubsub::PubSub;
-pub use config::Overflow;
 pub use stats::{BrokerStats, Disconnected, PubSubStats};
 #[cfg(feature = "async")]
 pub use stream::MessageStream;
-pub use handle::SubscriberId;
 pub use worker::{StopHandle, Worker, WorkerBuilder};

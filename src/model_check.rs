@@ -1,27 +1,26 @@
 //! Model checks of the wait/wake protocols with loom: every interleaving of the threads
 //! involved (up to the preemption bound `LOOM_MAX_PREEMPTIONS`), each with every ordering
-//! the memory model allows. A lost wake-up shows as a deadlock (a thread waiting that
-//! nothing will wake), which loom reports.
+//! the memory model allows. A lost wake-up shows as a deadlock (a thread parked that nothing
+//! will unpark), which loom reports.
 //!
 //! ```text
 //! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=5 cargo test -p fanout --release --features async --lib model_check -- --nocapture
 //! ```
 //!
-//! Each model runs the crate's own code for its protocol, with loom's primitives standing in
-//! through `sync.rs`; only what surrounds it (the queue) is a small model: crossbeam-channel
-//! is not loom-aware. Each test prints how many interleavings it explored.
+//! Each model runs the crate's own code for its protocol (`WakeList`, `Room`, the listen-end
+//! check), with loom's primitives standing in through `sync.rs`; only what surrounds it (the
+//! channel) is a small model: crossbeam-channel is not loom-aware. Each test prints how many
+//! interleavings it explored.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering::Relaxed as StdRelaxed};
 use std::task::{Wake, Waker};
-use std::time::Duration;
 
-use loom::sync::Arc;
+use loom::sync::{Arc, Condvar};
 use loom::thread;
 
-use crate::inbox::{next_while_subscribed, Nothing};
-use crate::room::Room;
-use crate::sync::{AtomicBool, AtomicUsize, Condvar, Mutex, Ordering};
+use crate::handle::{next_while_subscribed, Nothing, Room, Waiting, WakeList, Woken};
+use crate::sync::{fence, AtomicBool, AtomicUsize, Mutex, Ordering};
 use crate::wait::Wait;
 
 /// Runs `model` under loom and prints how many interleavings it explored.
@@ -52,33 +51,53 @@ fn flag() -> (std::sync::Arc<Flag>, Waker) {
     (flag.clone(), Waker::from(flag))
 }
 
-/// The reader wake slot (`wake.rs`): a reader (a stream, or a thread before it parks) that
-/// looks at its queue, registers its waker and looks again, against publishers that queue
-/// and then take the wakers and wake them. Whenever the reader ends up waiting, it was
-/// woken. The queue is a counter used with `Relaxed` only, so the slot's own fences must
-/// carry the ordering.
+/// A waker that unparks a loom thread, as `handle::this_thread`'s unparks a real one.
+struct Unpark(thread::Thread);
+
+impl Wake for Unpark {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+fn this_thread() -> Waker {
+    Waker::from(std::sync::Arc::new(Unpark(thread::current())))
+}
+
+/// Waking readers (`handle/wake.rs`, and `take_readers` in `engine/publish.rs`): a reader (a
+/// stream, or a thread before it parks) looks at its queue, registers its waker (counted in
+/// the broker's total) and looks again, against publishers that queue, issue a fence, and
+/// look at the handle only when the total says a reader waits. Whenever the reader ends up
+/// waiting, it was woken. The queue is a counter used with `Relaxed` only, so the fences and
+/// the total must carry the ordering.
 #[test]
 fn reader_wake_loses_no_wake_up() {
-    use crate::wake::ReaderWake;
     for publishers in [1, 2] {
         explore(
             &format!("reader wake, {publishers} publisher(s)"),
             move || {
-                let wake = Arc::new(ReaderWake::default());
+                let total = Waiting::new(AtomicUsize::new(0));
+                let readers = Arc::new(WakeList::counted_in(total.clone()));
                 let queued = Arc::new(AtomicUsize::new(0));
                 let threads: Vec<_> = (0..publishers)
                     .map(|_| {
-                        let (wake, queued) = (wake.clone(), queued.clone());
+                        let (readers, queued, total) =
+                            (readers.clone(), queued.clone(), total.clone());
                         thread::spawn(move || {
                             queued.fetch_add(1, Ordering::Relaxed);
-                            wake.wake();
+                            fence(Ordering::SeqCst);
+                            let mut woken = Woken::default();
+                            if total.load(Ordering::SeqCst) > 0 {
+                                readers.take_after_fence(&mut woken);
+                            }
+                            woken.wake_all();
                         })
                     })
                     .collect();
                 let (woken, waker) = flag();
                 // `MessageStream::poll_next`: look, register, look again.
                 let ready = queued.load(Ordering::Relaxed) > 0 || {
-                    wake.register(0, &waker);
+                    readers.register(0, &waker);
                     queued.load(Ordering::Relaxed) > 0
                 };
                 for thread in threads {
@@ -93,144 +112,128 @@ fn reader_wake_loses_no_wake_up() {
     }
 }
 
-/// A bounded queue's length and capacity, and the async publishers' wakers: what the room
-/// handshake (`room.rs`) protects in `queue.rs`.
-struct Queue {
-    len: usize,
-    capacity: usize,
-    wakers: Vec<Waker>,
+/// A publisher waiting for room (`engine/blocking.rs`): registers, claims, and parks if
+/// there was none. Returns once it has claimed a place.
+fn claim_or_park(room: &Room, waiter: u64) {
+    let waker = this_thread();
+    loop {
+        room.publishers().register(waiter, &waker);
+        if room.claim().is_some() {
+            room.publishers().forget(waiter);
+            return;
+        }
+        thread::park();
+    }
 }
 
-/// The `Block` room handshake (`room.rs`): publishers find the queue full and wait, a reader
-/// takes items and notifies. Every publisher gets its item in; none waits for ever. The
-/// waits are untimed here (the production code re-checks every 5 ms only for readers that
-/// bypass the handshake), so a lost signal is a deadlock.
+/// `Block` (`handle/queue.rs`): publishers find a full queue and park; a reader takes
+/// deliveries, each giving its place back and waking the registered publishers. Every
+/// publisher gets its place; none parks for ever (there is no timed re-check to hide a lost
+/// wake-up).
 #[test]
-fn room_handshake_loses_no_signal() {
+fn room_wakes_every_blocked_publisher() {
     for publishers in [1, 2] {
         explore(
-            &format!("room handshake, {publishers} blocked publisher(s)"),
+            &format!("room, {publishers} blocked publisher(s)"),
             move || {
-                let queue = Arc::new(Mutex::new(Queue {
-                    len: 1,
-                    capacity: 1,
-                    wakers: Vec::new(),
-                }));
-                let room = Arc::new(Room::new());
+                let room = Arc::new(Room::new(1));
+                assert!(room.claim().is_some(), "one delivery fills it");
                 let threads: Vec<_> = (0..publishers)
-                    .map(|_| {
-                        let (queue, room) = (queue.clone(), room.clone());
-                        thread::spawn(move || {
-                            let mut q = queue.lock();
-                            while q.len >= q.capacity {
-                                room.register();
-                                room.wait(&mut q, Duration::MAX);
-                            }
-                            q.len += 1;
-                        })
+                    .map(|waiter| {
+                        let room = room.clone();
+                        thread::spawn(move || claim_or_park(&room, waiter as u64))
                     })
                     .collect();
-                // The reader takes one item per publisher, each time as soon as there is one.
+                // The reader takes one delivery per publisher, each as soon as there is one.
                 for _ in 0..publishers {
-                    loop {
-                        let took = {
-                            let mut q = queue.lock();
-                            let took = q.len > 0;
-                            q.len -= usize::from(took);
-                            took
-                        };
-                        if took {
-                            room.notify(|| queue.lock(), |q| std::mem::take(&mut q.wakers));
-                            break;
-                        }
+                    while room.queued() == 0 {
                         thread::yield_now();
                     }
+                    let mut woken = Woken::default();
+                    room.release(&mut woken);
+                    woken.wake_all();
                 }
                 for thread in threads {
                     thread.join().unwrap();
                 }
-                assert_eq!(queue.lock().len, 1);
+                assert_eq!(room.queued(), 1);
             },
         );
     }
 }
 
-/// A subscription removed (an unsubscribe, a close) while its publisher waits for room: the
-/// publisher checked it under the index lock and registers before it lets go of that lock
-/// (`Room::register`, then `Room::wait`); the remover changes it under that lock, then notifies. The
-/// publisher always sees the removal and stops waiting.
+/// A rendezvous (capacity 0): a publisher parks until a reader waits; the reader's
+/// `reader_waiting(true)` makes room and wakes it.
 #[test]
-fn room_handshake_sees_a_subscription_removed() {
-    explore("room handshake, subscription removed", || {
+fn a_waiting_reader_is_room_for_a_rendezvous() {
+    explore("rendezvous", || {
+        let room = Arc::new(Room::new(0));
+        let publisher = {
+            let room = room.clone();
+            thread::spawn(move || claim_or_park(&room, 0))
+        };
+        room.reader_waiting(true);
+        publisher.join().unwrap();
+        assert_eq!(room.queued(), 1);
+    });
+}
+
+/// A subscription removed (an unsubscribe, a close) while its publisher waits for room: the
+/// publisher checks it under the index lock and registers before it lets go of that lock
+/// (`Registry::attempt`); the remover changes it under that lock, then wakes the room's
+/// publishers. The publisher always sees the removal and stops waiting.
+#[test]
+fn a_blocked_publisher_sees_its_subscription_removed() {
+    explore("room, subscription removed", || {
         let subscribed = Arc::new(Mutex::new(true));
-        let queue = Arc::new(Mutex::new(Queue {
-            len: 1,
-            capacity: 1,
-            wakers: Vec::new(),
-        }));
-        let room = Arc::new(Room::new());
+        let room = Arc::new(Room::new(1));
+        assert!(room.claim().is_some());
         let remover = {
-            let (subscribed, queue, room) = (subscribed.clone(), queue.clone(), room.clone());
+            let (subscribed, room) = (subscribed.clone(), room.clone());
             thread::spawn(move || {
                 *subscribed.lock() = false;
-                room.notify(|| queue.lock(), |q| std::mem::take(&mut q.wakers));
+                room.publishers().wake();
             })
         };
-        // `Registry::deliver_after_wait`: check under the registry lock, then wait for room.
+        let waker = this_thread();
         loop {
             let held = subscribed.lock();
             if !*held {
                 break;
             }
-            let mut q = queue.lock();
-            if q.len < q.capacity {
-                q.len += 1;
+            room.publishers().register(0, &waker);
+            if room.claim().is_some() {
                 break;
             }
-            // `Locked::register`, then the publish path lets go of its index lock, then waits.
-            room.register();
             drop(held);
-            room.wait(&mut q, Duration::MAX);
+            thread::park();
         }
+        room.publishers().forget(0);
         remover.join().unwrap();
     });
 }
 
-/// The same handshake for an async publisher (`Broker::publish_async`): it registers its
-/// waker under the queue's lock and returns `Pending`; the reader's notify wakes it.
-#[cfg(feature = "async")]
+/// The same for an async publisher (`Broker::publish_async`): it registers its task's waker,
+/// finds no room and returns `Pending`; the reader's release wakes it.
 #[test]
-fn room_handshake_wakes_an_async_publisher() {
-    explore("room handshake, async publisher", || {
-        let queue = Arc::new(Mutex::new(Queue {
-            len: 1,
-            capacity: 1,
-            wakers: Vec::new(),
-        }));
-        let room = Arc::new(Room::new());
+fn a_blocked_async_publisher_is_woken() {
+    explore("room, async publisher", || {
+        let room = Arc::new(Room::new(1));
+        assert!(room.claim().is_some());
         let reader = {
-            let (queue, room) = (queue.clone(), room.clone());
+            let room = room.clone();
             thread::spawn(move || {
-                queue.lock().len -= 1;
-                room.notify(|| queue.lock(), |q| std::mem::take(&mut q.wakers));
+                let mut woken = Woken::default();
+                room.release(&mut woken);
+                woken.wake_all();
             })
         };
         let (woken, waker) = flag();
-        // `Bounded::offer_or_register`: queue if there is room, else register, under the lock.
-        let queued = {
-            let mut q = queue.lock();
-            if q.len < q.capacity {
-                q.len += 1;
-                true
-            } else {
-                q.wakers.push(waker);
-                room.registered_waker();
-                false
-            }
-        };
+        room.publishers().register(0, &waker);
+        let claimed = room.claim().is_some();
         reader.join().unwrap();
         assert!(
-            queued || woken.0.load(Ordering::SeqCst),
+            claimed || woken.0.load(Ordering::SeqCst),
             "the publisher was never woken"
         );
     });
@@ -239,13 +242,14 @@ fn room_handshake_wakes_an_async_publisher() {
 /// A queue of confirmations' counts, blocking when empty, and whether the unsubscribing
 /// thread is done (then nothing more will ever come).
 struct Confirmations {
-    items: Mutex<(VecDeque<usize>, bool)>,
+    items: loom::sync::Mutex<(VecDeque<usize>, bool)>,
     changed: Condvar,
 }
 
 impl Confirmations {
     fn poll(&self) -> Result<usize, Nothing> {
-        self.items.lock().0.pop_front().ok_or(Nothing::Empty)
+        let mut items = self.items.lock().unwrap();
+        items.0.pop_front().ok_or(Nothing::Empty)
     }
 
     /// Waits as `wait` says; a wait for ever that nothing can end returns `Ended`: that is
@@ -254,7 +258,7 @@ impl Confirmations {
         if !matches!(wait, Wait::Forever) {
             return self.poll();
         }
-        let mut items = self.items.lock();
+        let mut items = self.items.lock().unwrap();
         loop {
             if let Some(item) = items.0.pop_front() {
                 return Ok(item);
@@ -262,40 +266,40 @@ impl Confirmations {
             if items.1 {
                 return Err(Nothing::Ended);
             }
-            self.changed.wait(&mut items);
+            items = self.changed.wait(items).unwrap();
         }
     }
 }
 
 /// One handle, subscribed once, whose confirmation was read; another thread unsubscribes it
-/// (under the handle's `state`: queue `Unsubscribe { count: 0 }`, then store the count) while
+/// (under the handle's `calls`: queue `Unsubscribe { count: 0 }`, then store the count) while
 /// `listen` runs with `listen_step`. Returns what `listen` yielded, and whether it would
 /// have waited for ever.
 fn listen_while_unsubscribed(
     listen_step: impl Fn(&Confirmations, &Mutex<()>, &AtomicUsize) -> Result<usize, Nothing>,
 ) -> (Vec<usize>, bool) {
-    let state = Arc::new(Mutex::new(()));
+    let calls = Arc::new(Mutex::new(()));
     let count = Arc::new(AtomicUsize::new(1));
     let queue = Arc::new(Confirmations {
-        items: Mutex::new((VecDeque::new(), false)),
+        items: loom::sync::Mutex::new((VecDeque::new(), false)),
         changed: Condvar::new(),
     });
     let unsubscriber = {
-        let (state, count, queue) = (state.clone(), count.clone(), queue.clone());
+        let (calls, count, queue) = (calls.clone(), count.clone(), queue.clone());
         thread::spawn(move || {
             {
-                let _state = state.lock();
-                queue.items.lock().0.push_back(0);
+                let _calls = calls.lock();
+                queue.items.lock().unwrap().0.push_back(0);
                 queue.changed.notify_all();
                 count.store(0, Ordering::Release);
             }
-            queue.items.lock().1 = true;
+            queue.items.lock().unwrap().1 = true;
             queue.changed.notify_all();
         })
     };
     let mut yielded = Vec::new();
     let hung = loop {
-        match listen_step(&queue, &state, &count) {
+        match listen_step(&queue, &calls, &count) {
             Ok(count) => yielded.push(count),
             Err(end) => break end == Nothing::Ended,
         }
@@ -304,17 +308,17 @@ fn listen_while_unsubscribed(
     (yielded, hung)
 }
 
-/// The listen-end check (`inbox.rs`): `listen` yields the last `Unsubscribe` and ends,
+/// The listen-end check (`handle/read.rs`): `listen` yields the last `Unsubscribe` and ends,
 /// whatever the interleaving; it never waits for a confirmation it already took.
 #[test]
 fn listen_end_check_ends_after_the_last_unsubscribe() {
     explore("listen-end check", || {
-        let (yielded, hung) = listen_while_unsubscribed(|queue, state, count| {
+        let (yielded, hung) = listen_while_unsubscribed(|queue, calls, count| {
             next_while_subscribed(
                 || queue.poll(),
                 |wait| queue.read(wait),
                 || {
-                    let _state = state.lock();
+                    let _calls = calls.lock();
                     count.load(Ordering::Relaxed) > 0
                 },
             )
@@ -330,7 +334,7 @@ fn listen_end_check_ends_after_the_last_unsubscribe() {
 fn listen_without_the_check_is_found_to_hang() {
     static HUNG: StdAtomicUsize = StdAtomicUsize::new(0);
     explore("listen without the check (the bug)", || {
-        let (_, hung) = listen_while_unsubscribed(|queue, _state, count| {
+        let (_, hung) = listen_while_unsubscribed(|queue, _calls, count| {
             let wait = if count.load(Ordering::Acquire) > 0 {
                 Wait::Forever
             } else {

@@ -53,12 +53,16 @@ mod tests {
         let text = "abcdefghijklmnopqrstuvwxyz0123456789";
         for n in 0..=text.len() {
             let name = &text[..n];
-            assert!(same(name, &name.to_string()));
+            let copy = String::from(name);
+            assert!(same(name, &copy), "a copy of {name}");
             for at in 0..n {
                 // One byte changed, at each position: at the start, in the middle, at the end.
                 let mut other = name.as_bytes().to_vec();
                 other[at] = b'_';
-                assert!(!same(name, std::str::from_utf8(&other).unwrap()), "{name} at {at}");
+                assert!(
+                    !same(name, std::str::from_utf8(&other).unwrap()),
+                    "{name} at {at}"
+                );
             }
             if n < text.len() {
                 assert!(!same(name, &text[..n + 1]));

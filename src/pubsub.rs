@@ -925,7 +925,10 @@ impl<T: ?Sized> PubSub<T> {
     ///
     /// [`PubSubBuilder::high_water`]: crate::PubSubBuilder::high_water
     pub fn high_water(&self) -> Option<usize> {
-        self.subscriber().queue().bound().and_then(Bound::high_water)
+        self.subscriber()
+            .queue()
+            .bound()
+            .and_then(Bound::high_water)
     }
 
     /// What a full queue does, or `None` when it is unbounded.
@@ -1041,7 +1044,10 @@ impl<T: ?Sized> PubSub<T> {
             if added.is_none() {
                 // Closed meanwhile: the handle stops, as it would at its next call.
                 let reason = Disconnected::BrokerClosed;
-                stopped = Some(self.registry().detach_locked(subscriber, &mut calls, reason));
+                stopped = Some(
+                    self.registry()
+                        .detach_locked(subscriber, &mut calls, reason),
+                );
                 break;
             }
             subscriber.set_subscriptions(count);
@@ -1088,7 +1094,10 @@ impl<T: ?Sized> PubSub<T> {
     ) -> Option<ItemSender<T>> {
         if self.registry().is_closed() && stopped.is_none() {
             let reason = Disconnected::BrokerClosed;
-            *stopped = Some(self.registry().detach_locked(self.subscriber(), calls, reason));
+            *stopped = Some(
+                self.registry()
+                    .detach_locked(self.subscriber(), calls, reason),
+            );
         }
         calls.clone()
     }

@@ -20,8 +20,8 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use crate::broker::Broker;
-use crate::hooks::{Change, Outbound, Watcher};
 use crate::config::Overflow;
+use crate::hooks::{Change, Outbound, Watcher};
 
 pub use codec::Codec;
 #[cfg(feature = "json")]

@@ -15,8 +15,8 @@ use futures_core::Stream;
 use redis::Msg;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::message::Message;
 use crate::engine::Reach;
+use crate::message::Message;
 use crate::wait::Wait;
 
 use super::codec::Codec;

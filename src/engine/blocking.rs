@@ -180,9 +180,9 @@ impl<T: ?Sized> Registry<T> {
                 Poll::Ready(waited) => break waited,
                 Poll::Pending => match deadline {
                     None => std::thread::park(),
-                    Some(deadline) => {
-                        std::thread::park_timeout(deadline.saturating_duration_since(Instant::now()))
-                    }
+                    Some(deadline) => std::thread::park_timeout(
+                        deadline.saturating_duration_since(Instant::now()),
+                    ),
                 },
             }
         };

@@ -208,7 +208,7 @@ impl<T: ?Sized> Index<T> {
             pattern_count: AtomicUsize::new(0),
             one_per_publish: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
-            waiting_readers: Waiting::default(),
+            waiting_readers: Waiting::new(crate::sync::AtomicUsize::new(0)),
             #[cfg(feature = "redis")]
             watcher: RwLock::new(None),
             history: history.map(|limits| Mutex::new(History::new(limits))),
@@ -445,8 +445,7 @@ impl<T: ?Sized> Index<T> {
     fn each(&self, mut f: impl FnMut(Kind, &Arc<str>, &Entries<T>)) {
         for stripe in self.stripes.iter() {
             let map = stripe.map.lock();
-            map.iter()
-                .for_each(|c| f(Kind::Channel, &c.name, &c.value));
+            map.iter().for_each(|c| f(Kind::Channel, &c.name, &c.value));
         }
         let table = self.patterns.read();
         table

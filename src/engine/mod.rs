@@ -38,9 +38,9 @@ use std::sync::atomic::AtomicBool;
 
 pub(crate) use index::Index;
 #[cfg(feature = "redis")]
-pub(crate) use publish::Reach;
-#[cfg(feature = "redis")]
 pub(crate) use publish::Published;
+#[cfg(any(feature = "async", feature = "redis"))]
+pub(crate) use publish::Reach;
 
 use crate::config::{HistoryLimits, QueueConfig};
 use crate::handle::{Calls, Handle, SubscriberId, Woken};

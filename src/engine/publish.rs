@@ -178,15 +178,24 @@ impl<'a, T: ?Sized> Round<'a, T> {
         let queue = entry.handle.queue();
         let rest = &mut self.rest;
         let not_queued = |offer| Rest::settle(rest, entry, kind, name, offer);
-        if queue.offer(&entry.sender, item, self.may_wait, &mut self.dropped, not_queued) {
+        if queue.offer(
+            &entry.sender,
+            item,
+            self.may_wait,
+            &mut self.dropped,
+            not_queued,
+        ) {
             self.delivered += 1;
         }
     }
     /// After the deliveries to `entries` (under the lock over them): one fence for all of
     /// them, then the waiting readers to wake (`handle/wake.rs`).
     #[inline]
-    fn take_readers<'e>(&mut self, index: &Index<T>, entries: impl IntoIterator<Item = &'e Entry<T>>)
-    where
+    fn take_readers<'e>(
+        &mut self,
+        index: &Index<T>,
+        entries: impl IntoIterator<Item = &'e Entry<T>>,
+    ) where
         T: 'e,
     {
         take_readers(index, entries, &mut self.woken);
@@ -231,7 +240,6 @@ impl<T: ?Sized> Rest<T> {
         }
     }
 
-
     /// Keeps a delivery that found a `Block` queue full, to retry with no lock held.
     fn defer(&mut self, entry: &Entry<T>, kind: Kind, name: &Arc<str>, item: Item<T>) {
         self.waiting.insert(entry.handle.id());
@@ -240,12 +248,18 @@ impl<T: ?Sized> Rest<T> {
             name: Arc::clone(name),
             id: entry.id,
         };
-        self.deferred.push(Deferred::new(&entry.handle, target, item));
+        self.deferred
+            .push(Deferred::new(&entry.handle, target, item));
     }
 
     /// Gives `handle`'s waiting delivery of this publish on `channel` the handle's other
     /// matching subscriptions, to stand in should its own be gone by then.
-    fn stand_ins(&mut self, handle: SubscriberId, channel: impl FnOnce() -> Arc<str>, others: Vec<Match>) {
+    fn stand_ins(
+        &mut self,
+        handle: SubscriberId,
+        channel: impl FnOnce() -> Arc<str>,
+        others: Vec<Match>,
+    ) {
         if others.is_empty() || !self.waiting.contains(&handle) {
             return;
         }
@@ -645,7 +659,8 @@ impl<T: ?Sized> Drop for Unfinished<'_, T> {
             return;
         };
         for mut deferred in std::mem::take(&mut self.deferred) {
-            self.registry.refuse_waiting(&mut deferred, &mut round.dropped);
+            self.registry
+                .refuse_waiting(&mut deferred, &mut round.dropped);
             deferred.done(self.waiter);
         }
         self.registry.finish(&mut round);

@@ -35,15 +35,15 @@ use crate::item::{Item, ItemSender};
 use crate::stats::Disconnected;
 
 pub(crate) use names::{Handler, Names, SubId};
-pub(crate) use queue::{Bound, Counters, Offer, Queue};
 #[cfg(all(test, loom))]
 pub(crate) use queue::Room;
+pub(crate) use queue::{Bound, Counters, Offer, Queue};
 #[cfg(all(test, loom))]
 pub(crate) use read::next_while_subscribed;
 pub(crate) use read::Nothing;
 #[cfg(feature = "async")]
 pub(crate) use wake::waiter_id;
-pub(crate) use wake::{this_thread, WakeList, Waiting, Woken};
+pub(crate) use wake::{this_thread, Waiting, WakeList, Woken};
 
 /// Identifies one [`PubSub`](crate::PubSub) handle of a broker, for reports such as
 /// [`PublishError::full`](crate::PublishError::full). Shown as `#n`.
@@ -170,7 +170,10 @@ impl<T: ?Sized> Handle<T> {
 
     /// Moves from open to `reason`; false if it had stopped already.
     pub(crate) fn stop(&self, reason: Disconnected) -> bool {
-        let code = REASONS.iter().position(|&r| r == reason).map_or(1, |i| i + 1);
+        let code = REASONS
+            .iter()
+            .position(|&r| r == reason)
+            .map_or(1, |i| i + 1);
         self.status
             .compare_exchange(OPEN, code as u8, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()

@@ -668,7 +668,7 @@ impl Room {
 
     /// A reader starts (`true`) or stops waiting: a rendezvous has room while one waits, so
     /// the publishers waiting for it are woken.
-    fn reader_waiting(&self, waiting: bool) {
+    pub(crate) fn reader_waiting(&self, waiting: bool) {
         if self.capacity > 0 {
             return;
         }

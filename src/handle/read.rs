@@ -55,7 +55,7 @@ const YIELD_ROUNDS: u32 = 4;
 impl<T: ?Sized> Handle<T> {
     /// Takes the next item as a message, without waiting; `handler` gets the handler of
     /// the subscription a delivery came through, if it was made with one.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn take(&self, handler: &mut Option<Handler<T>>) -> Result<Message<T>, Nothing> {
         let queue = self.queue();
         if queue.bound().is_none() {
@@ -63,7 +63,9 @@ impl<T: ?Sized> Handle<T> {
             let item = queue.take_unbounded();
             return match item {
                 Ok(Item::Channel { slot, payload }) => {
-                    *handler = names.handler(slot);
+                    if let Some(found) = names.handler(slot) {
+                        *handler = Some(found);
+                    }
                     let channel = names.name(slot);
                     Ok(Message::Message { channel, payload })
                 }
@@ -224,13 +226,42 @@ impl<T: ?Sized> Handle<T> {
     /// thread, with no lock held) instead.
     #[inline]
     pub(crate) fn next_for_reader(&self, wait: Wait) -> Result<Message<T>, Nothing> {
-        loop {
-            let mut handler = None;
-            let message = self.read_unless(wait, || false, &mut handler)?;
-            if let Some(message) = self.for_reader(message, handler) {
-                return Ok(message);
-            }
+        let mut handler = None;
+        match self.take(&mut handler) {
+            Ok(message) if handler.is_none() && !self.skips(&message) => Ok(message),
+            taken => self.next_after(taken, handler, wait),
         }
+    }
+
+    /// `next_for_reader` once the first item taken was not simply the answer.
+    #[inline(never)]
+    fn next_after(
+        &self,
+        mut taken: Result<Message<T>, Nothing>,
+        mut handler: Option<Handler<T>>,
+        wait: Wait,
+    ) -> Result<Message<T>, Nothing> {
+        loop {
+            match taken {
+                Err(Nothing::Empty) if wait.may_wait() => {
+                    taken = self.wait_and_take(wait.deadline(), || false, &mut handler);
+                    continue;
+                }
+                Err(nothing) => return Err(nothing),
+                Ok(message) => {
+                    if let Some(message) = self.for_reader(message, handler.take()) {
+                        return Ok(message);
+                    }
+                }
+            }
+            taken = self.take(&mut handler);
+        }
+    }
+
+    /// Whether a reader skips `message`: a confirmation, when the handle ignores them.
+    #[inline]
+    fn skips(&self, message: &Message<T>) -> bool {
+        self.ignores_confirmations() && message.is_confirmation()
     }
 
     /// What a reader does with a message it took: `None` when a confirmation is ignored, or
@@ -245,10 +276,7 @@ impl<T: ?Sized> Handle<T> {
             handler(message);
             return None;
         }
-        if self.ignores_confirmations() && message.is_confirmation() {
-            return None;
-        }
-        Some(message)
+        (!self.skips(&message)).then_some(message)
     }
 }
 

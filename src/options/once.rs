@@ -28,7 +28,13 @@ impl Once {
     }
 
     /// A subscription of `handle` to the pattern `pattern` (in table slot `slot`) matches.
-    pub(crate) fn matched(&mut self, handle: SubscriberId, id: SubId, slot: u32, pattern: &Arc<str>) {
+    pub(crate) fn matched(
+        &mut self,
+        handle: SubscriberId,
+        id: SubId,
+        slot: u32,
+        pattern: &Arc<str>,
+    ) {
         let of_handle = self.matched.entry(handle).or_default();
         of_handle.push((slot, id, Arc::clone(pattern)));
     }
