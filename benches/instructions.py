@@ -13,7 +13,9 @@ is doing. Only `measured_ops`, the loop of n operations, and what it calls are c
 (--toggle-collect); set-up and checks are not. The two sizes cancel what is left of fixed
 costs: per operation = (I(n2) - I(n1)) / (n2 - n1); the fan10 row is also divided by 10, per
 delivery. These are instructions, not time: cache misses and the cost of atomic operations
-on real cores do not show.
+on real cores do not show. The `sketch` column is the floor of this design (see
+benches/instructions.rs): what any publish or read of it must do. A full run also saves the
+table to target/fanout-bench/instructions.json, which benches/report.py puts in BENCHMARKS.md.
 """
 import argparse
 import datetime
@@ -31,17 +33,18 @@ PATTERN = "*measured_ops*"
 #  the highest fanout/crossbeam ratio --check accepts)
 ROWS = [
     ("publish, one unbounded subscriber", "fanout_publish_unbounded",
-     "crossbeam_send_unbounded", "`send`", 1, 1.5),
+     "crossbeam_send_unbounded", "`send`", 1, 1.5, "sketch_publish"),
     ("read (`get_message(ZERO)`), unbounded", "fanout_read_unbounded",
-     "crossbeam_read_unbounded", "`try_recv`", 1, 1.5),
+     "crossbeam_read_unbounded", "`try_recv`", 1, 1.5, "sketch_read"),
     ("publish, one bounded subscriber", "fanout_publish_bounded",
-     "crossbeam_send_bounded", "bounded `send`", 1, 1.5),
+     "crossbeam_send_bounded", "bounded `send`", 1, 1.5, None),
     ("read, bounded", "fanout_read_bounded", "crossbeam_read_bounded",
-     "bounded `try_recv`", 1, 1.5),
+     "bounded `try_recv`", 1, 1.5, None),
     ("publish to 10 subscribers, per delivery", "fanout_publish_fan10",
-     "crossbeam_send_fan10", "a send loop", 10, 1.3),
+     "crossbeam_send_fan10", "a send loop", 10, 1.3, None),
 ]
-CASES = [case for row in ROWS for case in row[1:3]]
+CASES = [case for row in ROWS for case in (row[1], row[2], row[6]) if case]
+SAVED = os.path.join(ROOT, "target", "fanout-bench", "instructions.json")
 
 
 def output(cmd):
@@ -81,6 +84,22 @@ def count(exe, case, n):
     return int(total.group(1))
 
 
+def render(raw):
+    """The Markdown table of the rows whose cases ran."""
+    out = ["| operation | fanout | raw crossbeam | fanout / crossbeam | the design's floor (`sketch`) | fanout / floor |",
+           "|---|---|---|---|---|---|"]
+    per_op = lambda case, per: raw[case]["per_op"] / per if case in raw else None
+    num = lambda x: "-" if x is None else f"{x:.1f}"
+    ratio = lambda a, b: "-" if a is None or b is None else f"{a / b:.2f}x"
+    for name, ours, theirs, label, per, _, floor in ROWS:
+        a, b = per_op(ours, per), per_op(theirs, per)
+        c = per_op(floor, per) if floor else None
+        if a is None and b is None:
+            continue
+        out.append(f"| {name} | {num(a)} | {label} {num(b)} | {ratio(a, b)} | {num(c)} | {ratio(a, c)} |")
+    return "\n".join(out)
+
+
 def main():
     parser = argparse.ArgumentParser(
         description="\n\n".join(__doc__.split("\n\n")[:2]),
@@ -117,21 +136,22 @@ def main():
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     command = " ".join(["python3", os.path.relpath(os.path.abspath(sys.argv[0]), ROOT), *sys.argv[1:]])
     features = f", features {args.features}" if args.features else ""
-    print(f"Instructions per operation (callgrind Ir): `{command}`, {date}, commit {commit}, "
-          f"{output(['rustc', '--version'])}{features}.\n")
-    print("| operation | fanout | raw crossbeam | ratio |\n|---|---|---|---|")
+    header = (f"`{command}`, {date}, commit {commit}, "
+              f"{output(['rustc', '--version'])}{features}")
+    print(f"Instructions per operation (callgrind Ir): {header}.\n")
+    table = render(raw)
+    print(table)
     failed = []
-    for name, ours, theirs, label, per, limit in ROWS:
-        a = raw[ours]["per_op"] / per if ours in raw else None
-        b = raw[theirs]["per_op"] / per if theirs in raw else None
-        if a is None and b is None:
-            continue
-        ratio = a / b if a is not None and b is not None else None
-        print(f"| {name} | {'-' if a is None else f'{a:.1f}'} | "
-              f"{label} {'-' if b is None else f'{b:.1f}'} | "
-              f"{'-' if ratio is None else f'{ratio:.2f}x'} |")
-        if ratio is not None and ratio > limit:
-            failed.append(f"{name}: {ratio:.2f}x, above {limit}x")
+    for name, ours, theirs, _, per, limit, _ in ROWS:
+        if ours in raw and theirs in raw:
+            ratio = raw[ours]["per_op"] / raw[theirs]["per_op"]
+            if ratio > limit:
+                failed.append(f"{name}: {ratio:.2f}x, above {limit}x")
+    if set(args.cases) == set(CASES):
+        os.makedirs(os.path.dirname(SAVED), exist_ok=True)
+        with open(SAVED, "w") as f:
+            json.dump({"header": header, "table": table, "raw": raw}, f, indent=2)
+        print(f"\n(saved to {os.path.relpath(SAVED, ROOT)} for benches/report.py)", file=sys.stderr)
     if args.json:
         print(json.dumps(raw, indent=2))
     if args.check:

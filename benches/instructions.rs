@@ -5,6 +5,12 @@
 //!
 //! `python3 benches/instructions.py` builds it, runs every case under callgrind at two sizes
 //! and prints the table. By hand: `instructions <case> <n>`, cases as in `CASES`.
+//!
+//! Besides fanout and raw crossbeam, `sketch_publish` and `sketch_read` run [`sketch`]: the
+//! least a publish and a read of this design can do (a seeded hash, a stripe lock, a table
+//! lookup, a crossbeam send of a slot number and the payload, a counter and a fence; a
+//! receive and the slot's name cloned under a lock), as a floor to read the other rows
+//! against.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -13,7 +19,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 use fanout::{Broker, Message, PubSub};
 
-const CASES: [&str; 10] = [
+const CASES: [&str; 12] = [
     "fanout_publish_unbounded",
     "crossbeam_send_unbounded",
     "fanout_read_unbounded",
@@ -24,6 +30,8 @@ const CASES: [&str; 10] = [
     "crossbeam_read_bounded",
     "fanout_publish_fan10",
     "crossbeam_send_fan10",
+    "sketch_publish",
+    "sketch_read",
 ];
 
 const CHANNEL: &str = "ch";
@@ -118,6 +126,112 @@ fn crossbeam_read(n: usize, capacity: Option<usize>, payload: &Arc<str>) {
     assert!(rx.try_recv().is_err());
 }
 
+/// The floor of this design, in a few lines: what every publish and read here must do.
+mod sketch {
+    use std::hash::BuildHasher;
+    use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    use crossbeam_channel::Sender;
+    use hashbrown::HashTable;
+    use parking_lot::Mutex;
+
+    pub struct Subscriber {
+        pub tx: Sender<(u32, Arc<str>)>,
+        delivered: AtomicU64,
+        waiting: AtomicBool,
+    }
+
+    struct Channel {
+        name: Arc<str>,
+        subscribers: Vec<(u32, Arc<Subscriber>)>,
+    }
+
+    pub struct Broker {
+        hasher: foldhash::fast::RandomState,
+        stripes: Box<[Mutex<HashTable<Channel>>; 64]>,
+    }
+
+    impl Broker {
+        /// A broker with one channel, `name`, and one subscriber sending into `tx`.
+        pub fn with_one(name: &str, tx: Sender<(u32, Arc<str>)>) -> Self {
+            let hasher = foldhash::fast::RandomState::default();
+            let broker = Broker {
+                hasher,
+                stripes: Box::new(std::array::from_fn(|_| Mutex::new(HashTable::new()))),
+            };
+            let subscriber = Arc::new(Subscriber {
+                tx,
+                delivered: AtomicU64::new(0),
+                waiting: AtomicBool::new(false),
+            });
+            let hash = hasher.hash_one(name);
+            let channel = Channel {
+                name: Arc::from(name),
+                subscribers: vec![(0, subscriber)],
+            };
+            let rehash = |c: &Channel| hasher.hash_one(&*c.name);
+            broker.stripes[hash as usize & 63]
+                .lock()
+                .insert_unique(hash, channel, rehash);
+            broker
+        }
+
+        pub fn publish(&self, channel: &str, payload: Arc<str>) -> usize {
+            let hash = self.hasher.hash_one(channel);
+            let map = self.stripes[hash as usize & 63].lock();
+            let Some(found) = map.find(hash, |c| &*c.name == channel) else {
+                return 0;
+            };
+            let (last, others) = found.subscribers.split_last().expect("one at least");
+            let mut delivered = 0;
+            for (slot, subscriber) in others {
+                if subscriber.tx.send((*slot, payload.clone())).is_ok() {
+                    subscriber.delivered.fetch_add(1, Ordering::Relaxed);
+                    delivered += 1;
+                }
+            }
+            if last.1.tx.send((last.0, payload)).is_ok() {
+                last.1.delivered.fetch_add(1, Ordering::Relaxed);
+                delivered += 1;
+            }
+            fence(Ordering::SeqCst);
+            let waiting = found.subscribers.iter();
+            assert!(!waiting
+                .into_iter()
+                .any(|s| s.1.waiting.load(Ordering::SeqCst)));
+            delivered
+        }
+    }
+}
+
+fn sketch_publish(n: usize, payload: &Arc<str>) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let broker = sketch::Broker::with_one(CHANNEL, tx);
+    let ok = measured_ops(n, || {
+        black_box(broker.publish(black_box(CHANNEL), payload.clone())) == 1
+    });
+    assert_eq!(ok, n);
+    assert_eq!(rx.try_iter().count(), n);
+}
+
+fn sketch_read(n: usize, payload: &Arc<str>) {
+    let (tx, rx) = crossbeam_channel::unbounded::<(u32, Arc<str>)>();
+    for _ in 0..n {
+        tx.send((0, payload.clone())).unwrap();
+    }
+    let names = parking_lot::Mutex::new(vec![Arc::<str>::from(CHANNEL)]);
+    let ok = measured_ops(n, || {
+        let names = names.lock();
+        let read = rx
+            .try_recv()
+            .map(|(slot, p)| (names[slot as usize].clone(), p));
+        drop(names);
+        black_box(read).is_ok()
+    });
+    assert_eq!(ok, n);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (case, n) = match args.as_slice() {
@@ -143,6 +257,8 @@ fn main() {
         "crossbeam_read_bounded" => crossbeam_read(n, cap, &payload),
         "fanout_publish_fan10" => fanout_publish(n, None, FAN, &payload),
         "crossbeam_send_fan10" => crossbeam_send(n, None, FAN, &payload),
+        "sketch_publish" => sketch_publish(n, &payload),
+        "sketch_read" => sketch_read(n, &payload),
         _ => unreachable!(),
     }
 }

@@ -1,13 +1,21 @@
-//! Latency: publish to a subscriber blocked in `listen()`, next to raw `crossbeam-channel`.
+//! Latency, next to raw `crossbeam-channel`:
 //!
-//! Each sample is one message sent while the reader is waiting (the sender pauses between
-//! messages), timed from just before the send to the reader's wake-up. Prints p50, p99 and
-//! p99.9 and writes them to `target/fanout-bench/latency.json` for `benches/report.py`.
-//! Run: `cargo bench --bench latency` (`FANOUT_BENCH_QUICK=1` for fewer samples).
+//! - a publish to a subscriber blocked in `listen()`: each sample is one message sent while
+//!   the reader is waiting (the sender pauses between messages), timed from just before the
+//!   send to the reader's wake-up;
+//! - a publisher blocked on a full `Block` queue of capacity 1 (crossbeam: a blocked `send`
+//!   on `bounded(1)`): each sample is timed from just before the read that makes room to the
+//!   publisher's return.
+//!
+//! Prints p50, p99 and p99.9 and writes them to `target/fanout-bench/latency.json` for
+//! `benches/report.py`. Run: `cargo bench --bench latency` (`FANOUT_BENCH_QUICK=1` for fewer
+//! samples).
 
 #[path = "common/mod.rs"]
 mod common;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -58,6 +66,82 @@ fn fanout(samples: usize, gap: Duration) -> Vec<Duration> {
     reader.join().unwrap()
 }
 
+/// When the reader last began the read that makes room, in ns since `base`: written before
+/// the read, read by the publisher once it returns (the read's wake-up orders the two).
+struct RoomMade {
+    base: Instant,
+    at: AtomicU64,
+}
+
+impl RoomMade {
+    fn new() -> Arc<Self> {
+        Arc::new(RoomMade {
+            base: Instant::now(),
+            at: AtomicU64::new(0),
+        })
+    }
+
+    fn now(&self) {
+        let at = self.base.elapsed().as_nanos() as u64;
+        self.at.store(at, Ordering::Release);
+    }
+
+    fn since(&self) -> Duration {
+        let made = Duration::from_nanos(self.at.load(Ordering::Acquire));
+        self.base.elapsed().saturating_sub(made)
+    }
+}
+
+fn crossbeam_block_wake(samples: usize, gap: Duration) -> Vec<Duration> {
+    let (tx, rx) = crossbeam_channel::bounded::<usize>(1);
+    tx.send(0).unwrap();
+    let made = RoomMade::new();
+    let publisher = {
+        let made = made.clone();
+        thread::spawn(move || {
+            let waits = (1..=samples).map(|i| {
+                tx.send(i).unwrap();
+                made.since()
+            });
+            waits.collect::<Vec<_>>()
+        })
+    };
+    for _ in 0..samples {
+        pause(gap);
+        made.now();
+        rx.recv().unwrap();
+    }
+    publisher.join().unwrap()
+}
+
+fn fanout_block_wake(samples: usize, gap: Duration) -> Vec<Duration> {
+    let broker = Broker::<usize>::new();
+    let sub = broker
+        .pubsub_builder()
+        .capacity(1)
+        .ignore_subscribe_messages(true)
+        .build();
+    sub.subscribe("room");
+    broker.publish("room", 0);
+    let made = RoomMade::new();
+    let publisher = {
+        let (broker, made) = (broker.clone(), made.clone());
+        thread::spawn(move || {
+            let waits = (1..=samples).map(|i| {
+                assert_eq!(broker.publish("room", i), 1);
+                made.since()
+            });
+            waits.collect::<Vec<_>>()
+        })
+    };
+    for _ in 0..samples {
+        pause(gap);
+        made.now();
+        sub.get_message(Duration::ZERO).expect("the queue is full");
+    }
+    publisher.join().unwrap()
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list` and `cargo test --benches` ask; nothing to list
@@ -67,14 +151,22 @@ fn main() {
     let rows = [
         ("crossbeam", percentiles(crossbeam(samples, gap))),
         ("fanout", percentiles(fanout(samples, gap))),
+        (
+            "crossbeam_block_wake",
+            percentiles(crossbeam_block_wake(samples, gap)),
+        ),
+        (
+            "fanout_block_wake",
+            percentiles(fanout_block_wake(samples, gap)),
+        ),
     ];
-    println!("latency: {samples} messages, {gap:?} apart, to a reader blocked in recv/listen");
+    println!("latency: {samples} messages, {gap:?} apart: to a reader blocked in recv/listen, and (block_wake) from the read that makes room to a blocked publisher's return");
     println!(
-        "{:<10} {:>9} {:>9} {:>9}",
+        "{:<22} {:>9} {:>9} {:>9}",
         "", "p50 µs", "p99 µs", "p99.9 µs"
     );
     for (name, [p50, p99, p999]) in &rows {
-        println!("{name:<10} {p50:>9.2} {p99:>9.2} {p999:>9.2}");
+        println!("{name:<22} {p50:>9.2} {p99:>9.2} {p999:>9.2}");
     }
     let json: Vec<String> = rows
         .iter()

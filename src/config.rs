@@ -3,7 +3,7 @@
 
 /// What a bounded queue does with a delivery that finds it full.
 ///
-/// Confirmations and [`Message::Lagged`] notices never count against the capacity and are
+/// Confirmations and [`Message::Lagged`](crate::Message::Lagged) notices never count against the capacity and are
 /// never dropped, whatever the policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]

@@ -259,10 +259,13 @@
 //! a 24-byte item that names its subscription by slot: the reader takes the channel's name
 //! from its handle's own table, so a publisher touches no name's reference count and nothing
 //! is copied or formatted. The deliveries of one publish to patterns share one envelope (one
-//! allocation per such publish). A bounded queue adds one uncontended mutex per delivery for
-//! its count. A publish issues one fence for all its deliveries under one lock, to see which
-//! readers wait, and wakes them after letting go of its locks. Statistics are relaxed atomic
-//! adds: the broker's per stripe, a handle's its own. A read locks the handle's subscription
+//! allocation per such publish). A bounded queue counts its deliveries exactly: a publisher
+//! claims a place with one compare-and-swap, a read gives it back, and a publisher waiting
+//! under `Block` is woken by the read that makes room (`DropOldest` locks the queue instead,
+//! and evicts from its head, a batch at a time, whatever else it holds). A publish issues one
+//! fence for all its deliveries under one lock, to see which readers wait (looking at no
+//! handle while no reader of the broker waits), and wakes them after letting go of its locks.
+//! Statistics are relaxed atomic adds: the broker's per stripe, a handle's its own. A read locks the handle's subscription
 //! table (uncontended unless several threads read one handle), takes the item and clones the
 //! name into the [`Message`]. A subscription on a channel of its own costs about 145 bytes, a
 //! queued delivery about 32 bytes beyond the payload (a 24-byte item plus the queue's slot

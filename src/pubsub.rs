@@ -1123,7 +1123,7 @@ impl<T: ?Sized> PubSub<T> {
             subscriber.send_control(&sender, Item::control(confirm), woken);
             return;
         };
-        // The last item that names the subscription's slot: a reader frees it (`names.rs`).
+        // The last item that names the subscription's slot: a reader frees it (`handle/names.rs`).
         let confirm = Item::Control {
             message: Box::new(confirmation(kind, false, shared.clone(), count)),
             retire: Some(id.slot),

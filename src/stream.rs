@@ -107,7 +107,7 @@ impl<T: ?Sized> Stream for MessageStream<T> {
             }
             Err(Nothing::Empty) => {}
         }
-        // Register, then look once more: see `wake.rs` for why no wake-up is lost. Counted
+        // Register, then look once more: see `handle/wake.rs` for why no wake-up is lost. Counted
         // as waiting first, so a rendezvous publisher woken by that finds room and queues.
         this.handle().readers().register(this.id, cx.waker());
         this.set_waiting(true);

@@ -242,17 +242,11 @@ impl<T: ?Sized> Handle<T> {
         wait: Wait,
     ) -> Result<Message<T>, Nothing> {
         loop {
-            match taken {
-                Err(Nothing::Empty) if wait.may_wait() => {
-                    taken = self.wait_and_take(wait.deadline(), || false, &mut handler);
-                    continue;
-                }
-                Err(nothing) => return Err(nothing),
-                Ok(message) => {
-                    if let Some(message) = self.for_reader(message, handler.take()) {
-                        return Ok(message);
-                    }
-                }
+            if let (Err(Nothing::Empty), true) = (&taken, wait.may_wait()) {
+                taken = self.wait_and_take(wait.deadline(), || false, &mut handler);
+            }
+            if let Some(message) = self.for_reader(taken?, handler.take()) {
+                return Ok(message);
             }
             taken = self.take(&mut handler);
         }
