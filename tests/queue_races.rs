@@ -177,7 +177,7 @@ fn an_unsubscribe_racing_a_blocked_publisher_releases_it_cleanly() {
         let late = kinds.iter().position(|k| k.1 == Some((0, 1)));
         assert_eq!(late.is_some(), delivered == 1, "round {round}: {kinds:?}");
         assert!(
-            late.map_or(true, |i| i < unsubscribed),
+            late.is_none_or(|i| i < unsubscribed),
             "round {round}: {kinds:?}"
         );
     }
