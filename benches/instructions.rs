@@ -234,6 +234,11 @@ fn sketch_read(n: usize, payload: &Arc<str>) {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().all(|a| a.starts_with("--")) {
+        // `cargo bench` runs every bench with `--bench`: this one is run by its script.
+        println!("instructions: run by `python3 benches/instructions.py` (it needs valgrind)");
+        return;
+    }
     let (case, n) = match args.as_slice() {
         [case, n] if CASES.contains(&case.as_str()) => {
             (case.as_str(), n.parse::<usize>().expect("n: a count"))

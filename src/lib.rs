@@ -351,8 +351,6 @@ mod config;
 mod engine;
 mod error;
 mod handle;
-#[cfg(feature = "redis")]
-mod hooks;
 mod into_names;
 mod into_payload;
 mod item;
@@ -362,6 +360,7 @@ mod message;
 mod model_check;
 mod name;
 mod options;
+mod owner;
 mod pattern;
 mod pubsub;
 mod shrink;

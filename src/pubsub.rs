@@ -1,5 +1,4 @@
-//! The subscriber handle: (un)subscriptions with confirmations, polling and `listen()`; and
-//! [`Owner`], what keeps the handle's subscriptions.
+//! The subscriber handle: (un)subscriptions with confirmations, polling and `listen()`.
 //!
 //! # Locks
 //!
@@ -23,6 +22,7 @@ use crate::into_names::IntoNames;
 use crate::item::{Item, ItemSender, Queued};
 use crate::kind::Kind;
 use crate::message::Message;
+use crate::owner::Owner;
 use crate::stats::{Disconnected, PubSubStats};
 use crate::wait::Wait;
 use crate::worker::{Worker, WorkerBuilder};
@@ -86,46 +86,19 @@ pub struct PubSub<T: ?Sized> {
     owner: Arc<Owner<T>>,
 }
 
-/// What keeps a handle's subscriptions: its [`PubSub`] and every worker and stream made from
-/// it share one. When the last of them goes, the handle is closed at once, without
-/// confirmations, as `PubSub::close` does.
-pub(crate) struct Owner<T: ?Sized> {
-    registry: Arc<Registry<T>>,
-    handle: Arc<Handle<T>>,
-}
-
-impl<T: ?Sized> Owner<T> {
-    /// The handle owned.
-    pub(crate) fn handle(&self) -> &Handle<T> {
-        &self.handle
-    }
-
-    /// Closes the handle: its subscriptions go at once and its queue ends after what it holds.
-    pub(crate) fn close(&self) {
-        self.registry.detach(&self.handle, Disconnected::Closed);
-    }
-}
-
-impl<T: ?Sized> Drop for Owner<T> {
-    fn drop(&mut self) {
-        self.registry.handle_dropped(&self.handle);
-    }
-}
-
 impl<T: ?Sized> PubSub<T> {
     pub(crate) fn new(registry: Arc<Registry<T>>, config: QueueConfig) -> Self {
-        let handle = registry.new_handle(&config);
         PubSub {
-            owner: Arc::new(Owner { registry, handle }),
+            owner: Owner::new(registry, config),
         }
     }
 
     fn subscriber(&self) -> &Arc<Handle<T>> {
-        &self.owner.handle
+        self.owner.handle()
     }
 
     fn registry(&self) -> &Registry<T> {
-        &self.owner.registry
+        self.owner.registry()
     }
 
     /// Subscribes to each channel in `names`, queuing one `Subscribe` confirmation per name,

@@ -9,7 +9,7 @@ use futures_core::Stream;
 
 use crate::handle::{waiter_id, Handle, Nothing};
 use crate::message::Message;
-use crate::pubsub::Owner;
+use crate::owner::Owner;
 use crate::wait::Wait;
 
 /// A handle's messages as a [`futures_core::Stream`], from [`PubSub::stream`](crate::PubSub::stream).

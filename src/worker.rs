@@ -16,7 +16,7 @@ use crate::error::{HandlerPanic, WorkerError};
 use crate::handle::{Handle, Nothing};
 use crate::kind::Kind;
 use crate::message::Message;
-use crate::pubsub::Owner;
+use crate::owner::Owner;
 use crate::wait::Wait;
 
 /// What a panic handler is given: see [`WorkerBuilder::on_panic`].

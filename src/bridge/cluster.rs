@@ -17,7 +17,7 @@ use redis::{Msg, PushInfo, PushKind};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::Notify;
 
-use crate::hooks::{Change, Topic};
+use crate::engine::hooks::{Change, Topic};
 use crate::kind::Kind;
 use crate::message::Message;
 

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::hooks::Topic;
+use crate::engine::hooks::Topic;
 use crate::kind::Kind;
 
 /// One echo expected back from Redis.

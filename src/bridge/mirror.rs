@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use redis::aio::{PubSub, PubSubSink, PubSubStream};
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use crate::hooks::{Change, Topic};
+use crate::engine::hooks::{Change, Topic};
 use crate::kind::Kind;
 
 use super::shared::{bump, Shared, STOPPED};

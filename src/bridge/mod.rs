@@ -21,7 +21,7 @@ use parking_lot::Mutex;
 
 use crate::broker::Broker;
 use crate::config::Overflow;
-use crate::hooks::{Change, Outbound, Watcher};
+use crate::engine::hooks::{Change, Outbound, Watcher};
 
 pub use codec::Codec;
 #[cfg(feature = "json")]

@@ -38,8 +38,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::engine::hooks::Outbound;
 use crate::engine::{Published, Reach, Registry};
-use crate::hooks::Outbound;
 use crate::wait::Wait;
 
 use super::backlog::{Backlog, Outgoing, Pushed};

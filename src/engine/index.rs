@@ -45,11 +45,11 @@ use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::channels::{Channel, ChannelTable};
 use super::entries::{Entries, Entry};
+#[cfg(feature = "redis")]
+use super::hooks::{Change, Topic, Watcher};
 use super::patterns::PatternTable;
 use crate::config::HistoryLimits;
 use crate::handle::{Handle, SubId, Waiting, Woken};
-#[cfg(feature = "redis")]
-use crate::hooks::{Change, Topic, Watcher};
 use crate::item::{Item, ItemSender};
 use crate::kind::Kind;
 use crate::name::NameHasher;

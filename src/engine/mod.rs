@@ -22,6 +22,8 @@ mod blocking;
 mod channels;
 mod entries;
 mod glob_index;
+#[cfg(feature = "redis")]
+pub(crate) mod hooks;
 mod index;
 mod patterns;
 mod publish;
@@ -44,10 +46,10 @@ pub(crate) use publish::Reach;
 
 use crate::config::{HistoryLimits, QueueConfig};
 use crate::handle::{Calls, Handle, SubscriberId, Woken};
-#[cfg(feature = "redis")]
-use crate::hooks::Outbound;
 use crate::shrink::shrink_if_sparse;
 use crate::stats::{BrokerStats, Disconnected};
+#[cfg(feature = "redis")]
+use hooks::Outbound;
 
 /// A broker's shared state.
 pub(crate) struct Registry<T: ?Sized> {

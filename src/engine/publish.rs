@@ -385,14 +385,9 @@ impl<T: ?Sized> Registry<T> {
         reach: Reach,
         wait: Wait,
     ) -> Published {
-        let index = self.index();
-        if index.is_closed() {
+        let Some(round) = self.offer_and_wake(channel, payload, &reach, wait.may_wait()) else {
             return Published::default();
-        }
-        let (hash, stripe) = index.stripe(channel);
-        let mut round = Round::new(wait.may_wait(), stripe);
-        self.offer_any(&mut round, hash, channel, payload, &reach);
-        round.woken.wake_taken();
+        };
         if round.rest.is_none() && round.dropped == 0 && round.delivered == round.channel_delivered
         {
             return Published {
@@ -430,14 +425,9 @@ impl<T: ?Sized> Registry<T> {
         payload: Arc<T>,
         reach: Reach,
     ) -> Published {
-        let index = self.index();
-        if index.is_closed() {
+        let Some(mut round) = self.offer_and_wake(channel, payload, &reach, true) else {
             return Published::default();
-        }
-        let (hash, stripe) = index.stripe(channel);
-        let mut round = Round::new(true, stripe);
-        self.offer_any(&mut round, hash, channel, payload, &reach);
-        round.woken.wake_taken();
+        };
         let deferred = round.rest.as_mut().map(|r| std::mem::take(&mut r.deferred));
         let mut unfinished = Unfinished {
             registry: self,
@@ -463,6 +453,27 @@ impl<T: ?Sized> Registry<T> {
             Some(mut round) => self.finish(&mut round),
             None => Published::default(),
         }
+    }
+
+    /// Steps 1 to 3 of a publish (module docs): the round, with what is left to do after the
+    /// locks; `None` once the broker is closed.
+    #[inline]
+    fn offer_and_wake(
+        &self,
+        channel: &str,
+        payload: Arc<T>,
+        reach: &Reach,
+        may_wait: bool,
+    ) -> Option<Round<'_, T>> {
+        let index = self.index();
+        if index.is_closed() {
+            return None;
+        }
+        let (hash, stripe) = index.stripe(channel);
+        let mut round = Round::new(may_wait, stripe);
+        self.offer_any(&mut round, hash, channel, payload, reach);
+        round.woken.wake_taken();
+        Some(round)
     }
 
     /// `offer_all`, with the broker's history if it keeps one and `reach` records.

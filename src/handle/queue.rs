@@ -165,7 +165,7 @@ impl<T: ?Sized> Queue<T> {
         };
         if bound.carry.is_none() {
             if let Some(before) = bound.room.claim() {
-                return bound.deliver(self, sender, item, before, not_queued);
+                return bound.deliver(self, sender, item, before, None, not_queued);
             }
         }
         bound.offer_full(self, sender, item, may_wait, dropped, not_queued)
@@ -182,7 +182,7 @@ impl<T: ?Sized> Queue<T> {
             return Ok(self.offer(sender, item, false, &mut 0, drop));
         };
         match bound.room.claim() {
-            Some(before) => Ok(bound.deliver(self, sender, item, before, drop)),
+            Some(before) => Ok(bound.deliver(self, sender, item, before, None, drop)),
             None => Err(item),
         }
     }
@@ -370,8 +370,8 @@ impl<T: ?Sized> Bound<T> {
 
     /// Sends a delivery whose place is claimed (`before` were queued): counted, the peak
     /// kept, a pending `Lagged` notice sent first, and a `HighWater` notice after it if it
-    /// reached the armed mark. False, the delivery going to `not_queued`, if the queue has
-    /// ended.
+    /// reached the armed mark (recorded in `carry` under `DropOldest`). False, the delivery
+    /// going to `not_queued`, if the queue has ended.
     #[inline]
     fn deliver(
         &self,
@@ -379,6 +379,7 @@ impl<T: ?Sized> Bound<T> {
         sender: &ItemSender<T>,
         item: Item<T>,
         before: usize,
+        carry: Option<&mut Carry<T>>,
         not_queued: impl FnOnce(Offer<T>),
     ) -> bool {
         self.flush_missed(queue, sender);
@@ -393,7 +394,7 @@ impl<T: ?Sized> Bound<T> {
             self.peak.fetch_max(queued, COUNTED);
         }
         if self.high_water.is_some_and(|mark| queued >= mark) {
-            self.warn(queue, sender, queued, None);
+            self.warn(queue, sender, queued, carry);
         }
         true
     }
@@ -476,24 +477,17 @@ impl<T: ?Sized> Bound<T> {
             not_queued(Offer::Dropped(item));
             return false;
         };
-        if let Err(unsent) = sender.send(Queued(item)) {
-            self.room.give_back();
-            not_queued(Offer::Gone(unsent.0 .0));
-            return false;
+        let mut unsent = None;
+        let sent = self.deliver(queue, sender, item, before, Some(&mut carry), |offer| {
+            unsent = Some(offer);
+        });
+        drop(carry);
+        match unsent {
+            Some(offer) => not_queued(offer),
+            None if !evicted.is_empty() => not_queued(Offer::Evicted(evicted)),
+            None => {}
         }
-        queue.counters.delivered.fetch_add(1, COUNTED);
-        let queued = before + 1;
-        if queued > self.peak.load(COUNTED) {
-            self.peak.fetch_max(queued, COUNTED);
-        }
-        if self.high_water.is_some_and(|mark| queued >= mark) {
-            self.warn(queue, sender, queued, Some(&mut carry));
-        }
-        if !evicted.is_empty() {
-            drop(carry);
-            not_queued(Offer::Evicted(evicted));
-        }
-        true
+        sent
     }
 
     /// Takes the oldest items from the channel's head until `count` deliveries are evicted

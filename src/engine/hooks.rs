@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::engine::Published;
+use super::publish::Published;
 use crate::kind::Kind;
 use crate::wait::Wait;
 
