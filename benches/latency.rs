@@ -4,8 +4,9 @@
 //!   the reader is waiting (the sender pauses between messages), timed from just before the
 //!   send to the reader's wake-up;
 //! - a publisher blocked on a full `Block` queue of capacity 1 (crossbeam: a blocked `send`
-//!   on `bounded(1)`): each sample is timed from just before the read that makes room to the
-//!   publisher's return.
+//!   on `bounded(1)`): the reader waits until the queue is full again and a pause has passed
+//!   (so the publisher waits for room), then each sample is timed from just before the read
+//!   that makes room to the publisher's return.
 //!
 //! Prints p50, p99 and p99.9 and writes them to `target/fanout-bench/latency.json` for
 //! `benches/report.py`. Run: `cargo bench --bench latency` (`FANOUT_BENCH_QUICK=1` for fewer
@@ -107,6 +108,9 @@ fn crossbeam_block_wake(samples: usize, gap: Duration) -> Vec<Duration> {
         })
     };
     for _ in 0..samples {
+        while !rx.is_full() {
+            std::hint::spin_loop();
+        }
         pause(gap);
         made.now();
         rx.recv().unwrap();
@@ -135,6 +139,9 @@ fn fanout_block_wake(samples: usize, gap: Duration) -> Vec<Duration> {
         })
     };
     for _ in 0..samples {
+        while sub.stats().queued < 1 {
+            std::hint::spin_loop();
+        }
         pause(gap);
         made.now();
         sub.get_message(Duration::ZERO).expect("the queue is full");

@@ -42,6 +42,7 @@ use parking_lot::Mutex;
 use super::wake::{WakeList, Woken};
 use crate::config::{Overflow, QueueConfig};
 use crate::item::{Item, ItemReceiver, ItemSender, Queued};
+use crate::shrink::is_sparse;
 use crate::sync::{AtomicUsize, Ordering};
 
 /// `Relaxed`, for counters: each is exact, none orders anything else.
@@ -500,6 +501,8 @@ impl<T: ?Sized> Bound<T> {
         evicted: &mut Vec<Item<T>>,
     ) {
         let mut run = 0;
+        // What is not a delivery moves here once: room for all of it, grown once.
+        carry.items.reserve(queue.receiver.len());
         while count > 0 {
             let Ok(Queued(item)) = queue.receiver.try_recv() else {
                 break;
@@ -530,7 +533,13 @@ impl<T: ?Sized> Bound<T> {
     ) -> Result<Item<T>, TryRecvError> {
         let mut carry = carry.lock();
         let item = match carry.items.pop_front() {
-            Some(item) => item,
+            Some(item) => {
+                let (len, room) = (carry.items.len(), carry.items.capacity());
+                if is_sparse(len, room) {
+                    carry.items.shrink_to(len * 2);
+                }
+                item
+            }
             None => loop {
                 let Queued(item) = queue.receiver.try_recv()?;
                 if !carry.is_stale(&item) {
