@@ -205,14 +205,14 @@ impl<T: ?Sized> Registry<T> {
 
     /// Refuses a delivery that was waiting for room (its `publish_async` was cancelled), as
     /// `try_publish` refuses one: when the subscription still stands, the handle counts it
-    /// dropped and reads a `Lagged` notice. Returns whether it did.
+    /// dropped and reads a `Lagged` notice.
     #[cfg(feature = "async")]
-    pub(crate) fn refuse_waiting(&self, deferred: &mut Deferred<T>, dropped: &mut u64) -> bool {
+    pub(crate) fn refuse_waiting(&self, deferred: &mut Deferred<T>, dropped: &mut u64) {
         if deferred.item.is_none() {
-            return false;
+            return;
         }
         let Some((held, sender)) = deferred.hold(self.index()) else {
-            return false;
+            return;
         };
         let queue = deferred.handle.queue();
         queue.refuse(dropped);
@@ -222,6 +222,5 @@ impl<T: ?Sized> Registry<T> {
         // for it (woken with no lock held).
         deferred.handle.readers().wake();
         drop(deferred.item.take());
-        true
     }
 }

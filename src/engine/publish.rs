@@ -188,18 +188,6 @@ impl<'a, T: ?Sized> Round<'a, T> {
             self.delivered += 1;
         }
     }
-    /// After the deliveries to `entries` (under the lock over them): one fence for all of
-    /// them, then the waiting readers to wake (`handle/wake.rs`).
-    #[inline]
-    fn take_readers<'e>(
-        &mut self,
-        index: &Index<T>,
-        entries: impl IntoIterator<Item = &'e Entry<T>>,
-    ) where
-        T: 'e,
-    {
-        take_readers(index, entries, &mut self.woken);
-    }
 }
 
 impl<T: ?Sized> Rest<T> {
@@ -540,7 +528,7 @@ impl<T: ?Sized> Registry<T> {
                     };
                     round.offer(entry, Kind::Channel, &found.name, item);
                 }
-                round.take_readers(index, entries);
+                take_readers(index, entries, &mut round.woken);
                 if patterns {
                     name = Some(found.name.clone());
                 }
@@ -602,7 +590,7 @@ impl<T: ?Sized> Registry<T> {
                     None => offer(round, entry, &pattern.name),
                 }
             }
-            round.take_readers(self.index(), &pattern.value);
+            take_readers(self.index(), &pattern.value, &mut round.woken);
         }
         let Some(once) = once else {
             return;
@@ -614,7 +602,7 @@ impl<T: ?Sized> Registry<T> {
                 let found = pattern.and_then(|p| Some((p, p.value.get(handle, id)?)));
                 if let Some((pattern, entry)) = found {
                     offer(round, entry, &pattern.name);
-                    round.take_readers(self.index(), [entry]);
+                    take_readers(self.index(), [entry], &mut round.woken);
                 }
             }
             if let Some(rest) = round.rest.as_mut() {
