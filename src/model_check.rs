@@ -315,7 +315,6 @@ fn listen_end_check_ends_after_the_last_unsubscribe() {
     explore("listen-end check", || {
         let (yielded, hung) = listen_while_unsubscribed(|queue, calls, count| {
             next_while_subscribed(
-                || queue.poll(),
                 |wait| queue.read(wait),
                 || {
                     let _calls = calls.lock();

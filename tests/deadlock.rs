@@ -128,3 +128,61 @@ fn concurrent_operations_never_deadlock() {
         started.elapsed()
     );
 }
+
+/// A payload whose `Drop` calls the broker (subscribes a pattern, publishes): the last
+/// reference may be dropped by a publish that delivered it nowhere (a pattern exists that does
+/// not match; a full `DropNewest` queue refused it; the history let go of it), which must hold
+/// no lock by then.
+#[test]
+fn a_payload_whose_drop_calls_the_broker_is_dropped_with_no_lock_held() {
+    use std::sync::OnceLock;
+
+    struct CallsBack(Arc<OnceLock<Broker<CallsBack>>>);
+
+    impl Drop for CallsBack {
+        fn drop(&mut self) {
+            if let Some(broker) = self.0.get() {
+                let sub = broker.pubsub();
+                sub.psubscribe("from.drop.*");
+                broker.publish("from.drop", CallsBack(Arc::new(OnceLock::new())));
+            }
+        }
+    }
+
+    let brokers = [
+        Broker::<CallsBack>::new(),
+        Broker::<CallsBack>::builder().history(1, 1).build(),
+    ];
+    for broker in brokers {
+        let slot = Arc::new(OnceLock::new());
+        let _ = slot.set(broker.clone());
+        let other = broker.pubsub();
+        other.psubscribe("zzz*"); // a pattern that matches nothing published here
+        let full = broker
+            .pubsub_builder()
+            .capacity(0)
+            .overflow(Overflow::DropNewest)
+            .build();
+        full.subscribe("refused");
+        let done = {
+            let (broker, slot) = (broker.clone(), slot.clone());
+            move || {
+                broker.publish("nobody", CallsBack(slot.clone()));
+                broker.publish("refused", CallsBack(slot.clone()));
+                for n in 0..3 {
+                    broker.publish(&format!("kept.{n}"), CallsBack(slot.clone()));
+                }
+            }
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            done();
+            let _ = tx.send(());
+        });
+        if rx.recv_timeout(Duration::from_secs(10)).is_err() {
+            // Dropping the handles would wait for the lock the stuck publish holds.
+            std::mem::forget((other, full, broker));
+            panic!("a publish deadlocked in its payload's drop");
+        }
+    }
+}

@@ -252,3 +252,39 @@ fn a_handle_made_during_broker_close_ends_its_reader() {
         maker.join().unwrap();
     }
 }
+
+/// Two threads `listen()` to one handle while a third unsubscribes its last channel: one of
+/// them reads the confirmation, and both end (the other stops waiting once the count is 0).
+#[test]
+fn every_listen_on_a_handle_ends_after_its_last_unsubscribe() {
+    for capacity in [None, Some(1)] {
+        for round in 0..common::race_rounds() {
+            let broker = Broker::<str>::new();
+            let builder = broker.pubsub_builder();
+            let sub = std::sync::Arc::new(match capacity {
+                Some(capacity) => builder.capacity(capacity).build(),
+                None => builder.unbounded().build(),
+            });
+            sub.subscribe("a");
+            let _ = sub.get_message(Duration::ZERO);
+            let listen = || {
+                let sub = sub.clone();
+                thread::spawn(move || sub.listen().map(|m| m.kind()).collect::<Vec<_>>())
+            };
+            let listeners = [listen(), listen()];
+            sub.unsubscribe("a");
+            let read = common::within(Duration::from_secs(10), move || {
+                listeners.map(|l| l.join().unwrap())
+            });
+            let Some(read) = read else {
+                sub.close(); // releases the listener left waiting
+                panic!("round {round}, capacity {capacity:?}: a listen() kept waiting");
+            };
+            assert_eq!(
+                read.concat(),
+                ["unsubscribe"],
+                "round {round}, capacity {capacity:?}"
+            );
+        }
+    }
+}

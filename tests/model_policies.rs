@@ -36,20 +36,33 @@ enum Op {
 }
 
 fn op() -> impl Strategy<Value = Op> {
+    op_within(0..4, 0..5, POLICIES, 8, 0..4)
+}
+
+/// Operations on handles with capacities and high-water marks drawn from these ranges, one
+/// of `policies`, publishes weighted `publishes` (against 18 for the rest), and reads of
+/// `reads` messages.
+fn op_within(
+    capacities: std::ops::Range<usize>,
+    marks: std::ops::Range<usize>,
+    policies: &'static [Overflow],
+    publishes: u32,
+    reads: std::ops::Range<usize>,
+) -> impl Strategy<Value = Op> {
     let h = 0..HANDLES;
     let channels = proptest::collection::vec(prop::sample::select(CHANNELS), 1..3);
     let patterns = proptest::collection::vec(prop::sample::select(PATTERNS), 1..3);
-    let capacity = prop::option::weighted(0.8, 0..4usize);
-    let mark = prop::option::weighted(0.5, 0..5usize);
+    let capacity = prop::option::weighted(0.8, capacities);
+    let mark = prop::option::weighted(0.5, marks);
     prop_oneof![
-        2 => (h.clone(), capacity, prop::sample::select(POLICIES), mark)
+        2 => (h.clone(), capacity, prop::sample::select(policies), mark)
             .prop_map(|(h, c, o, m)| Op::Renew(h, c, o, m)),
         3 => (h.clone(), channels.clone()).prop_map(|(h, n)| Op::Subscribe(h, n)),
         2 => (h.clone(), patterns.clone()).prop_map(|(h, n)| Op::PSubscribe(h, n)),
         1 => (h.clone(), channels).prop_map(|(h, n)| Op::Unsubscribe(h, n)),
         1 => (h.clone(), patterns).prop_map(|(h, n)| Op::PUnsubscribe(h, n)),
-        8 => prop::sample::select(CHANNELS).prop_map(Op::Publish),
-        4 => (h.clone(), 0..4usize).prop_map(|(h, n)| Op::Read(h, n)),
+        publishes => prop::sample::select(CHANNELS).prop_map(Op::Publish),
+        4 => (h.clone(), reads).prop_map(|(h, n)| Op::Read(h, n)),
         1 => h.prop_map(Op::Close),
         1 => Just(Op::BrokerClose),
     ]
@@ -513,6 +526,20 @@ proptest! {
 
     #[test]
     fn bounded_handles_behave_like_the_model(ops in proptest::collection::vec(op(), 1..80)) {
+        run(ops)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    /// `DropOldest` with capacities and marks large enough for several high-water notices to
+    /// be queued, moved ahead of evictions and read, in longer runs (`PROPTEST_CASES=30000`
+    /// searches longer; the regression file keeps the case that found a notice read twice).
+    #[test]
+    fn drop_oldest_with_larger_marks_behaves_like_the_model(
+        ops in proptest::collection::vec(op_within(0..12, 0..13, &[Overflow::DropOldest], 30, 0..9), 1..160)
+    ) {
         run(ops)?;
     }
 }

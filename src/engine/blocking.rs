@@ -133,13 +133,12 @@ impl<T: ?Sized> Registry<T> {
         };
         let handle = Arc::clone(&deferred.handle);
         let queue = handle.queue();
-        let (Some(room), Some(item)) = (queue.room(), deferred.item.take()) else {
-            return Poll::Ready(Waited::Gone);
-        };
-        if !handle.is_open() {
+        // Left in `deferred` (dropped with no lock held) unless it is sent.
+        let (Some(room), true, Some(item)) = (queue.room(), handle.is_open(), deferred.item.take())
+        else {
             drop((held, sender));
             return Poll::Ready(Waited::Gone);
-        }
+        };
         room.publishers().register(waiter, waker);
         let (waited, unsent) = match queue.offer_after_wait(&sender, item) {
             Ok(true) => (Waited::Delivered, None),

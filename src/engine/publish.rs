@@ -497,11 +497,13 @@ impl<T: ?Sized> Registry<T> {
         history: &H,
     ) {
         let index = self.index();
-        // Declared before the locks, so dropped after them.
+        // Declared before the locks, so dropped after them: a payload's `Drop` (the last
+        // reference may be one no delivery took) is the user's code.
+        let mut payload = Payload(Some(payload));
+        let mut envelope = None;
         let mut released = H::Released::default();
         let held = H::RECORDS.then(|| index.patterns());
         let patterns = reach.patterns() && index.has_patterns();
-        let mut payload = Payload(Some(payload));
         let mut name: Option<Arc<str>> = None;
         let mut once: Option<Once> = None;
         {
@@ -543,14 +545,15 @@ impl<T: ?Sized> Registry<T> {
                 false => None,
             };
             let channel = name.unwrap_or_else(|| Arc::from(channel));
-            self.offer_patterns(round, &table, hash, channel, payload, once, reach);
+            let publish = (&mut payload, &mut envelope);
+            self.offer_patterns(round, &table, hash, channel, publish, once, reach);
         }
-        drop(released);
     }
 
     /// Step 2 of a publish (module docs), under the pattern table's read lock: `once` is
     /// `Some` while a handle made with `one_delivery_per_publish` lives (loaded under that
-    /// lock, where it meets their pattern subscriptions).
+    /// lock, where it meets their pattern subscriptions). The payload, and the envelope its
+    /// deliveries share, stay the caller's, to drop once it has let go of the lock.
     #[allow(clippy::too_many_arguments)]
     fn offer_patterns(
         &self,
@@ -558,7 +561,7 @@ impl<T: ?Sized> Registry<T> {
         table: &Patterns<T>,
         hash: u64,
         channel: Arc<str>,
-        mut payload: Payload<T>,
+        (payload, envelope): (&mut Payload<T>, &mut Option<Arc<Envelope<T>>>),
         mut once: Option<Once>,
         reach: &Reach,
     ) {
@@ -566,7 +569,6 @@ impl<T: ?Sized> Registry<T> {
             Some(only) => table.slot(only).into_iter().collect(),
             None => table.matches(hash, &channel),
         };
-        let mut envelope: Option<Arc<Envelope<T>>> = None;
         let mut offer = |round: &mut Round<'_, T>, entry: &Entry<T>, pattern: &Arc<str>| {
             let publish = envelope.get_or_insert_with(|| {
                 Arc::new(Envelope {

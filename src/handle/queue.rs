@@ -23,8 +23,8 @@
 //! queue makes room by taking the oldest items from the channel's head: deliveries are
 //! dropped, and the other items move, in order, to the carry, which readers take before the
 //! channel. Each run of evicted deliveries leaves one `Lagged` notice in its place (added to
-//! a notice right before it), and the last unread `HighWater` notice, if it sits behind the
-//! first delivery, moves ahead of it, so that the warning is still read before the loss (its
+//! a notice right before it), and the newest `HighWater` notice that sits behind the first
+//! delivery moves ahead of it, so that the warning is still read before the loss (its
 //! original in the channel is then skipped). Each item moves at most once, so an eviction
 //! costs its batch of deliveries, whatever else is queued.
 //!
@@ -137,8 +137,8 @@ impl<T: ?Sized> Queue<T> {
             None => self.receiver.len(),
             Some(carry) => {
                 let carry = carry.lock();
-                let stale = usize::from(carry.stale.is_some());
-                carry.items.len() + self.receiver.len() - stale
+                let queued = carry.items.len() + self.receiver.len();
+                queued.saturating_sub(carry.stale.len())
             }
         }
     }
@@ -276,32 +276,24 @@ pub(crate) struct Bound<T: ?Sized> {
     carry: Option<Mutex<Carry<T>>>,
 }
 
-/// What `DropOldest` evictions moved out of the channel's head, and the warning they track.
+/// What `DropOldest` evictions moved out of the channel's head, and the warnings they track.
 struct Carry<T: ?Sized> {
     /// Items older than everything in the channel, read first.
     items: VecDeque<Item<T>>,
-    /// The last `HighWater` notice queued and not yet read.
-    warning: Option<Unread>,
-    /// A `HighWater` notice moved into `items` whose original is still in the channel.
-    stale: Option<u64>,
+    /// The `HighWater` notices in the channel, not read, oldest first: `(id, queued)`.
+    warnings: VecDeque<(u64, usize)>,
+    /// Notices copied into `items` whose originals are still in the channel, to skip.
+    stale: Vec<u64>,
 }
 
 impl<T: ?Sized> Default for Carry<T> {
     fn default() -> Self {
         Carry {
             items: VecDeque::new(),
-            warning: None,
-            stale: None,
+            warnings: VecDeque::new(),
+            stale: Vec::new(),
         }
     }
-}
-
-/// A `HighWater` notice not read yet.
-struct Unread {
-    id: u64,
-    queued: usize,
-    /// Whether it is in the carry, ahead of every delivery.
-    carried: bool,
 }
 
 impl<T: ?Sized> Carry<T> {
@@ -321,32 +313,28 @@ impl<T: ?Sized> Carry<T> {
         }
     }
 
-    /// Moves the unread warning ahead of the first delivery, which is about to go.
+    /// Moves the newest warning still in the channel (so behind the first delivery, which is
+    /// about to go) ahead of it: a copy goes into `items`, and its original is skipped later.
     fn move_warning_ahead(&mut self) {
-        if let Some(warning) = self.warning.as_mut().filter(|w| !w.carried) {
-            warning.carried = true;
-            self.stale = Some(warning.id);
-            let (id, queued) = (warning.id, warning.queued);
+        if let Some((id, queued)) = self.warnings.pop_back() {
+            self.stale.push(id);
             self.items.push_back(Item::Warning { id, queued });
         }
     }
 
     /// Whether `item` is the original of a warning moved ahead (and is to be skipped).
     fn is_stale(&mut self, item: &Item<T>) -> bool {
-        let stale = self.stale.is_some() && item.warning() == self.stale;
-        if stale {
-            self.stale = None;
-        }
-        stale
+        let Some(id) = item.warning() else {
+            return false;
+        };
+        let found = self.stale.iter().position(|&stale| stale == id);
+        found.map(|at| self.stale.swap_remove(at)).is_some()
     }
 
-    /// `item` leaves the channel for a reader or the carry.
-    fn left(&mut self, item: &Item<T>, read: bool) {
-        let Some(id) = item.warning() else { return };
-        match &mut self.warning {
-            Some(warning) if warning.id == id && read => self.warning = None,
-            Some(warning) if warning.id == id => warning.carried = true,
-            _ => {}
+    /// `item` leaves the channel, for a reader or for `items`.
+    fn left(&mut self, item: &Item<T>) {
+        if let Some(id) = item.warning() {
+            self.warnings.retain(|&(unread, _)| unread != id);
         }
     }
 }
@@ -443,11 +431,7 @@ impl<T: ?Sized> Bound<T> {
         let id = queue.counters.warnings.fetch_add(1, COUNTED);
         let _ = sender.send(Queued(Item::Warning { id, queued }));
         if let Some(carry) = carry {
-            carry.warning = Some(Unread {
-                id,
-                queued,
-                carried: false,
-            });
+            carry.warnings.push_back((id, queued));
         }
     }
 
@@ -475,6 +459,8 @@ impl<T: ?Sized> Bound<T> {
             *dropped += gone as u64;
         }
         let Some(before) = self.room.claim() else {
+            // Only when items were taken from the raw receiver, which the room cannot see.
+            queue.refuse(dropped);
             not_queued(Offer::Dropped(item));
             return false;
         };
@@ -501,8 +487,11 @@ impl<T: ?Sized> Bound<T> {
         evicted: &mut Vec<Item<T>>,
     ) {
         let mut run = 0;
-        // What is not a delivery moves here once: room for all of it, grown once.
-        carry.items.reserve(queue.receiver.len());
+        // What is not a delivery moves here once; many such items are given room at once.
+        let others = queue.receiver.len().saturating_sub(self.room.queued());
+        if others > 16 {
+            carry.items.reserve_exact(others);
+        }
         while count > 0 {
             let Ok(Queued(item)) = queue.receiver.try_recv() else {
                 break;
@@ -516,7 +505,7 @@ impl<T: ?Sized> Bound<T> {
                 evicted.push(item);
             } else if !carry.is_stale(&item) {
                 carry.end_run(&mut run, &queue.counters);
-                carry.left(&item, false);
+                carry.left(&item);
                 carry.items.push_back(item);
             }
         }
@@ -541,13 +530,16 @@ impl<T: ?Sized> Bound<T> {
                 item
             }
             None => loop {
-                let Queued(item) = queue.receiver.try_recv()?;
+                let item = match queue.receiver.try_recv() {
+                    Ok(Queued(item)) => item,
+                    Err(error) => return self.take_missed(queue).ok_or(error),
+                };
                 if !carry.is_stale(&item) {
+                    carry.left(&item);
                     break item;
                 }
             },
         };
-        carry.left(&item, true);
         if item.is_delivery() {
             self.took_delivery(woken);
         }

@@ -21,8 +21,9 @@
 //! 2. the queue is empty: lock `calls`, load the count, unlock. Any confirmation already
 //!    taken has its count stored by now, and any later one will be queued after this point;
 //! 3. count > 0: wait for the next item (the confirmation that brings the count to 0 is
-//!    such an item, so the wait ends); count 0: take an item without waiting (a confirmation
-//!    queued since step 1) or end.
+//!    such an item, so the wait ends; if another reader took it, the wait stops once the
+//!    count is 0, and the check starts again at step 1); count 0: take an item without
+//!    waiting (a confirmation queued since step 1) or end.
 //!
 //! A skipped item (an ignored confirmation, a delivery that went to its handler) goes back
 //! to step 1, so the check runs again after it. See [`next_while_subscribed`].
@@ -196,21 +197,18 @@ impl<T: ?Sized> Handle<T> {
         read
     }
 
-    /// The next message for `listen()`: see the listen-end check in the module docs.
+    /// The next message for `listen()`: see the listen-end check in the module docs. A wait
+    /// stops once the count is 0 (an unsubscription's confirmation wakes it), so that a
+    /// `listen()` whose last confirmation another reader took ends too.
     pub(crate) fn read_while_subscribed(
         &self,
         handler: &mut Option<Handler<T>>,
     ) -> Result<Message<T>, Nothing> {
-        let mut first = None;
-        let read = next_while_subscribed(
-            || self.take(&mut first),
-            |wait| self.read_unless(wait, || false, handler),
-            || self.settled_subscriptions() > 0,
-        );
-        if first.is_some() {
-            *handler = first;
-        }
-        read
+        let unsubscribed = || self.settled_subscriptions() == 0;
+        next_while_subscribed(
+            |wait| self.read_unless(wait, unsubscribed, handler),
+            || !unsubscribed(),
+        )
     }
 
     /// The queue has ended and nothing is left to hand to a handler: let the handlers go, so
@@ -314,22 +312,25 @@ fn open<T: ?Sized>(
     }
 }
 
-/// Steps 1 to 3 of the listen-end check (module docs): `poll` takes an item without
-/// waiting, `read` takes one waiting as told, and `subscribed` loads the count under the
-/// handle's `calls` lock. Generic so that the protocol can be model-checked on its own
-/// (`model_check.rs`).
+/// Steps 1 to 3 of the listen-end check (module docs): `read` takes an item waiting as told
+/// (a wait for ever may stop empty once the count is 0: then the check runs again), and
+/// `subscribed` loads the count under the handle's `calls` lock. Generic so that the protocol
+/// can be model-checked on its own (`model_check.rs`).
 pub(crate) fn next_while_subscribed<M>(
-    poll: impl FnOnce() -> Result<M, Nothing>,
-    read: impl FnOnce(Wait) -> Result<M, Nothing>,
-    subscribed: impl FnOnce() -> bool,
+    mut read: impl FnMut(Wait) -> Result<M, Nothing>,
+    mut subscribed: impl FnMut() -> bool,
 ) -> Result<M, Nothing> {
-    match poll() {
-        Err(Nothing::Empty) => {}
-        taken => return taken,
+    loop {
+        match read(Wait::Never) {
+            Err(Nothing::Empty) => {}
+            taken => return taken,
+        }
+        if !subscribed() {
+            return read(Wait::Never);
+        }
+        match read(Wait::Forever) {
+            Err(Nothing::Empty) => {}
+            taken => return taken,
+        }
     }
-    read(if subscribed() {
-        Wait::Forever
-    } else {
-        Wait::Never
-    })
 }
