@@ -69,7 +69,7 @@ def main():
     # Told, not checked: what the optional features need (README and Cargo.toml say it).
     crates = built("-p", "fanout", "--all-features", edges="normal,build")
     needed = max((version(declared[c]), f"{c[0]} {c[1]}") for c in crates if declared.get(c))
-    print(f"fanout with every feature (async, redis, json, tls) needs {'.'.join(map(str, needed[0][:2]))}"
+    print(f"fanout with every feature (async, redis, cluster, json, tls) needs {'.'.join(map(str, needed[0][:2]))}"
           f" ({needed[1]})")
     sys.exit(1 if failed else 0)
 

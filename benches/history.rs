@@ -139,7 +139,7 @@ fn history(c: &mut Criterion) {
                     sub.psubscribe("market.*");
                     let elapsed = began.elapsed();
                     assert_eq!(sub.stats().queued, 1 + spread.len() * KEPT.0);
-                    black_box(sub);
+                    drop(black_box(sub));
                     elapsed
                 })
                 .sum()

@@ -4,8 +4,8 @@
 //!
 //! Also shown, the other options beyond Redis: the dashboard follows `prices.*` and its
 //! headline market `prices.eu` on one handle and still gets each tick once
-//! (`one_delivery_per_publish`), and its bounded queue warns before it would lose a tick
-//! (`high_water`).
+//! (`one_delivery_per_publish`), and, when a slow redraw lets ticks pile up, its bounded
+//! queue warns before it loses any (`high_water`) and then says how many it dropped.
 //!
 //! Run: `cargo run --example dashboard`.
 
@@ -45,9 +45,9 @@ fn main() {
     dashboard.psubscribe("prices.*");
     dashboard.subscribe("prices.eu");
 
-    // The replays were queued with the subscriptions: all there now. `prices.eu` is replayed
-    // for both subscriptions (one delivery per publish is a rule for live ticks), so the
-    // board keeps the last price per market.
+    // The replays were queued with the subscriptions: all there now, each market's last price
+    // once (`prices.eu` through `prices.*`; its own subscription replays nothing more, as
+    // one delivery per publish holds for replays too).
     let mut board = BTreeMap::new();
     while let Some(message) = dashboard.get_message(Duration::ZERO) {
         if let Message::Replay {
@@ -93,9 +93,41 @@ fn main() {
         }
     }
     feed.join().expect("the feed thread panicked");
+
+    // A slow phase: the dashboard redraws for a while without reading, and a burst of 80
+    // ticks arrives meanwhile. The queue warns when it reaches 48 ticks, before anything is
+    // lost; past 64, the oldest ticks make room and the reader is told how many went.
+    let burst = {
+        let broker = broker.clone();
+        thread::spawn(move || {
+            for i in 0..80 {
+                broker.publish("prices.us", format!("{:.2}", 99.0 + f64::from(i) / 100.0));
+            }
+        })
+    };
+    burst.join().expect("the burst thread panicked");
+    println!(
+        "
+after a slow redraw:"
+    );
+    let mut latest = None;
+    while let Some(message) = dashboard.get_message(Duration::ZERO) {
+        match message {
+            Message::HighWater { queued } => {
+                println!("warning: falling behind, {queued} ticks queued")
+            }
+            Message::Lagged { missed } => println!("missed {missed} older ticks"),
+            Message::PMessage { payload, .. } => latest = Some(payload),
+            other => println!("{other:#}"),
+        }
+    }
+    if let Some(price) = latest {
+        println!("prices.us    {price:>7}   latest after the burst");
+    }
     let stats = dashboard.stats();
     println!(
-        "\nread every tick; the queue peaked at {} of 64",
-        stats.peak_queued
+        "
+the queue peaked at {} of 64; {} ticks dropped, each reported",
+        stats.peak_queued, stats.dropped
     );
 }

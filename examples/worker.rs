@@ -3,14 +3,13 @@
 //!
 //! Run: `cargo run --example worker`.
 
-use std::sync::{Arc, OnceLock};
-
 use fanout::{Broker, HandlerPanic, Message, StopHandle};
 
 fn main() {
     let broker = Broker::<str>::new();
     let sub = broker.pubsub();
-    let stopper: Arc<OnceLock<StopHandle>> = Arc::new(OnceLock::new());
+    // Made before the worker, so that a handler can hold it and stop its own worker.
+    let stop = StopHandle::new();
 
     sub.subscribe_with("orders", |m: Message<str>| {
         let order = m.payload().expect("a delivery");
@@ -26,11 +25,11 @@ fn main() {
             m.payload().unwrap()
         );
     });
-    let stop = stopper.clone();
+    let stopper = stop.clone();
     sub.subscribe_with("control", move |m: Message<str>| {
         if &**m.payload().unwrap() == "shutdown" {
             println!("shutdown requested: stopping the worker from its own handler");
-            stop.get().expect("set before publishing").stop();
+            stopper.stop();
         }
     });
 
@@ -38,9 +37,9 @@ fn main() {
         .worker()
         .name("orders-worker")
         .on_panic(|p: HandlerPanic| println!("reported, and the worker goes on: {p}"))
+        .stop_handle(stop)
         .spawn()
         .expect("every subscription has a handler");
-    stopper.set(worker.stopper()).expect("set once");
 
     for (channel, payload) in [
         ("orders", "#1 two apples"),

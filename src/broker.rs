@@ -12,14 +12,35 @@ use crate::error::PublishError;
 use crate::into_names::IntoNames;
 use crate::into_payload::IntoPayload;
 use crate::pubsub::PubSub;
-use crate::stats::BrokerStats;
+use crate::stats::{BrokerStats, Disconnected};
 use crate::wait::Wait;
 
 /// A message broker with Redis Pub/Sub semantics, shared by cloning.
 ///
 /// Clones are cheap (one `Arc`) and share one set of subscriptions; the broker is
-/// `Send + Sync` for any `T: ?Sized + Send + Sync`. Dropping the last clone while
-/// [`PubSub`] handles live keeps them working until they drop.
+/// `Send + Sync` for any `T: ?Sized + Send + Sync`. Once the last clone is dropped (with
+/// the [`Bridge`] (feature `redis`)'s, if one is attached), nothing can publish to the
+/// [`PubSub`] handles any more: each reads what it had queued and then ends, as a crossbeam
+/// or tokio receiver does when its senders are gone ([`Disconnected::BrokerDropped`]). A
+/// clone held elsewhere, by a handler closure for instance, counts like any other: while it
+/// lives, the handles stay open.
+///
+/// ```
+/// use fanout::{Broker, Disconnected, RecvTimeoutError};
+/// use std::time::Duration;
+///
+/// let broker = Broker::<str>::new();
+/// let sub = broker.pubsub();
+/// sub.subscribe("news");
+/// broker.publish("news", "last");
+/// drop(broker);
+/// let kinds: Vec<_> = sub.listen_forever().map(|m| m.kind()).collect();
+/// assert_eq!(kinds, ["subscribe", "message"]);
+/// assert_eq!(
+///     sub.recv_timeout(Duration::from_secs(1)),
+///     Err(RecvTimeoutError::Closed(Disconnected::BrokerDropped))
+/// );
+/// ```
 ///
 /// # Examples
 ///
@@ -37,6 +58,12 @@ use crate::wait::Wait;
 /// assert_eq!(broker.channels(None), ["channel"]);
 /// assert_eq!((broker.numsub("channel"), broker.numpat()), (1, 1));
 /// ```
+///
+#[cfg_attr(feature = "redis", doc = "[`Bridge`]: crate::Bridge")]
+#[cfg_attr(
+    not(feature = "redis"),
+    doc = "[`Bridge`]: https://docs.rs/fanout/latest/fanout/struct.Bridge.html"
+)]
 pub struct Broker<T: ?Sized> {
     registry: Arc<Registry<T>>,
 }
@@ -69,14 +96,16 @@ impl<T: ?Sized> Broker<T> {
     /// `PUBLISH` reply.
     ///
     /// Each delivery is one clone of the same `Arc`; the payload is never copied. A handle
-    /// subscribed to the channel and to `k` matching patterns receives one `Message` and then
-    /// `k` `PMessage`s, and counts `1 + k`. Publishing to a channel nobody listens to returns
-    /// 0 and keeps nothing, and so does publishing after [`close`](Broker::close).
+    /// subscribed to the channel and to `k` matching patterns receives one
+    /// [`Message::Message`](crate::Message::Message) and then `k` `PMessage`s, and counts `1 + k`.
+    /// Publishing to a channel nobody listens to returns 0 and keeps nothing, and so does
+    /// publishing after [`close`](Broker::close).
     ///
-    /// The count is of deliveries queued, as Redis counts clients written to: a full bounded
-    /// queue follows its [`Overflow`](crate::Overflow) policy and, unless it made room, is not
-    /// counted. Under `Overflow::Block` this call waits for room, holding no broker lock, for
-    /// as long as the handle stays subscribed; [`try_publish`](Broker::try_publish) and
+    /// The count is of deliveries queued, as Redis counts clients written to: a full bounded queue
+    /// follows its [`Overflow`](crate::Overflow) policy and, unless it made room, is not counted.
+    /// Under [`Overflow::Block`](crate::Overflow::Block) this call waits for room, holding no
+    /// broker lock, for as long as the handle stays subscribed;
+    /// [`try_publish`](Broker::try_publish) and
     /// [`publish_timeout`](Broker::publish_timeout) do not wait, or not for ever.
     ///
     /// Waiting for a handle that the same thread must read deadlocks, as with any bounded
@@ -140,7 +169,7 @@ impl<T: ?Sized> Broker<T> {
     }
 
     /// Publishes like [`publish`](Broker::publish) from async code (feature `async`): a full
-    /// `Overflow::Block` queue is waited for without blocking the thread, the task being woken
+    /// [`Overflow::Block`](crate::Overflow::Block) queue is waited for without blocking the thread, the task being woken
     /// when the handle's reader takes a delivery (through `get_message`, `listen`, a worker or
     /// a stream) or the subscription changes. Other policies never wait, so `publish` is
     /// already fine in async code when no handle uses `Block`.
@@ -237,6 +266,7 @@ impl<T: ?Sized> Broker<T> {
     /// b.subscribe("news");
     /// assert_eq!(broker.publish("news", "hi"), 2);
     /// ```
+    #[must_use = "dropping a `PubSub` removes its subscriptions: keep it for as long as it should receive"]
     pub fn pubsub(&self) -> PubSub<T> {
         PubSub::new(Arc::clone(&self.registry), self.registry.defaults())
     }
@@ -277,7 +307,7 @@ impl<T: ?Sized> Broker<T> {
     /// assert!(sub.is_closed() && broker.is_closed());
     /// ```
     pub fn close(&self) {
-        self.registry.close();
+        self.registry.close(Disconnected::BrokerClosed);
     }
 
     /// Whether [`close`](Broker::close) was called on any clone.
@@ -438,9 +468,18 @@ impl<T: ?Sized> Broker<T> {
 
 impl<T: ?Sized> Clone for Broker<T> {
     fn clone(&self) -> Self {
+        self.registry.broker_cloned();
         Broker {
             registry: Arc::clone(&self.registry),
         }
+    }
+}
+
+/// The last [`Broker`] (with the bridge's, if one is attached) ends every handle: see
+/// [`Disconnected::BrokerDropped`].
+impl<T: ?Sized> Drop for Broker<T> {
+    fn drop(&mut self) {
+        self.registry.broker_dropped();
     }
 }
 

@@ -19,6 +19,7 @@ impl<T: ?Sized> Broker<T> {
     /// let sub = broker.pubsub();
     /// assert_eq!((sub.capacity(), sub.overflow()), (Some(16), Some(Overflow::Block)));
     /// ```
+    #[must_use = "a builder does nothing until `build`"]
     pub fn builder() -> BrokerBuilder<T> {
         BrokerBuilder::new()
     }
@@ -35,6 +36,7 @@ impl<T: ?Sized> Broker<T> {
     /// assert_eq!((own.capacity(), own.overflow()), (Some(2), Some(Overflow::DropOldest)));
     /// assert_eq!(broker.pubsub().capacity(), Some(16)); // the others keep them
     /// ```
+    #[must_use = "a builder does nothing until `build`"]
     pub fn pubsub_builder(&self) -> PubSubBuilder<'_, T> {
         PubSubBuilder::new(self, self.defaults())
     }
@@ -54,6 +56,7 @@ impl<T: ?Sized> Broker<T> {
 /// let sub = broker.pubsub();
 /// assert_eq!((sub.capacity(), sub.overflow()), (Some(1024), Some(Overflow::DropOldest)));
 /// ```
+#[must_use = "a builder does nothing until `build`"]
 pub struct BrokerBuilder<T: ?Sized> {
     config: QueueConfig,
     history: Option<HistoryLimits>,
@@ -80,14 +83,16 @@ impl<T: ?Sized> BrokerBuilder<T> {
     /// handle sees no difference. [`Broker::retained`] lists what is kept.
     ///
     /// Memory: besides the payloads themselves (shared with their deliveries, kept alive
-    /// while retained), about 250 bytes per retained channel plus its name, and 24 bytes per
-    /// retained payload (`tests/history_memory.rs` measures it over 1,000,000 channels).
+    /// while retained), up to 250 bytes per retained channel plus its name, and 24 bytes per
+    /// retained payload (16 for a sized `T`): a channel costs what it holds, whatever
+    /// `per_channel` allows (`tests/history_memory.rs` measures it, over 1,000,000 channels
+    /// too).
     /// Cost: a publish also records its payload under one lock of the broker's, and holds
     /// the pattern table's read lock from start to end (BENCHMARKS.md has the measured cost).
     ///
     /// With a Redis bridge attached (feature `redis`), the history records the channel
     /// messages this process delivers: what Redis sends for the channels local handles
-    /// subscribe to (from this process or any other) and, with `Route::Local`, local
+    /// subscribe to (from this process or any other) and, with [`Route::LocalFirst`], local
     /// publishes. A publish only a local pattern subscription receives is not recorded, and
     /// since Redis sends one publish's `message` and `pmessage`s separately, a replaying
     /// pattern subscription made between them may get it both replayed and live; the
@@ -116,6 +121,15 @@ impl<T: ?Sized> BrokerBuilder<T> {
     /// [`BrokerStats::history_evicted`]: crate::BrokerStats::history_evicted
     /// [`Message::Replay`]: crate::Message::Replay
     /// [`Broker::retained`]: crate::Broker::retained
+    ///
+    #[cfg_attr(
+        feature = "redis",
+        doc = "[`Route::LocalFirst`]: crate::Route::LocalFirst"
+    )]
+    #[cfg_attr(
+        not(feature = "redis"),
+        doc = "[`Route::LocalFirst`]: https://docs.rs/fanout/latest/fanout/enum.Route.html#variant.LocalFirst"
+    )]
     pub fn history(mut self, per_channel: usize, channels: usize) -> Self {
         self.history = (per_channel > 0 && channels > 0).then_some(HistoryLimits {
             per_channel,
@@ -231,6 +245,7 @@ impl<T: ?Sized> fmt::Debug for BrokerBuilder<T> {
 /// assert!(sub.is_closed()); // the 9th delivery found the queue full
 /// assert_eq!(sub.listen().count(), 9); // the confirmation and 8 messages, then the end
 /// ```
+#[must_use = "a builder does nothing until `build`"]
 pub struct PubSubBuilder<'a, T: ?Sized> {
     broker: &'a Broker<T>,
     config: QueueConfig,
@@ -332,7 +347,10 @@ impl<'a, T: ?Sized> PubSubBuilder<'a, T> {
     ///
     /// The cut is clean: each publish made while the subscription is being added is either
     /// replayed or delivered live, never both and never neither. Subscribing again to a name
-    /// already subscribed replays nothing (its confirmation is all it gets, as in Redis).
+    /// already subscribed replays nothing (its confirmation is all it gets, as in Redis), and
+    /// on a handle made with
+    /// [`one_delivery_per_publish`](PubSubBuilder::one_delivery_per_publish) neither does a
+    /// channel another of its subscriptions receives.
     /// Replays are not deliveries: they do not count against capacity, are never dropped,
     /// and are not in [`PubSubStats::delivered`]; a subscription's handler gets them. On a
     /// broker without history there is nothing to replay.
@@ -371,7 +389,7 @@ impl<'a, T: ?Sized> PubSubBuilder<'a, T> {
 
     /// One delivery per publish (Redis's proposed `NOPUBDUP`): a publish that matches this
     /// handle's channel subscription and several of its patterns reaches it once, as a
-    /// `Message` when the channel is subscribed, else as a `PMessage` of the first matching
+    /// [`Message::Message`](crate::Message::Message) when the channel is subscribed, else as a `PMessage` of the first matching
     /// pattern in subscription order, and `publish` counts it once. Other handles are not
     /// affected.
     ///
@@ -380,12 +398,15 @@ impl<'a, T: ?Sized> PubSubBuilder<'a, T> {
     /// subscriptions that matched it, if one still stands. (Subscription order is counted
     /// per handle, and wraps after 2^32 subscriptions.)
     ///
-    /// The rule is for live deliveries. With [`replay`](PubSubBuilder::replay) too, each new
-    /// subscription still replays what is retained for it, which may repeat a payload the
-    /// handle had through another subscription (subscribe the narrowest name last, or keep
-    /// the last value per channel, as a dashboard does): skipping it would need to know that
-    /// the other subscription's delivery of it was not still waiting for room, to be lost
-    /// if that subscription went.
+    /// With [`replay`](PubSubBuilder::replay) too, a new subscription replays nothing of a
+    /// channel another of the handle's subscriptions receives, since that one had its
+    /// payloads, live or replayed: a handle on `news` and `n*` gets each retained payload of
+    /// `news` once, whichever it subscribed first. So a publish reaches the handle at most
+    /// once, live or replayed, while one of its subscriptions that receive the channel
+    /// stands; a subscription made once none does replays the channel again, as any new
+    /// subscription does. A delivery waiting for room in a `Block` queue counts as had:
+    /// should its subscription, and every other that matched the publish, go before there is
+    /// room, the handle does not get it, even through a subscription made meanwhile.
     ///
     /// Redis delivers (and counts) once per matching subscription; this is the option it
     /// discussed (redis #1378) and never shipped. With a Redis bridge attached, it holds for
@@ -474,6 +495,7 @@ impl<'a, T: ?Sized> PubSubBuilder<'a, T> {
     /// sub.subscribe("a");
     /// assert_eq!(broker.publish("a", "x"), 1);
     /// ```
+    #[must_use = "dropping a `PubSub` removes its subscriptions: keep it for as long as it should receive"]
     pub fn build(self) -> PubSub<T> {
         self.broker.pubsub_with(self.config)
     }

@@ -65,7 +65,7 @@ impl<T: ?Sized> PublishError<T> {
         &self.full
     }
 
-    /// Whether the broker's Redis `Bridge` (feature `redis`) had no room in
+    /// Whether the broker's Redis [`Bridge`] (feature `redis`) had no room in
     /// its backlog of publishes waiting for Redis, so the message did not go out.
     ///
     /// # Examples
@@ -81,6 +81,12 @@ impl<T: ?Sized> PublishError<T> {
     /// assert!(!err.backlog_full()); // a handle's queue was full; there is no bridge
     /// assert_eq!(err.full(), [sub.id()]);
     /// ```
+    ///
+    #[cfg_attr(feature = "redis", doc = "[`Bridge`]: crate::Bridge")]
+    #[cfg_attr(
+        not(feature = "redis"),
+        doc = "[`Bridge`]: https://docs.rs/fanout/latest/fanout/struct.Bridge.html"
+    )]
     pub fn backlog_full(&self) -> bool {
         self.backlog_full
     }
@@ -206,7 +212,7 @@ impl std::error::Error for WorkerError {
 }
 
 /// Why [`PubSub::recv_timeout`](crate::PubSub::recv_timeout) returned no message, as
-/// crossbeam's `RecvTimeoutError` tells a timeout from a disconnected channel.
+/// crossbeam's [`RecvTimeoutError`] tells a timeout from a disconnected channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RecvTimeoutError {
     /// Nothing arrived in time, and the handle's queue has not ended. A close under way on

@@ -46,9 +46,9 @@
 //! | `[u8]` / `Vec<u8>` | bytes, as redis-py sees them by default | as `str` / `String` |
 //! | your type | structured events between threads | the value is moved into its `Arc`, never serialised |
 //!
-//! All of them bridge to Redis (feature `redis`) through its `Codec` trait:
+//! All of them bridge to Redis (feature `redis`) through its [`Codec`] trait:
 //! `str`, `String`, `[u8]`, `Vec<u8>` and `bytes::Bytes` as they are, serde types through
-//! `Json<T>` (feature `json`), and your own type by implementing it.
+//! [`Json<T>`] (feature `json`), and your own type by implementing it.
 //!
 //! # Channels and patterns
 //!
@@ -65,8 +65,8 @@
 //!   confirms again with an unchanged count and still delivers once; unsubscribing a name that
 //!   is not subscribed confirms with an unchanged count.
 //! - [`Broker::publish`] delivers to the channel's subscribers first, then once per matching
-//!   pattern to each of that pattern's subscribers, and returns the number of deliveries: a
-//!   handle on `news` and `n*` receives a `Message` and a `PMessage` and counts 2.
+//!   pattern to each of that pattern's subscribers, and returns the number of deliveries: a handle
+//!   on `news` and `n*` receives a [`Message::Message`] and a [`Message::PMessage`] and counts 2.
 //! - Each handle sees one publisher's messages in publish order. A `Subscribe` confirmation
 //!   comes before the first message it lets through, an `Unsubscribe` confirmation after the
 //!   last. Once `subscribe` returns, every later publish reaches the handle; once
@@ -83,9 +83,10 @@
 //! Confirmations and notices never count against the bound and are never dropped.
 //!
 //! - [`Overflow::Block`] (the default once bounded): the publisher waits for room, holding no
-//!   broker lock, so other publishers and (un)subscriptions go on; unsubscribing or closing
-//!   the slow handle (or dropping it with its workers and streams) releases it at once. [`Broker::try_publish`] never waits and
-//!   [`Broker::publish_timeout`] waits at most a while; both name the handles that were full.
+//!   broker lock, so other publishers and (un)subscriptions go on; unsubscribing or closing the
+//!   slow handle (or dropping it with its workers and streams) releases it at once.
+//!   [`Broker::try_publish`] never waits and [`Broker::publish_timeout`] waits at most a while;
+//!   both name the handles that were full.
 //! - [`Overflow::DropNewest`]: a delivery that finds the queue full is dropped, and the
 //!   reader gets [`Message::Lagged`] with the exact count before the next delivery.
 //! - [`Overflow::DropOldest`]: the oldest queued deliveries make room (an eighth of the
@@ -117,16 +118,16 @@
 //! in a stream that returned `Pending` (feature `async`).
 //!
 //! To wait on several handles and other channels at once, register each handle's
-//! [`PubSub::receiver`] with a `crossbeam_channel::Select`, wait with `Select::ready`, and read
+//! [`PubSub::receiver`] with a `crossbeam_channel::Select`, wait with [`Select::ready`], and read
 //! the handle it reports with `get_message(Duration::ZERO)` until it returns `None`; see
 //! [`PubSub::receiver`] (a capacity-0 handle cannot be selected on).
 //!
 //! # Closing and dropping
 //!
-//! A handle lives as long as its [`PubSub`] or any [`Worker`] or `MessageStream` made from it:
+//! A handle lives as long as its [`PubSub`] or any [`Worker`] or [`MessageStream`] made from it:
 //! a function may return just the worker or the stream, and the subscriptions stay. Once all
 //! of them are dropped, the handle's subscriptions leave the broker at once, without
-//! confirmations. [`PubSub::close`] (or `MessageStream::close`, or stopping every worker and
+//! confirmations. [`PubSub::close`] (or [`MessageStream::close`], or stopping every worker and
 //! dropping the rest) removes them and ends the handle's queue after what it
 //! holds, so a `listen()` blocked in another thread yields the rest and ends (and the raw
 //! receiver reports disconnection). [`Broker::close`] does that to every live handle, with
@@ -135,7 +136,11 @@
 //! and later (un)subscriptions do nothing ([`PubSub::is_closed`] tells). [`PubSub::listen`]
 //! also ends by itself once the handle has no subscriptions left and its queue is empty,
 //! also when another thread removed the last one and also when confirmations are ignored.
-//! Dropping every [`Broker`] clone keeps live handles working.
+//! Once every [`Broker`] clone is dropped (a `Bridge` holds one too), nothing can publish
+//! to a handle any more, so each ends as [`Broker::close`] ends it: its readers, workers and
+//! streams take what is queued and end, and [`PubSub::recv_timeout`] reports
+//! [`Disconnected::BrokerDropped`], as a crossbeam or tokio receiver ends once its senders
+//! are gone.
 //!
 //! # Handlers and workers
 //!
@@ -145,7 +150,11 @@
 //! unsubscribe, publish, or stop a worker. [`PubSub::run_in_thread`] (or [`PubSub::worker`])
 //! starts a [`Worker`] thread that blocks on the queue and hands each delivery to its handler;
 //! a handler panic goes to the panic handler and the worker goes on, or, without one, stops
-//! the worker and [`Worker::join`] reports it. [`PubSub::listen_forever`] is a `listen()` that
+//! the worker and [`Worker::join`] reports it. Notices (`Lagged`, `HighWater`, a bridge's
+//! `Gap`) go to [`WorkerBuilder::on_notice`], or are counted by [`Worker::unhandled_notices`].
+//! Handlers are `Fn`, so the state they change lives in atomics or a `Mutex`; a handler
+//! stops its own worker through a [`StopHandle::new`] given to
+//! [`WorkerBuilder::stop_handle`]. [`PubSub::listen_forever`] is a `listen()` that
 //! outlives the handle's last subscription and ends only when the handle is closed.
 //!
 //! ```
@@ -234,72 +243,76 @@
 //! - **Replays cut cleanly**: with [`BrokerBuilder::history`], a publish made while a
 //!   [`PubSubBuilder::replay`] handle subscribes is either replayed or delivered live to it,
 //!   never both, never neither, subscription by subscription; a
-//!   [`PubSubBuilder::one_delivery_per_publish`] handle gets each publish live at most once,
-//!   and once as long as one of its subscriptions that matched it stands (a delivery waiting
-//!   for room moves to another when its own is removed).
+//!   [`PubSubBuilder::one_delivery_per_publish`] handle gets each publish at most once, live
+//!   or replayed, while one of its subscriptions that receive the channel stands, and live
+//!   once as long as one of its subscriptions that matched it stands (a delivery waiting for
+//!   room moves to another when its own is removed).
 //! - **A warning comes before loss**: a [`Message::HighWater`] notice is read before the first
 //!   loss under `Disconnect` and `DropOldest`.
 //! - **Nothing waits for ever by itself**: `listen()` ends once the handle has no
 //!   subscription and nothing queued, whichever thread removed the last one;
-//!   [`Broker::close`] ends every reader of every handle; a worker or a stream counts as a
-//!   waiting reader of a capacity-0 handle, as `get_message` does.
+//!   [`Broker::close`], or dropping the last broker clone, ends every reader of every handle
+//!   after what it queued; a worker or a stream counts as a waiting reader of a capacity-0
+//!   handle, as `get_message` does.
 //!
 //! # Cost model
 //!
-//! A publish locks one stripe of the channel map (64 stripes, so publishers on different
-//! channels seldom meet), and, only while patterns exist, reads the pattern table. There a
-//! cache remembers which patterns match a channel published before (one lookup, whatever the
-//! number of patterns P); for a channel not in the cache, an index hands over the patterns
-//! that may match it, a few hash lookups whatever P (one per window of the channel for
-//! patterns whose literal sits between two `*`s), and [`glob_match`] confirms each. A pattern is indexed by the longest run of
-//! literal bytes every match must hold (at a fixed offset from the channel's start or end, or
-//! anywhere); one with no literal byte (`*`, `?*`, `[ab]*`) is tested on every such publish,
-//! as Redis tests every pattern. Each delivery is one `Arc` clone of the payload
-//! (the last one takes the publisher's), pushed into the handle's `crossbeam-channel` queue as
-//! a 24-byte item that names its subscription by slot: the reader takes the channel's name
-//! from its handle's own table, so a publisher touches no name's reference count and nothing
-//! is copied or formatted. The deliveries of one publish to patterns share one envelope (one
-//! allocation per such publish). A bounded queue counts its deliveries exactly: a publisher
-//! claims a place with one compare-and-swap, a read gives it back, and a publisher waiting
-//! under `Block` is woken by the read that makes room (`DropOldest` locks the queue instead,
-//! and evicts from its head, a batch at a time, whatever else it holds). A publish issues one
-//! fence for all its deliveries under one lock, to see which readers wait (looking at no
-//! handle while no reader of the broker waits), and wakes them after letting go of its locks.
-//! Statistics are relaxed atomic adds: the broker's per stripe, a handle's its own. A read locks the handle's subscription
-//! table (uncontended unless several threads read one handle), takes the item and clones the
-//! name into the [`Message`]. A subscription on a channel of its own costs about 145 bytes, a
-//! queued delivery about 32 bytes beyond the payload (a 24-byte item plus the queue's slot
-//! state; BENCHMARKS.md has the measurements).
+//! A publish locks one stripe of the channel map (64 stripes, so publishers on different channels
+//! seldom meet), and, only while patterns exist, reads the pattern table. There a cache remembers
+//! which patterns match a channel published before (one lookup, whatever the number of patterns P);
+//! for a channel not in the cache, an index hands over the patterns that may match it, a few hash
+//! lookups whatever P (one per window of the channel for patterns whose literal sits between two
+//! `*`s), and [`glob_match`] confirms each. A pattern is indexed by the longest run of literal
+//! bytes every match must hold (at a fixed offset from the channel's start or end, or anywhere);
+//! one with no literal byte (`*`, `?*`, `[ab]*`) is tested on every such publish, as Redis tests
+//! every pattern. Each delivery is one `Arc` clone of the payload (the last one takes the
+//! publisher's), pushed into the handle's `crossbeam-channel` queue as a 24-byte item that names
+//! its subscription by slot: the reader takes the channel's name from its handle's own table, so a
+//! publisher touches no name's reference count and nothing is copied or formatted. The deliveries
+//! of one publish to patterns share one envelope (one allocation per such publish). A bounded queue
+//! counts its deliveries exactly: a publisher claims a place with one compare-and-swap, a read
+//! gives it back, and a publisher waiting under `Block` is woken by the read that makes room
+//! (`DropOldest` locks the queue instead, and evicts from its head, a batch at a time, whatever
+//! else it holds). A publish issues one fence for all its deliveries under one lock, to see which
+//! readers wait (looking at no handle while no reader of the broker waits), and wakes them after
+//! letting go of its locks. Statistics are relaxed atomic adds: the broker's per stripe, a handle's
+//! its own. A read locks the handle's subscription table (uncontended unless several threads read
+//! one handle), takes the item and clones the name into the [`Message`]. A subscription on a
+//! channel of its own costs about 145 bytes, a queued delivery about 32 bytes beyond the payload (a
+//! 24-byte item plus the queue's slot state; BENCHMARKS.md has the measurements).
 //!
 //! # Cargo features
 //!
-//! - `async` (off by default): `PubSub::stream()` returns a `MessageStream`, a
+//! - `async` (off by default): [`PubSub::stream()`] returns a [`MessageStream`], a
 //!   `futures_core::Stream` of the handle's messages, woken by publishers, for any executor;
-//!   `Broker::publish_async` waits for a full `Block` queue without blocking the thread.
-//! - `redis` (off by default): `Bridge` attaches a broker to a Redis server or cluster, so
+//!   [`Broker::publish_async`] waits for a full `Block` queue without blocking the thread.
+//! - `redis` (off by default): [`Bridge`] attaches a broker to a Redis server or cluster, so
 //!   its publishes reach every attached process and redis-py clients on the same channels, and
 //!   theirs reach its handles; see [Scaling out](#scaling-out-feature-redis). It adds `redis`
 //!   (redis-rs) and a one-thread `tokio` runtime.
-//! - `json` (off by default, implies `redis`): `bridge::Json<T>` carries any serde type across
+//! - `cluster` (off by default, implies `redis`): [`BridgeBuilder::cluster`] attaches it to a
+//!   Redis Cluster instead, through redis-rs's cluster client, which `redis` alone does not
+//!   build.
+//! - `json` (off by default, implies `redis`): [`bridge::Json<T>`] carries any serde type across
 //!   Redis as JSON text.
 //! - `tls` (off by default, implies `redis`): `rediss://` URLs, over rustls with the `ring`
-//!   crypto provider; `BridgeBuilder::tls_root_certificate` trusts a CA of your own.
+//!   crypto provider; [`BridgeBuilder::tls_root_certificate`] trusts a CA of your own.
 //!
 //! The default build depends on `parking_lot`, `crossbeam-channel`, `hashbrown`, `foldhash`
 //! and `smallvec` only.
 //!
 //! # Scaling out (feature `redis`)
 //!
-//! The same calls, with Redis doing the distribution: a `Bridge` keeps one Redis connection
+//! The same calls, with Redis doing the distribution: a [`Bridge`] keeps one Redis connection
 //! subscribed to the union of what local handles need, sends publishes pipelined on another,
 //! and delivers what Redis sends to the local handles of that channel or pattern. Payloads
-//! cross as raw bytes through `Codec` (built in for `str`, `String`, `[u8]`, `Vec<u8>` and
-//! `bytes::Bytes`; serde types with `Json<T>`, feature `json`). `Route` chooses between one
+//! cross as raw bytes through [`Codec`] (built in for `str`, `String`, `[u8]`, `Vec<u8>` and
+//! `bytes::Bytes`; serde types with [`Json<T>`], feature `json`). [`Route`] chooses between one
 //! global order (publishes go to Redis and come back; the default) and local speed (local
 //! delivery at once, the echo skipped). A lost connection is retried with back-off, and each
 //! subscribed handle reads a [`Message::Gap`] notice where messages may be missing.
-//! `BridgeBuilder::cluster` uses Redis Cluster's sharded Pub/Sub (`SSUBSCRIBE`/`SPUBLISH`),
-//! where, as in Redis, patterns are not consulted.
+//! [`BridgeBuilder::cluster`] (feature `cluster`) uses Redis Cluster's sharded Pub/Sub
+//! (`SSUBSCRIBE`/`SPUBLISH`), where, as in Redis, patterns are not consulted.
 //!
 //! ```no_run
 //! # #[cfg(feature = "redis")]
@@ -338,6 +351,74 @@
 //! - On a bridged broker, `publish` returns the local deliveries (made, or to be made when the
 //!   message comes back from Redis), not Redis's count of receivers in every process, which
 //!   would cost a round trip per publish.
+//!
+#![cfg_attr(feature = "redis", doc = "[`Bridge`]: crate::Bridge")]
+#![cfg_attr(
+    not(feature = "redis"),
+    doc = "[`Bridge`]: https://docs.rs/fanout/latest/fanout/struct.Bridge.html"
+)]
+#![cfg_attr(feature = "redis", doc = "[`Codec`]: crate::Codec")]
+#![cfg_attr(
+    not(feature = "redis"),
+    doc = "[`Codec`]: https://docs.rs/fanout/latest/fanout/trait.Codec.html"
+)]
+#![cfg_attr(feature = "redis", doc = "[`Route`]: crate::Route")]
+#![cfg_attr(
+    not(feature = "redis"),
+    doc = "[`Route`]: https://docs.rs/fanout/latest/fanout/enum.Route.html"
+)]
+#![cfg_attr(
+    feature = "tls",
+    doc = "[`BridgeBuilder::tls_root_certificate`]: crate::BridgeBuilder::tls_root_certificate"
+)]
+#![cfg_attr(
+    not(feature = "tls"),
+    doc = "[`BridgeBuilder::tls_root_certificate`]: https://docs.rs/fanout/latest/fanout/struct.BridgeBuilder.html#method.tls_root_certificate"
+)]
+#![cfg_attr(
+    feature = "cluster",
+    doc = "[`BridgeBuilder::cluster`]: crate::BridgeBuilder::cluster"
+)]
+#![cfg_attr(
+    not(feature = "cluster"),
+    doc = "[`BridgeBuilder::cluster`]: https://docs.rs/fanout/latest/fanout/struct.BridgeBuilder.html#method.cluster"
+)]
+#![cfg_attr(feature = "async", doc = "[`MessageStream`]: crate::MessageStream")]
+#![cfg_attr(
+    not(feature = "async"),
+    doc = "[`MessageStream`]: https://docs.rs/fanout/latest/fanout/struct.MessageStream.html"
+)]
+#![cfg_attr(
+    feature = "async",
+    doc = "[`MessageStream::close`]: crate::MessageStream::close"
+)]
+#![cfg_attr(
+    not(feature = "async"),
+    doc = "[`MessageStream::close`]: https://docs.rs/fanout/latest/fanout/struct.MessageStream.html#method.close"
+)]
+#![cfg_attr(feature = "async", doc = "[`PubSub::stream()`]: crate::PubSub::stream")]
+#![cfg_attr(
+    not(feature = "async"),
+    doc = "[`PubSub::stream()`]: https://docs.rs/fanout/latest/fanout/struct.PubSub.html#method.stream"
+)]
+#![cfg_attr(
+    feature = "async",
+    doc = "[`Broker::publish_async`]: crate::Broker::publish_async"
+)]
+#![cfg_attr(
+    not(feature = "async"),
+    doc = "[`Broker::publish_async`]: https://docs.rs/fanout/latest/fanout/struct.Broker.html#method.publish_async"
+)]
+#![cfg_attr(feature = "json", doc = "[`bridge::Json<T>`]: crate::bridge::Json")]
+#![cfg_attr(
+    not(feature = "json"),
+    doc = "[`bridge::Json<T>`]: https://docs.rs/fanout/latest/fanout/bridge/struct.Json.html"
+)]
+#![cfg_attr(feature = "json", doc = "[`Json<T>`]: crate::bridge::Json")]
+#![cfg_attr(
+    not(feature = "json"),
+    doc = "[`Json<T>`]: https://docs.rs/fanout/latest/fanout/bridge/struct.Json.html"
+)]
 #![forbid(unsafe_code)]
 // docs.rs (nightly) labels every item behind a feature with it.
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -388,3 +469,13 @@ pub use stats::{BrokerStats, Disconnected, PubSubStats};
 #[cfg(feature = "async")]
 pub use stream::MessageStream;
 pub use worker::{StopHandle, Worker, WorkerBuilder};
+
+/// crossbeam-channel's `Select`, to wait on several handles' [`PubSub::receiver`]s and other
+/// crossbeam channels at once, with `fanout` as the only dependency: the recipe is at
+/// [`PubSub::receiver`].
+pub use crossbeam_channel::Select;
+
+/// README.md's Rust blocks, run as doc tests so that the guide follows the code.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

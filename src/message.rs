@@ -93,12 +93,21 @@ pub enum Message<T: ?Sized> {
         /// How many deliveries were dropped in this gap.
         missed: u64,
     },
-    /// The broker's Redis `Bridge` (feature `redis`) lost its connection and
+    /// The broker's Redis [`Bridge`] (feature `redis`) lost its connection and
     /// is back: whatever was published elsewhere while it was down (how much is unknown) did
     /// not reach this handle. It sits where the gap is, before the first delivery after it.
+    /// The bridge gives it as soon as its subscription connection is made again and every
+    /// name subscribed again: within the back-off's cap (`BridgeBuilder::reconnect_delay`,
+    /// 2 s unless set) of the server answering again, plus those round trips.
     ///
     /// Not a Redis message: redis-py reconnects in silence. Like `Lagged`, it is never dropped
     /// and does not count against capacity.
+    ///
+    #[cfg_attr(feature = "redis", doc = "[`Bridge`]: crate::Bridge")]
+    #[cfg_attr(
+        not(feature = "redis"),
+        doc = "[`Bridge`]: https://docs.rs/fanout/latest/fanout/struct.Bridge.html"
+    )]
     Gap {
         /// How long the bridge was without its subscription connection.
         down_for: Duration,
@@ -116,7 +125,7 @@ pub enum Message<T: ?Sized> {
     /// [`BrokerBuilder::history`](crate::BrokerBuilder::history)), replayed to a handle made
     /// with [`PubSubBuilder::replay`](crate::PubSubBuilder::replay) right after the
     /// confirmation of the subscription it matched: published before that subscription,
-    /// where live deliveries (`Message`, `PMessage`) were published after it.
+    /// where live deliveries ([`Message::Message`], [`Message::PMessage`]) were published after it.
     ///
     /// Not a Redis message. Like a confirmation it is never dropped and does not count
     /// against capacity.
@@ -244,8 +253,8 @@ impl<T: ?Sized> Message<T> {
         }
     }
 
-    /// The payload of a `Message`, `PMessage` or `Replay`; `None` for confirmations and
-    /// notices.
+    /// The payload of a [`Message::Message`], [`Message::PMessage`] or [`Message::Replay`]; `None`
+    /// for confirmations and notices.
     ///
     /// # Examples
     ///
@@ -273,9 +282,9 @@ impl<T: ?Sized> Message<T> {
         }
     }
 
-    /// The payload of a `Message`, `PMessage` or `Replay` as a plain reference (redis-py's
-    /// `data`), to compare or print it without going through the `Arc`; `None` for
-    /// confirmations and notices.
+    /// The payload of a [`Message::Message`], [`Message::PMessage`] or [`Message::Replay`] as a
+    /// plain reference (redis-py's `data`), to compare or print it without going through the `Arc`;
+    /// `None` for confirmations and notices.
     ///
     /// # Examples
     ///
@@ -341,6 +350,40 @@ impl<T: ?Sized> Message<T> {
     /// ```
     pub fn is_confirmation(&self) -> bool {
         self.count().is_some()
+    }
+
+    /// Whether this is a notice about the queue or the bridge rather than a Redis message:
+    /// [`Lagged`](Message::Lagged), [`Gap`](Message::Gap) or
+    /// [`HighWater`](Message::HighWater), and any notice kind added later. A
+    /// [`Worker`](crate::Worker) gives these to its
+    /// [`on_notice`](crate::WorkerBuilder::on_notice) handler.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fanout::{Broker, Message};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// sub.subscribe("a");
+    /// broker.publish("a", "x");
+    /// assert!(std::iter::from_fn(|| sub.get_message(Duration::ZERO)).all(|m| !m.is_notice()));
+    /// assert!(Message::<str>::Lagged { missed: 1 }.is_notice());
+    /// assert!(Message::<str>::Gap { down_for: Duration::from_secs(1) }.is_notice());
+    /// assert!(Message::<str>::HighWater { queued: 8 }.is_notice());
+    /// ```
+    pub fn is_notice(&self) -> bool {
+        match self {
+            Message::Subscribe { .. }
+            | Message::Unsubscribe { .. }
+            | Message::PSubscribe { .. }
+            | Message::PUnsubscribe { .. }
+            | Message::Message { .. }
+            | Message::PMessage { .. }
+            | Message::Replay { .. } => false,
+            Message::Lagged { .. } | Message::Gap { .. } | Message::HighWater { .. } => true,
+        }
     }
 }
 

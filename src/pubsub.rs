@@ -61,7 +61,7 @@ fn confirmation<T: ?Sized>(
 /// handle is `Send + Sync`, so one thread may block in [`listen`](PubSub::listen) while another
 /// subscribes and unsubscribes.
 ///
-/// Dropping the handle, once no [`Worker`] or `MessageStream` made from it is left, removes
+/// Dropping the handle, once no [`Worker`] or [`MessageStream`] made from it is left, removes
 /// all its subscriptions from the broker at once, with no confirmations; until then they stay.
 ///
 /// # Examples
@@ -81,6 +81,13 @@ fn confirmation<T: ?Sized>(
 ///     .collect();
 /// assert_eq!(counts, [Some(1), Some(2), Some(3)]);
 /// ```
+///
+#[cfg_attr(feature = "async", doc = "[`MessageStream`]: crate::MessageStream")]
+#[cfg_attr(
+    not(feature = "async"),
+    doc = "[`MessageStream`]: https://docs.rs/fanout/latest/fanout/struct.MessageStream.html"
+)]
+#[must_use = "dropping a `PubSub` removes its subscriptions: keep it for as long as it should receive"]
 pub struct PubSub<T: ?Sized> {
     /// Shared with this handle's workers and streams: the last to go closes the handle.
     owner: Arc<Owner<T>>,
@@ -167,7 +174,7 @@ impl<T: ?Sized> PubSub<T> {
     ///
     /// [`HandleClosed`] when the handle is closed, disconnected or its broker closed: nothing
     /// was subscribed and nothing queued. (`subscribe` does nothing then, as redis-py's
-    /// `subscribe` on a closed `PubSub` sends nothing.)
+    /// `subscribe` on a closed [`PubSub`] sends nothing.)
     ///
     /// # Examples
     ///
@@ -578,8 +585,8 @@ impl<T: ?Sized> PubSub<T> {
 
     /// A blocking iterator like [`listen`](PubSub::listen) that does not end when the last
     /// subscription goes: it waits for later ones, and ends only once the handle is closed
-    /// (by `close` or `Broker::close`) or disconnected by its overflow policy, after yielding
-    /// what was queued.
+    /// (by `close`, [`Broker::close`](crate::Broker::close) or the drop of the last broker
+    /// clone) or disconnected by its overflow policy, after yielding what was queued.
     ///
     /// For long-lived consumers that subscribe and unsubscribe as they go (the trap of
     /// `listen()` ending a task when its last channel is unsubscribed).
@@ -613,10 +620,11 @@ impl<T: ?Sized> PubSub<T> {
     /// for any executor: woken exactly when a message arrives, never blocking the thread.
     /// Handlers and `ignore_subscribe_messages` apply as for `get_message`. The stream holds
     /// no borrow of the handle but keeps it alive: a stream returned alone from a function
-    /// keeps the subscriptions. It ends once the handle is closed (`PubSub::close`,
-    /// [`MessageStream::close`](crate::MessageStream::close), `Broker::close`) or disconnected
-    /// by its overflow policy, and everything queued was read; it does not end when the last
-    /// subscription goes.
+    /// keeps the subscriptions. It ends once the handle is closed ([`PubSub::close`],
+    /// [`MessageStream::close`](crate::MessageStream::close),
+    /// [`Broker::close`](crate::Broker::close), the drop of the last broker clone) or
+    /// disconnected by its overflow policy, and everything queued was read; it does not end
+    /// when the last subscription goes.
     ///
     /// # Examples
     ///
@@ -635,6 +643,7 @@ impl<T: ?Sized> PubSub<T> {
     /// assert!(futures::executor::block_on(stream.next()).is_none());
     /// ```
     #[cfg(feature = "async")]
+    #[must_use = "dropping a `MessageStream` lets its handle go (and its subscriptions with it, once the `PubSub` is gone too)"]
     pub fn stream(&self) -> crate::MessageStream<T> {
         crate::MessageStream::new(Arc::clone(&self.owner))
     }
@@ -642,11 +651,33 @@ impl<T: ?Sized> PubSub<T> {
     /// Starts a [`Worker`] thread that gives each delivery to its handler, like redis-py's
     /// `run_in_thread()`; see [`worker`](PubSub::worker) to name it or catch handler panics.
     ///
-    /// The worker skips confirmations and `Lagged` notices (the handle's stats count the
-    /// latter), and blocks on the queue between messages. Every subscription must have a
+    /// The worker skips confirmations, and blocks on the queue between messages. Notices
+    /// ([`Lagged`](Message::Lagged), [`HighWater`](Message::HighWater),
+    /// [`Gap`](Message::Gap)) go to the handler set with
+    /// [`WorkerBuilder::on_notice`] (through [`worker`](PubSub::worker)); this worker has
+    /// none, so it counts them in [`Worker::unhandled_notices`]. Every subscription must have a
     /// handler when it starts; a delivery through one made later without a handler is
     /// skipped too (redis-py's worker also drops what `get_message` returns to it), counted
-    /// in the handle's `stats().delivered` like any other.
+    /// in [`Worker::unhandled`] and in the handle's `stats().delivered` like any other.
+    ///
+    /// Keep the returned [`Worker`]: dropping it stops the thread. A call on its own line is
+    /// warned of (`#[must_use]`), and refused where `unused_must_use` is denied:
+    ///
+    /// ```compile_fail
+    /// #![deny(unused_must_use)]
+    /// let broker = fanout::Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// sub.subscribe_with("jobs", |_| {});
+    /// sub.run_in_thread().unwrap(); // error: unused `Worker` that must be used
+    /// ```
+    ///
+    /// ```
+    /// #![deny(unused_must_use)]
+    /// let broker = fanout::Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// sub.subscribe_with("jobs", |_| {});
+    /// let _worker = sub.run_in_thread().unwrap(); // runs until `_worker` goes
+    /// ```
     ///
     /// # Errors
     ///
@@ -671,6 +702,7 @@ impl<T: ?Sized> PubSub<T> {
     /// worker.stop();
     /// worker.join().unwrap();
     /// ```
+    #[must_use = "dropping a `Worker` stops its thread: keep it for as long as it should run, or `join` it"]
     pub fn run_in_thread(&self) -> Result<Worker, WorkerError>
     where
         T: Send + Sync + 'static,
@@ -700,6 +732,7 @@ impl<T: ?Sized> PubSub<T> {
     /// assert_eq!(rx.recv().unwrap().as_deref(), Some("jobs-worker"));
     /// worker.stop();
     /// ```
+    #[must_use = "a builder does nothing until `spawn`"]
     pub fn worker(&self) -> WorkerBuilder<T>
     where
         T: Send + Sync + 'static,
@@ -707,11 +740,19 @@ impl<T: ?Sized> PubSub<T> {
         WorkerBuilder::new(Arc::clone(&self.owner))
     }
 
-    /// Whether the handle has at least one channel or pattern subscription.
+    /// Whether the handle is subscribed, as redis-py's `subscribed` says: true from a
+    /// subscription on, and after the last unsubscription until the handle has read the
+    /// confirmation that brought its count to 0 (with `ignore_subscribe_messages`, until a
+    /// read has passed over it), which is also when [`listen`](PubSub::listen) ends. False
+    /// once the handle is closed. [`subscriptions`](PubSub::subscriptions) is the live count.
+    ///
+    /// An item taken straight from [`receiver`](PubSub::receiver) is lost to the handle: if
+    /// it was that confirmation, this turns false only once the queue is empty.
     ///
     /// # Examples
     ///
     /// ```
+    /// use std::time::Duration;
     /// use fanout::Broker;
     ///
     /// let broker = Broker::<str>::new();
@@ -720,10 +761,22 @@ impl<T: ?Sized> PubSub<T> {
     /// sub.psubscribe("a*");
     /// assert!(sub.is_subscribed()); // a pattern counts too
     /// sub.punsubscribe("a*");
+    /// assert_eq!(sub.subscriptions(), 0);
+    /// assert!(sub.is_subscribed()); // until the confirmation is read
+    /// let read: Vec<_> = std::iter::from_fn(|| sub.get_message(Duration::ZERO)).collect();
+    /// assert_eq!(read.last().unwrap().kind(), "punsubscribe");
     /// assert!(!sub.is_subscribed());
     /// ```
     pub fn is_subscribed(&self) -> bool {
-        self.subscriptions() > 0
+        let subscriber = self.subscriber();
+        if !subscriber.is_open() {
+            return false;
+        }
+        if subscriber.subscriptions() > 0 {
+            return true;
+        }
+        let end_unread = subscriber.names().end_unread();
+        end_unread && subscriber.queue().len() > 0
     }
 
     /// The handle's channels plus patterns: the count its last confirmation carried, or 0
@@ -795,23 +848,24 @@ impl<T: ?Sized> PubSub<T> {
     /// The receiving end of this handle's queue, to wait on it beside other handles and
     /// channels with [`crossbeam_channel::Select`].
     ///
-    /// The recipe: register it with `Select::recv`, wait with `Select::ready` (or
-    /// `ready_timeout`), and when it reports this handle, read with
+    /// The recipe: register it with [`Select::recv`](crate::Select::recv), wait with
+    /// [`Select::ready`](crate::Select::ready) (or `ready_timeout`), and when it reports this
+    /// handle, read with
     /// [`get_message(Duration::ZERO)`](PubSub::get_message) until it returns `None`, then
-    /// wait again. `get_message` returns exactly what it always does (names, handlers,
-    /// ignored confirmations, `Lagged` notices, the order around `DropOldest` evictions); read
-    /// until `None`, because a notice of deliveries dropped while the queue was full is handed
-    /// out once the queue is empty, and only a read finds it there. `Select::ready` also
-    /// reports the handle once its queue has ended (closed, disconnected), and `get_message`
+    /// wait again. `get_message` returns exactly what it always does (names, handlers, ignored
+    /// confirmations, `Lagged` notices, the order around `DropOldest` evictions); read until
+    /// `None`, because a notice of deliveries dropped while the queue was full is handed out once
+    /// the queue is empty, and only a read finds it there. [`Select::ready`](crate::Select::ready)
+    /// also reports the handle once its queue has ended (closed, disconnected), and `get_message`
     /// then returns `None` for good: [`is_closed`](PubSub::is_closed) tells.
     ///
     /// A handle of capacity 0 (a rendezvous) queues a delivery only while a reader waits in
-    /// `get_message`, `listen`, a worker or a stream; a thread in `Select::ready` is not such
-    /// a reader, so nothing is ever queued for it. Give a handle you select on a capacity of
-    /// at least 1.
+    /// `get_message`, `listen`, a worker or a stream; a thread in
+    /// [`Select::ready`](crate::Select::ready) is not such a reader, so nothing is ever queued for
+    /// it. Give a handle you select on a capacity of at least 1.
     ///
     /// Do not receive from it (`recv`, `select!`'s `recv` arm): its items are opaque
-    /// ([`Queued`](crate::Queued)) and only the handle can read them, so an item received
+    /// ([`Queued`]) and only the handle can read them, so an item received
     /// straight is taken away from the handle, and makes no room in a bounded queue (a
     /// publisher waiting under `Block` is released by the handle's reads, which count what
     /// leaves the queue).

@@ -66,6 +66,16 @@ pub enum Disconnected {
     BrokerClosed,
     /// A delivery found the queue full under [`Overflow::Disconnect`](crate::Overflow::Disconnect).
     Overflow,
+    /// Every [`Broker`](crate::Broker) clone was dropped (and every
+    /// [`Bridge`] (feature `redis`), which holds one): nothing can publish to the handle any
+    /// more, so it ends as a crossbeam or tokio receiver does once its senders are gone.
+    ///
+    #[cfg_attr(feature = "redis", doc = "[`Bridge`]: crate::Bridge")]
+    #[cfg_attr(
+        not(feature = "redis"),
+        doc = "[`Bridge`]: https://docs.rs/fanout/latest/fanout/struct.Bridge.html"
+    )]
+    BrokerDropped,
 }
 
 impl fmt::Display for Disconnected {
@@ -74,6 +84,7 @@ impl fmt::Display for Disconnected {
             Disconnected::Closed => "closed by its handle",
             Disconnected::BrokerClosed => "the broker was closed",
             Disconnected::Overflow => "disconnected: queue full",
+            Disconnected::BrokerDropped => "every broker was dropped",
         })
     }
 }

@@ -22,19 +22,54 @@ use crate::wait::Wait;
 /// What a panic handler is given: see [`WorkerBuilder::on_panic`].
 type PanicHandler = Arc<dyn Fn(HandlerPanic) + Send + Sync>;
 
+/// The handler of notices: see [`WorkerBuilder::on_notice`].
+type NoticeHandler<T> = Arc<dyn Fn(&Message<T>) + Send + Sync>;
+
+/// What a worker passed over, for want of a handler (relaxed: statistics, ordered with
+/// nothing).
+#[derive(Default)]
+struct Skipped {
+    deliveries: AtomicU64,
+    notices: AtomicU64,
+}
+
 /// Stops a [`Worker`] from anywhere, a handler included; cheap to clone.
 ///
 /// `stop` returns at once: the worker finishes the handler it is running (if any) and ends.
-#[derive(Clone)]
+/// Take one from [`Worker::stopper`], or make one first with [`StopHandle::new`] and give it
+/// to [`WorkerBuilder::stop_handle`], so that the worker's own handlers can hold it. One
+/// handle may stop several workers.
+#[derive(Clone, Default)]
 pub struct StopHandle {
     stopped: Arc<AtomicBool>,
-    /// The worker's thread, which `stop` unparks. Set by the thread itself before it first
-    /// waits; `stop` sets `stopped` under this lock and the thread checks it after setting
-    /// this, so either `stop` unparks it or the thread sees the flag.
-    thread: Arc<Mutex<Option<Thread>>>,
+    /// The workers' threads, which `stop` unparks. Each thread adds itself before it first
+    /// waits; `stop` sets `stopped` under this lock and a thread checks it after adding
+    /// itself, so either `stop` unparks it or the thread sees the flag.
+    threads: Arc<Mutex<Vec<Thread>>>,
 }
 
 impl StopHandle {
+    /// A handle for workers not spawned yet: give it to [`WorkerBuilder::stop_handle`].
+    /// Handlers registered before the worker exists can then stop it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Broker, StopHandle};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub();
+    /// let stop = StopHandle::new();
+    /// let stopper = stop.clone();
+    /// sub.subscribe_with("control", move |_| stopper.stop()); // stops its own worker
+    /// let worker = sub.worker().stop_handle(stop).spawn().unwrap();
+    /// broker.publish("control", "shutdown");
+    /// worker.join().unwrap(); // ended by its handler
+    /// ```
+    pub fn new() -> Self {
+        StopHandle::default()
+    }
+
     /// Asks the worker to stop; returns at once. Stopping twice is harmless.
     ///
     /// # Examples
@@ -52,16 +87,16 @@ impl StopHandle {
     /// assert!(sub.is_subscribed()); // the handle keeps its subscriptions
     /// ```
     pub fn stop(&self) {
-        let thread = self.thread.lock();
+        let threads = self.threads.lock();
         self.stopped.store(true, Ordering::Release);
-        if let Some(thread) = &*thread {
+        for thread in threads.iter() {
             thread.unpark();
         }
     }
 
     /// Records the worker's thread, from the thread itself.
     fn started(&self) {
-        *self.thread.lock() = Some(thread::current());
+        self.threads.lock().push(thread::current());
     }
 
     /// Whether `stop` was called.
@@ -93,8 +128,9 @@ impl fmt::Debug for StopHandle {
     }
 }
 
-/// A thread running a handle's handlers, from [`PubSub::run_in_thread`](crate::PubSub::run_in_thread)
-/// or [`PubSub::worker`](crate::PubSub::worker).
+/// A thread running a handle's handlers, from
+/// [`PubSub::run_in_thread`](crate::PubSub::run_in_thread) or
+/// [`PubSub::worker`](crate::PubSub::worker).
 ///
 /// It holds its handle: a worker returned alone from a function keeps running, and the handle's
 /// subscriptions go once both the worker and the [`PubSub`](crate::PubSub) are gone. It ends
@@ -102,10 +138,10 @@ impl fmt::Debug for StopHandle {
 /// broker's `close`, or its overflow policy) after handling what was queued, or when a handler
 /// panics and no panic handler was set. Dropping it stops
 /// it and waits for it (unless dropped by its own thread, from a handler: then it only stops).
+#[must_use = "dropping a `Worker` stops its thread: keep it for as long as it should run, or `join` it"]
 pub struct Worker {
     stop: StopHandle,
-    /// Deliveries skipped for want of a handler (relaxed: a statistic, ordered with nothing).
-    unhandled: Arc<AtomicU64>,
+    skipped: Arc<Skipped>,
     thread: Option<JoinHandle<Result<(), WorkerError>>>,
     thread_id: ThreadId,
 }
@@ -173,7 +209,39 @@ impl Worker {
     /// assert_eq!(worker.unhandled(), 1);
     /// ```
     pub fn unhandled(&self) -> u64 {
-        self.unhandled.load(Ordering::Relaxed)
+        self.skipped.deliveries.load(Ordering::Relaxed)
+    }
+
+    /// How many notices ([`Lagged`](Message::Lagged), [`HighWater`](Message::HighWater),
+    /// [`Gap`](Message::Gap): see [`Message::is_notice`]) the worker passed over because it
+    /// was started without [`on_notice`](WorkerBuilder::on_notice). With that handler set,
+    /// it stays 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Broker, Overflow};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub_builder().capacity(1).overflow(Overflow::DropNewest).build();
+    /// let (gate, wait) = std::sync::mpsc::channel::<()>();
+    /// let wait = std::sync::Mutex::new(wait);
+    /// sub.subscribe_with("jobs", move |_| { let _ = wait.lock().unwrap().recv(); });
+    /// let worker = sub.run_in_thread().unwrap();
+    /// broker.publish("jobs", "taken by the handler, which waits");
+    /// while sub.stats().queued > 0 {
+    ///     std::thread::yield_now();
+    /// }
+    /// broker.publish("jobs", "queued");
+    /// broker.publish("jobs", "dropped: the queue is full");
+    /// drop(gate); // the handler goes on; then the `Lagged` notice comes
+    /// while worker.unhandled_notices() == 0 {
+    ///     std::thread::yield_now();
+    /// }
+    /// assert_eq!(worker.unhandled_notices(), 1);
+    /// ```
+    pub fn unhandled_notices(&self) -> u64 {
+        self.skipped.notices.load(Ordering::Relaxed)
     }
 
     /// Whether the worker's thread has ended.
@@ -264,11 +332,14 @@ impl fmt::Debug for Worker {
 }
 
 /// Sets up a [`Worker`]: its thread's name and what to do when a handler panics.
+#[must_use = "a builder does nothing until `spawn`"]
 pub struct WorkerBuilder<T: ?Sized> {
     /// Moved into the thread: the handle lives as long as the worker runs.
     owner: Arc<Owner<T>>,
     name: Option<String>,
     on_panic: Option<PanicHandler>,
+    on_notice: Option<NoticeHandler<T>>,
+    stop: Option<StopHandle>,
 }
 
 impl<T: ?Sized + Send + Sync + 'static> WorkerBuilder<T> {
@@ -277,6 +348,8 @@ impl<T: ?Sized + Send + Sync + 'static> WorkerBuilder<T> {
             owner,
             name: None,
             on_panic: None,
+            on_notice: None,
+            stop: None,
         }
     }
 
@@ -339,6 +412,55 @@ impl<T: ?Sized + Send + Sync + 'static> WorkerBuilder<T> {
         self
     }
 
+    /// Gives `handler` every notice the handle reads ([`Lagged`](Message::Lagged) when its
+    /// overflow policy lost deliveries, [`HighWater`](Message::HighWater) when its queue
+    /// reached its mark, [`Gap`](Message::Gap) when the broker's Redis bridge was down, and any
+    /// notice kind added later: see [`Message::is_notice`]), on the worker's thread, in queue
+    /// order with the deliveries. Without it the worker counts them in
+    /// [`Worker::unhandled_notices`] and goes on. A panic in `handler` is treated as one in a
+    /// message handler (see [`on_panic`](WorkerBuilder::on_panic)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use std::sync::Mutex;
+    /// use fanout::{Broker, Message, Overflow};
+    ///
+    /// let broker = Broker::<str>::new();
+    /// let sub = broker.pubsub_builder().capacity(1).overflow(Overflow::DropNewest).build();
+    /// let (seen, notices) = mpsc::channel();
+    /// let (gate, wait) = mpsc::channel::<()>();
+    /// let wait = Mutex::new(wait);
+    /// sub.subscribe_with("jobs", move |_| { let _ = wait.lock().unwrap().recv(); });
+    /// let seen = Mutex::new(seen);
+    /// let worker = sub
+    ///     .worker()
+    ///     .on_notice(move |notice: &Message<str>| seen.lock().unwrap().send(notice.kind()).unwrap())
+    ///     .spawn()
+    ///     .unwrap();
+    /// broker.publish("jobs", "taken by the handler, which waits");
+    /// while sub.stats().queued > 0 {
+    ///     std::thread::yield_now();
+    /// }
+    /// broker.publish("jobs", "queued");
+    /// broker.publish("jobs", "dropped: the queue is full");
+    /// drop(gate);
+    /// assert_eq!(notices.recv().unwrap(), "lagged");
+    /// assert_eq!(worker.unhandled_notices(), 0);
+    /// ```
+    pub fn on_notice(mut self, handler: impl Fn(&Message<T>) + Send + Sync + 'static) -> Self {
+        self.on_notice = Some(Arc::new(handler));
+        self
+    }
+
+    /// The worker obeys `stop` (see [`StopHandle::new`]): a handler that holds a clone can stop
+    /// its own worker. A handle already stopped makes a worker that ends at once.
+    pub fn stop_handle(mut self, stop: StopHandle) -> Self {
+        self.stop = Some(stop);
+        self
+    }
+
     /// Starts the worker.
     ///
     /// # Errors
@@ -363,6 +485,7 @@ impl<T: ?Sized + Send + Sync + 'static> WorkerBuilder<T> {
     /// sub.psubscribe_with("p*", |_| {});
     /// assert!(sub.worker().spawn().is_ok());
     /// ```
+    #[must_use = "dropping a `Worker` stops its thread: keep it for as long as it should run, or `join` it"]
     pub fn spawn(self) -> Result<Worker, WorkerError> {
         let missing = self.owner.handle().names().without_handler();
         if let Some((kind, name)) = missing {
@@ -371,20 +494,21 @@ impl<T: ?Sized + Send + Sync + 'static> WorkerBuilder<T> {
                 name,
             });
         }
-        let stop = StopHandle {
-            stopped: Arc::new(AtomicBool::new(false)),
-            thread: Arc::new(Mutex::new(None)),
+        let stop = self.stop.unwrap_or_default();
+        let skipped = Arc::new(Skipped::default());
+        let handlers = Handlers {
+            on_panic: self.on_panic,
+            on_notice: self.on_notice,
         };
-        let unhandled = Arc::new(AtomicU64::new(0));
-        let (owner, on_panic) = (self.owner, self.on_panic);
-        let (stopped, skipped) = (stop.clone(), Arc::clone(&unhandled));
+        let owner = self.owner;
+        let (stopped, counted) = (stop.clone(), Arc::clone(&skipped));
         let mut builder = thread::Builder::new();
         if let Some(name) = self.name {
             builder = builder.name(name);
         }
         let thread = builder
             .spawn(move || {
-                let ended = run(owner.handle(), &stopped, on_panic.as_ref(), &skipped);
+                let ended = run(owner.handle(), &stopped, &handlers, &counted);
                 // The handle's subscriptions go now if nothing else holds it.
                 drop(owner);
                 ended
@@ -392,7 +516,7 @@ impl<T: ?Sized + Send + Sync + 'static> WorkerBuilder<T> {
             .map_err(WorkerError::Spawn)?;
         Ok(Worker {
             stop,
-            unhandled,
+            skipped,
             thread_id: thread.thread().id(),
             thread: Some(thread),
         })
@@ -404,16 +528,24 @@ impl<T: ?Sized> fmt::Debug for WorkerBuilder<T> {
         f.debug_struct("WorkerBuilder")
             .field("name", &self.name)
             .field("on_panic", &self.on_panic.is_some())
+            .field("on_notice", &self.on_notice.is_some())
+            .field("stop_handle", &self.stop.is_some())
             .finish()
     }
+}
+
+/// The worker's own handlers, beside those of the subscriptions.
+struct Handlers<T: ?Sized> {
+    on_panic: Option<PanicHandler>,
+    on_notice: Option<NoticeHandler<T>>,
 }
 
 /// The worker's loop: wait for the queue or the stop signal, handle what arrives.
 fn run<T: ?Sized>(
     handle: &Handle<T>,
     stop: &StopHandle,
-    on_panic: Option<&PanicHandler>,
-    unhandled: &AtomicU64,
+    handlers: &Handlers<T>,
+    skipped: &Skipped,
 ) -> Result<(), WorkerError> {
     stop.started();
     loop {
@@ -427,37 +559,53 @@ fn run<T: ?Sized>(
             Err(Nothing::Ended) => return Ok(()),
             Err(Nothing::Empty) => continue,
         };
-        // Confirmations and notices are not the worker's; deliveries without a handler are
-        // counted and skipped.
-        let Some(handler) = handler else {
-            if message.payload().is_some() {
-                unhandled.fetch_add(1, Ordering::Relaxed);
-            }
-            continue;
-        };
-        // Kept for a panic report: a shared name, not a copy, so a delivery allocates nothing.
-        let channel = match &message {
-            Message::Message { channel, .. }
-            | Message::PMessage { channel, .. }
-            | Message::Replay { channel, .. } => Some(Arc::clone(channel)),
-            _ => None,
-        };
-        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| handler(message))) {
-            let panic = HandlerPanic {
-                channel: channel.as_deref().unwrap_or_default().to_string(),
-                message: panic_message(&*panic),
+        if let Some(handler) = handler {
+            // Kept for a panic report: a shared name, not a copy, so a delivery allocates
+            // nothing.
+            let channel = match &message {
+                Message::Message { channel, .. }
+                | Message::PMessage { channel, .. }
+                | Message::Replay { channel, .. } => Some(Arc::clone(channel)),
+                _ => None,
             };
-            let Some(on_panic) = on_panic else {
-                return Err(WorkerError::Panicked(panic));
-            };
-            let channel = panic.channel.clone();
-            if let Err(second) = catch_unwind(AssertUnwindSafe(|| on_panic(panic))) {
-                return Err(WorkerError::PanicHandlerPanicked(HandlerPanic {
-                    channel,
-                    message: panic_message(&*second),
-                }));
+            guarded(handlers, channel.as_deref(), || handler(message))?;
+        } else if message.payload().is_some() {
+            skipped.deliveries.fetch_add(1, Ordering::Relaxed);
+        } else if message.is_notice() {
+            match &handlers.on_notice {
+                Some(on_notice) => guarded(handlers, None, || on_notice(&message))?,
+                None => {
+                    skipped.notices.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
+        // Confirmations are not the worker's.
+    }
+}
+
+/// Runs a handler; a panic goes to the panic handler, or ends the worker with it.
+fn guarded<T: ?Sized>(
+    handlers: &Handlers<T>,
+    channel: Option<&str>,
+    handler: impl FnOnce(),
+) -> Result<(), WorkerError> {
+    let Err(panic) = catch_unwind(AssertUnwindSafe(handler)) else {
+        return Ok(());
+    };
+    let panic = HandlerPanic {
+        channel: channel.unwrap_or_default().to_string(),
+        message: panic_message(&*panic),
+    };
+    let Some(on_panic) = &handlers.on_panic else {
+        return Err(WorkerError::Panicked(panic));
+    };
+    let channel = panic.channel.clone();
+    match catch_unwind(AssertUnwindSafe(|| on_panic(panic))) {
+        Ok(()) => Ok(()),
+        Err(second) => Err(WorkerError::PanicHandlerPanicked(HandlerPanic {
+            channel,
+            message: panic_message(&*second),
+        })),
     }
 }
 

@@ -26,7 +26,9 @@ mod bridged {
 
     use fanout::{Bridge, BridgeError, Broker, Codec, Message, Overflow, PubSub, Route};
 
-    use super::common::redis::{Cluster, Reply, Server};
+    #[cfg(feature = "cluster")]
+    use super::common::redis::Cluster;
+    use super::common::redis::{Reply, Server};
 
     /// Long enough for a loaded CI machine; tests end as soon as what they wait for happens.
     const WAIT: Duration = Duration::from_secs(30);
@@ -50,6 +52,7 @@ mod bridged {
             .expect("the bridge connects")
     }
 
+    #[cfg(feature = "cluster")]
     fn on_cluster(broker: &Broker<str>, cluster: &Cluster) -> Bridge<str> {
         Bridge::builder(broker, &cluster.url())
             .cluster()
@@ -88,6 +91,7 @@ mod bridged {
     }
 
     /// Everything `sub` reads until it has been quiet for `quiet` (gaps as `<gap>`).
+    #[cfg(feature = "cluster")]
     fn read_for(sub: &PubSub<str>, quiet: Duration) -> Vec<String> {
         std::iter::from_fn(|| sub.get_message(quiet))
             .map(|m| match m.payload() {
@@ -140,6 +144,87 @@ mod bridged {
         send_sync::<Bridge<str>>();
         send_sync::<Bridge<[u8]>>();
         send_sync::<fanout::BridgeError>();
+    }
+
+    /// A `Bridge` holds a broker: its handles stay open while the bridge lives, with Redis
+    /// still publishing to them, and end after what they queued once it is dropped too.
+    #[test]
+    fn a_bridge_keeps_handles_open_after_every_broker_is_dropped_and_its_drop_ends_them() {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let broker = Broker::<str>::new();
+        let bridge = bridge(&broker, &server, Route::ViaRedis);
+        let sub = quiet(&broker);
+        sub.subscribe("x");
+        assert!(bridge.flush(WAIT));
+        drop(broker);
+        assert!(!sub.is_closed());
+        assert_eq!(
+            server.connect().call(&["PUBLISH", "x", "from redis"]).int(),
+            1
+        );
+        assert_eq!(read(&sub, 1), ["from redis"]);
+        server.connect().call(&["PUBLISH", "x", "queued"]);
+        eventually("the second message to arrive", || sub.stats().queued == 1);
+        drop(bridge);
+        let rest: Vec<String> = sub
+            .listen_forever()
+            .filter_map(|m| m.data().map(str::to_string))
+            .collect();
+        assert_eq!(rest, ["queued"]);
+        assert!(sub.is_closed());
+        assert_eq!(
+            sub.recv_timeout(ms(10)),
+            Err(fanout::RecvTimeoutError::Closed(
+                fanout::Disconnected::BrokerDropped
+            ))
+        );
+    }
+
+    /// A worker reads the bridge's `Gap` notice through `on_notice`, in order with the
+    /// deliveries around it, and counts no notice unhandled.
+    #[test]
+    fn a_worker_gets_the_gap_of_a_server_restart_through_on_notice() {
+        let Some(mut server) = Server::start() else {
+            return;
+        };
+        let broker = Broker::<str>::new();
+        let bridge = bridge(&broker, &server, Route::ViaRedis);
+        let sub = broker.pubsub();
+        let (seen, got) = std::sync::mpsc::channel::<String>();
+        let deliveries = std::sync::Mutex::new(seen.clone());
+        sub.subscribe_with("jobs", move |m| {
+            let _ = deliveries
+                .lock()
+                .unwrap()
+                .send(m.data().unwrap().to_string());
+        });
+        let notices = std::sync::Mutex::new(seen);
+        let worker = sub
+            .worker()
+            .on_notice(move |m| {
+                let _ = notices.lock().unwrap().send(format!("<{}>", m.kind()));
+            })
+            .spawn()
+            .expect("the worker starts");
+        assert!(bridge.flush(WAIT));
+        broker.publish("jobs", "before");
+        assert_eq!(got.recv_timeout(WAIT).as_deref(), Ok("before"));
+        server.kill();
+        std::thread::sleep(ms(100));
+        server.restart();
+        eventually("the bridge to reconnect", || bridge.is_connected());
+        assert!(bridge.flush(WAIT));
+        broker.publish("jobs", "after");
+        let mut rest = Vec::new();
+        while rest.last().map(String::as_str) != Some("after") {
+            rest.push(got.recv_timeout(WAIT).expect("the worker goes on"));
+        }
+        assert_eq!(rest, ["<gap>", "after"]);
+        assert_eq!(worker.unhandled_notices(), 0);
+        worker.stop();
+        assert!(worker.join().is_ok());
     }
 
     #[test]
@@ -688,6 +773,77 @@ mod bridged {
         );
     }
 
+    /// `reconnects` counts outages, not connections: a server restart costs the bridge both
+    /// of its connections and counts once; a connection lost alone counts once too. The Gap
+    /// notice is readable within the back-off's cap of the server answering again (see
+    /// `BridgeStats::reconnects`).
+    #[test]
+    fn one_outage_counts_one_reconnect_and_the_gap_follows_the_back_off() {
+        let Some(mut server) = Server::start() else {
+            return;
+        };
+        let broker = Broker::<str>::new();
+        let max_delay = ms(200);
+        let bridge = Bridge::builder(&broker, &server.url())
+            .reconnect_delay(ms(10), max_delay)
+            .connect()
+            .expect("the bridge connects");
+        let sub = quiet(&broker);
+        sub.subscribe(["outage"]);
+        assert!(bridge.flush(WAIT));
+        broker.publish("outage", "before");
+        assert_eq!(read(&sub, 1), ["before"]);
+
+        // A restart: both connections are lost and made again.
+        server.kill();
+        // Long enough for the back-off to reach its cap.
+        std::thread::sleep(ms(600));
+        // Waits in the backlog; once the subscription side is back, the publishing side
+        // finds its connection dead and makes another.
+        broker.publish("outage", "during");
+        server.restart();
+        let back = Instant::now();
+        let gap = sub.get_message(WAIT);
+        let gap_after = back.elapsed();
+        assert!(matches!(gap, Some(Message::Gap { .. })), "{gap:?}");
+        assert_eq!(read(&sub, 1), ["during"]);
+        eventually("both connections back", || bridge.is_connected());
+        assert!(bridge.flush(WAIT));
+        let stats = bridge.stats();
+        eprintln!("the Gap notice came {gap_after:?} after the server answered; {stats:?}");
+        assert_eq!((stats.reconnects, stats.gaps), (1, 1), "{stats:?}");
+        assert!(stats.connected);
+        // The next attempt comes at most `max_delay` after the server is back; then a
+        // connection, a SUBSCRIBE and a wake-up (slack for a loaded machine).
+        assert!(gap_after < max_delay + ms(800), "{gap_after:?}");
+
+        // The publishing connection alone: no gap, one reconnect.
+        server
+            .connect()
+            .call(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"]);
+        broker.publish("outage", "lost with the connection, or sent on a new one");
+        broker.publish("outage", "after the publishing connection");
+        eventually("a new publishing connection", || {
+            bridge.stats().reconnects == 2
+        });
+        assert!(bridge.flush(WAIT));
+        let mut got = Vec::new();
+        broker.publish("outage", "end");
+        read_until(&sub, "end", &mut got);
+        assert!(!got.contains(&"<gap>".to_string()), "{got:?}");
+
+        // The subscription connection alone: a gap, one reconnect.
+        server.connect().call(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+        let gap = sub.get_message(WAIT);
+        assert!(matches!(gap, Some(Message::Gap { .. })), "{gap:?}");
+        assert!(bridge.flush(WAIT));
+        broker.publish("outage", "after the subscription connection");
+        assert_eq!(read(&sub, 1), ["after the subscription connection"]);
+        assert!(bridge.flush(WAIT));
+        let stats = bridge.stats();
+        assert_eq!((stats.reconnects, stats.gaps), (3, 2), "{stats:?}");
+    }
+
     #[test]
     fn a_full_backlog_follows_the_overflow_policy_while_redis_is_down() {
         let Some(mut server) = Server::start() else {
@@ -825,6 +981,7 @@ mod bridged {
         assert_eq!(read(&rust_sub, 2), ["message", "from python"]);
     }
 
+    #[cfg(feature = "cluster")]
     #[test]
     fn a_cluster_carries_sharded_channels_between_bridges() {
         let Some(cluster) = Cluster::start(3) else {
@@ -907,6 +1064,7 @@ mod bridged {
         assert_eq!(pattern_on_c.get_message(Duration::ZERO), None);
     }
 
+    #[cfg(feature = "cluster")]
     #[test]
     fn a_cluster_node_killed_and_restarted_gives_a_gap_and_delivery_resumes() {
         let Some(mut cluster) = Cluster::start(3) else {
@@ -1424,6 +1582,7 @@ mod bridged {
 
     /// A shard that hangs (SIGSTOP) while the backlog holds runs of publishes for two of its
     /// channels: dropping the cluster bridge waits for one reply at most, not one per run.
+    #[cfg(feature = "cluster")]
     #[test]
     fn dropping_a_cluster_bridge_while_a_shard_hangs_returns_promptly() {
         let Some(cluster) = Cluster::start(3) else {

@@ -327,3 +327,141 @@ fn listen_that_ignores_confirmations_ends_when_another_thread_unsubscribes() {
         assert_eq!(got, ["1"]);
     }
 }
+
+/// One row of redis-py's subscription checks: a change of subscription and the name it takes.
+type Check<'a> = (&'a dyn Fn(&str), &'a str);
+
+/// `is_subscribed()` as redis-py's `subscribed` (its tests/test_pubsub.py,
+/// `_test_subscribed_property`), run for channels and for patterns: true from a subscription
+/// on, and after the last unsubscription until the confirmation that brought the count to 0
+/// has been read.
+fn subscribed_property(kind: &str, unsub_kind: &str, keys: [&str; 2]) {
+    let broker = Broker::<str>::new();
+    let p = broker.pubsub();
+    let sub = |name: &str| match kind {
+        "subscribe" => p.subscribe([name]),
+        _ => p.psubscribe([name]),
+    };
+    let unsub_all = || match kind {
+        "subscribe" => p.unsubscribe_all(),
+        _ => p.punsubscribe_all(),
+    };
+    let next = || {
+        let m = p.get_message(Duration::ZERO).expect("a confirmation");
+        let name = m.channel().or(m.pattern()).unwrap_or_default();
+        (m.kind().to_string(), name.to_string(), m.count())
+    };
+    let confirmation = |k: &str, name: &str, count| (k.to_string(), name.to_string(), Some(count));
+
+    assert!(!p.is_subscribed());
+    sub(keys[0]);
+    // subscribed before the confirmation is read
+    assert!(p.is_subscribed());
+    assert_eq!(next(), confirmation(kind, keys[0], 1));
+    assert!(p.is_subscribed());
+
+    unsub_all();
+    // still subscribed until the confirmation is read
+    assert!(p.is_subscribed());
+    assert_eq!(p.subscriptions(), 0, "the live count has dropped already");
+    assert_eq!(next(), confirmation(unsub_kind, keys[0], 0));
+    assert!(!p.is_subscribed());
+
+    // subscribing again flips it back
+    sub(keys[0]);
+    assert!(p.is_subscribed());
+    assert_eq!(next(), confirmation(kind, keys[0], 1));
+
+    unsub_all();
+    assert!(p.is_subscribed());
+    // a subscription made before the end is read keeps it true through that read
+    sub(keys[1]);
+    assert!(p.is_subscribed());
+    assert_eq!(next(), confirmation(unsub_kind, keys[0], 0));
+    assert!(p.is_subscribed());
+    assert_eq!(next(), confirmation(kind, keys[1], 1));
+    unsub_all();
+    assert!(p.is_subscribed());
+    assert_eq!(next(), confirmation(unsub_kind, keys[1], 0));
+    assert!(!p.is_subscribed());
+    assert!(p.get_message(Duration::ZERO).is_none());
+}
+
+#[test]
+fn subscribed_property_with_channels_as_redis_py() {
+    subscribed_property("subscribe", "unsubscribe", ["foo", "bar"]);
+}
+
+#[test]
+fn subscribed_property_with_patterns_as_redis_py() {
+    subscribed_property("psubscribe", "punsubscribe", ["f*", "b*"]);
+}
+
+/// redis-py's `test_ignore_all_subscribe_messages` (its sharded rows aside: fanout has no
+/// sharded channels): each (un)subscription makes the handle subscribed until a read passes
+/// over its confirmation, and every such read returns nothing.
+#[test]
+fn ignore_all_subscribe_messages_as_redis_py() {
+    let broker = Broker::<str>::new();
+    let p = broker
+        .pubsub_builder()
+        .ignore_subscribe_messages(true)
+        .build();
+    let checks: [Check; 4] = [
+        (&|n| p.subscribe([n]), "foo"),
+        (&|n| p.unsubscribe([n]), "foo"),
+        (&|n| p.psubscribe([n]), "f*"),
+        (&|n| p.punsubscribe([n]), "f*"),
+    ];
+    assert!(!p.is_subscribed());
+    for (change, name) in checks {
+        change(name);
+        assert!(p.is_subscribed(), "after changing {name}");
+        assert!(p.get_message(Duration::from_millis(10)).is_none());
+    }
+    assert!(!p.is_subscribed());
+}
+
+/// redis-py's `test_ignore_individual_subscribe_messages`: the reader passes over each
+/// confirmation itself (redis-py's per-call `ignore_subscribe_messages=True`).
+#[test]
+fn ignore_individual_subscribe_messages_as_redis_py() {
+    let broker = Broker::<str>::new();
+    let p = broker.pubsub();
+    let checks: [Check; 4] = [
+        (&|n| p.subscribe([n]), "foo"),
+        (&|n| p.unsubscribe([n]), "foo"),
+        (&|n| p.psubscribe([n]), "f*"),
+        (&|n| p.punsubscribe([n]), "f*"),
+    ];
+    assert!(!p.is_subscribed());
+    for (change, name) in checks {
+        change(name);
+        assert!(p.is_subscribed(), "after changing {name}");
+        let read = p
+            .get_message(Duration::from_millis(10))
+            .expect("its confirmation");
+        assert!(read.is_confirmation());
+        assert!(p.get_message(Duration::ZERO).is_none());
+    }
+    assert!(!p.is_subscribed());
+}
+
+/// The flag turns false with the read that ends `listen()`, and an unsubscribe of a name the
+/// handle never had (confirmed with count 0) does not make a closed-over handle subscribed.
+#[test]
+fn subscribed_ends_with_listen_and_ignores_unknown_unsubscribes() {
+    let broker = Broker::<str>::new();
+    let p = broker.pubsub();
+    p.unsubscribe(["never"]);
+    assert!(!p.is_subscribed());
+    p.subscribe(["a"]);
+    p.unsubscribe(["a"]);
+    assert!(p.is_subscribed());
+    let kinds: Vec<_> = p.listen().map(|m| m.kind().to_string()).collect();
+    assert_eq!(kinds, ["unsubscribe", "subscribe", "unsubscribe"]);
+    assert!(!p.is_subscribed());
+    p.subscribe(["b"]);
+    p.close();
+    assert!(!p.is_subscribed());
+}

@@ -77,7 +77,7 @@ fn work(broker: Broker<u64>, id: u64, progress: Arc<AtomicU64>, stop: Arc<Atomic
         // Never hold a never-read Block handle for long: it would stall `publish_timeout`
         // callers (by design, up to their timeout) and slow the loop down.
         if held.len() > 4 {
-            held.remove(0);
+            drop(held.remove(0));
         }
         progress.fetch_add(1, Ordering::Relaxed);
     }

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use common::drain;
-use fanout::{Broker, Message};
+use fanout::{Broker, Disconnected, Message};
 
 #[test]
 fn channel_and_matching_pattern_on_one_handle_count_two() {
@@ -154,16 +154,20 @@ fn dropping_a_handle_removes_all_its_subscriptions_at_once() {
 }
 
 #[test]
-fn handles_outlive_every_broker_clone() {
+fn handles_work_while_a_broker_clone_lives_and_end_after_the_last() {
     let broker = Broker::<str>::new();
     let publisher = broker.clone();
     let sub = broker.pubsub();
     sub.subscribe(["a"]);
     drop(broker);
     assert_eq!(publisher.publish("a", "x"), 1);
-    drop(publisher);
     sub.subscribe(["b"]);
-    assert_eq!(sub.listen().take(3).count(), 3);
+    drop(publisher);
+    sub.subscribe(["c"]); // nothing can publish to it: does nothing
+    let kinds: Vec<_> = sub.listen().map(|m| m.kind()).collect();
+    assert_eq!(kinds, ["subscribe", "message", "subscribe"]);
+    assert!(sub.is_closed());
+    assert_eq!(sub.stats().disconnected, Some(Disconnected::BrokerDropped));
 }
 
 #[test]

@@ -622,3 +622,140 @@ fn a_delivery_goes_to_the_handler_of_its_own_subscription() {
         ["first:one", "second:two", "third:three"]
     );
 }
+
+/// A notice or a delivery's payload, as one line of a log.
+fn describe(m: &Message<str>) -> String {
+    match m {
+        Message::Lagged { missed } => format!("lagged {missed}"),
+        Message::HighWater { queued } => format!("high_water {queued}"),
+        other => payload_text(other),
+    }
+}
+
+/// Publishes "1" (which `worker_took_it` waits to be taken out of the queue), then 2 to 6
+/// into a capacity-2 `DropNewest` queue with a mark at 2: a high-water notice after "3",
+/// then 3 deliveries lost. Returns what a plain reader of a twin handle saw, in order.
+fn fill_past_the_mark(broker: &Broker<str>, worker_took_it: impl Fn()) -> Vec<String> {
+    let twin = bounded_with_mark(broker);
+    twin.subscribe("jobs");
+    broker.publish("jobs", "1");
+    assert_eq!(drain(&twin).len(), 2, "the confirmation and 1");
+    worker_took_it();
+    for i in 2..=6 {
+        broker.publish("jobs", i.to_string());
+    }
+    drain(&twin)
+        .iter()
+        .filter(|m| !m.is_confirmation())
+        .map(describe)
+        .collect()
+}
+
+fn bounded_with_mark(broker: &Broker<str>) -> PubSub<str> {
+    broker
+        .pubsub_builder()
+        .capacity(2)
+        .overflow(Overflow::DropNewest)
+        .high_water(2)
+        .build()
+}
+
+#[test]
+fn a_worker_gives_notices_to_on_notice_in_queue_order() {
+    let broker = Broker::<str>::new();
+    let sub = bounded_with_mark(&broker);
+    let log = Arc::new(Mutex::new(vec!["1".to_string()]));
+    let (gate, wait) = mpsc::channel::<()>();
+    let wait = Mutex::new(wait);
+    let handled = log.clone();
+    sub.subscribe_with("jobs", move |m| {
+        if m.data() == Some("1") {
+            let _ = wait.lock().unwrap().recv(); // hold the worker until the queue is full
+        } else {
+            handled.lock().unwrap().push(payload_text(&m));
+        }
+    });
+    let noticed = log.clone();
+    let worker = sub
+        .worker()
+        .on_notice(move |m| noticed.lock().unwrap().push(describe(m)))
+        .spawn()
+        .unwrap();
+    let mut expected = vec!["1".to_string()];
+    expected.extend(fill_past_the_mark(&broker, || {
+        while sub.stats().queued > 0 || sub.subscriptions() == 0 {
+            thread::yield_now();
+        }
+    }));
+    assert!(expected.contains(&"high_water 2".to_string()));
+    assert!(expected.iter().any(|line| line.starts_with("lagged")));
+    drop(gate);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while log.lock().unwrap().len() < expected.len() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(*log.lock().unwrap(), expected);
+    assert_eq!(worker.unhandled_notices(), 0);
+    assert_eq!(worker.unhandled(), 0);
+}
+
+#[test]
+fn without_on_notice_a_worker_counts_the_notices_it_passes_over() {
+    let broker = Broker::<str>::new();
+    let sub = bounded_with_mark(&broker);
+    let handled = Arc::new(AtomicUsize::new(0));
+    let (gate, wait) = mpsc::channel::<()>();
+    let wait = Mutex::new(wait);
+    let count = handled.clone();
+    sub.subscribe_with("jobs", move |m| {
+        if m.data() == Some("1") {
+            let _ = wait.lock().unwrap().recv();
+        }
+        count.fetch_add(1, Ordering::Relaxed);
+    });
+    let worker = sub.run_in_thread().unwrap();
+    let seen = fill_past_the_mark(&broker, || {
+        while sub.stats().queued > 0 || handled.load(Ordering::Relaxed) > 0 {
+            thread::yield_now();
+        }
+    });
+    let notices = seen
+        .iter()
+        .filter(|line| line.parse::<u32>().is_err())
+        .count();
+    assert_eq!(notices, 2, "{seen:?}");
+    drop(gate);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while worker.unhandled_notices() < 2 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(worker.unhandled_notices(), 2);
+    assert_eq!(
+        handled.load(Ordering::Relaxed),
+        3,
+        "1, 2 and 3; 4 to 6 were lost"
+    );
+}
+
+/// A `StopHandle` made before the workers stops every worker given it, also one spawned after
+/// it was stopped (which ends at once), and leaves the handles' subscriptions in place.
+#[test]
+fn one_stop_handle_made_first_stops_every_worker_it_was_given() {
+    let broker = Broker::<str>::new();
+    let (a, b) = (broker.pubsub(), broker.pubsub());
+    a.subscribe_with("x", |_| {});
+    b.subscribe_with("x", |_| {});
+    let stop = fanout::StopHandle::new();
+    let first = a.worker().stop_handle(stop.clone()).spawn().unwrap();
+    let second = b.worker().stop_handle(stop.clone()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(20)); // let both wait
+    stop.stop();
+    for worker in [first, second] {
+        let joined = common::within(Duration::from_secs(10), move || worker.join().is_ok());
+        assert_eq!(joined, Some(true));
+    }
+    let late = a.worker().stop_handle(stop).spawn().unwrap();
+    let joined = common::within(Duration::from_secs(10), move || late.join().is_ok());
+    assert_eq!(joined, Some(true));
+    assert_eq!(broker.numsub("x"), 2);
+}

@@ -3,11 +3,13 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::drain;
-use fanout::{Broker, Disconnected, Message, MAX_STAR_NESTING};
+use fanout::{Broker, Disconnected, Message, RecvTimeoutError, MAX_STAR_NESTING};
 
 #[test]
 fn close_ends_a_listen_blocked_in_another_thread_without_confirmations() {
@@ -100,17 +102,63 @@ fn broker_close_drains_every_listen_and_refuses_what_comes_later() {
 }
 
 #[test]
-fn handles_keep_working_after_the_last_broker_clone_is_dropped() {
+fn the_last_broker_clone_ends_every_handle_after_what_it_queued() {
     let broker = Broker::<str>::new();
     let a = broker.pubsub();
     let b = broker.pubsub();
     a.subscribe(["x"]);
+    broker.publish("x", "queued");
     drop(broker);
-    b.subscribe(["y"]);
-    b.unsubscribe(["y"]);
-    assert_eq!(drain(&a).len(), 1);
-    assert_eq!(drain(&b).len(), 2);
-    assert!(!a.is_closed());
+    b.subscribe(["y"]); // refused: nothing could publish to it
+    assert_eq!(drain(&a).len(), 2);
+    assert!(drain(&b).is_empty());
+    for sub in [&a, &b] {
+        assert!(sub.is_closed());
+        assert_eq!(
+            sub.recv_timeout(Duration::from_secs(10)),
+            Err(RecvTimeoutError::Closed(Disconnected::BrokerDropped))
+        );
+        assert_eq!(sub.listen_forever().count(), 0);
+    }
+}
+
+#[test]
+fn dropping_the_last_broker_clone_ends_blocked_readers_workers_and_listen_forever() {
+    let broker = Broker::<str>::new();
+    let (listening, forever, worked) = (broker.pubsub(), broker.pubsub(), broker.pubsub());
+    listening.subscribe("a");
+    forever.subscribe("a");
+    let handled = Arc::new(AtomicUsize::new(0));
+    let count = handled.clone();
+    worked.subscribe_with("a", move |_| {
+        count.fetch_add(1, Ordering::Relaxed);
+    });
+    let worker = worked.run_in_thread().unwrap();
+    let publisher = broker.clone();
+    drop(broker);
+    let listen = on_a_thread(move || listening.listen().count());
+    let listen_forever = on_a_thread(move || forever.listen_forever().count());
+    assert_eq!(publisher.publish("a", "last"), 3);
+    thread::sleep(Duration::from_millis(20)); // let the readers block
+    drop(publisher);
+    assert_eq!(listen.recv_timeout(Duration::from_secs(10)), Ok(2));
+    assert_eq!(listen_forever.recv_timeout(Duration::from_secs(10)), Ok(2));
+    assert_eq!(
+        common::within(Duration::from_secs(10), move || worker.join()).map(|r| r.is_ok()),
+        Some(true)
+    );
+    assert_eq!(handled.load(Ordering::Relaxed), 1);
+}
+
+/// Runs `f` on a thread of its own; its result arrives on the returned receiver.
+fn on_a_thread<R: Send + 'static>(
+    f: impl FnOnce() -> R + Send + 'static,
+) -> std::sync::mpsc::Receiver<R> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx
 }
 
 #[test]
@@ -286,5 +334,53 @@ fn every_listen_on_a_handle_ends_after_its_last_unsubscribe() {
                 "round {round}, capacity {capacity:?}"
             );
         }
+    }
+}
+
+/// Clones dropped on several threads at once, each after publishing, while a reader blocks in
+/// `listen_forever` and another thread subscribes: the reader gets every publish that was
+/// counted, in order per publisher, then ends; the late subscription is confirmed (and then
+/// ended) or refused, never left hanging. Repeated `common::race_rounds()` times.
+#[test]
+fn the_last_of_several_clones_dropped_at_once_ends_readers_after_every_counted_publish() {
+    const CLONES: usize = 3;
+    for round in 0..common::race_rounds() {
+        let broker = Broker::<(usize, usize)>::new();
+        let reader = broker.pubsub();
+        reader.subscribe("a");
+        let late = broker.pubsub();
+        let clones: Vec<_> = (0..CLONES).map(|_| broker.clone()).collect();
+        drop(broker);
+        let listening = on_a_thread(move || {
+            reader
+                .listen_forever()
+                .filter_map(|m| m.payload().map(|p| **p))
+                .collect::<Vec<_>>()
+        });
+        let subscribing = on_a_thread(move || {
+            let confirmed = late.try_subscribe("b").is_ok();
+            let read = late.listen_forever().count();
+            (confirmed, read)
+        });
+        let publishers: Vec<_> = clones
+            .into_iter()
+            .enumerate()
+            .map(|(id, broker)| {
+                thread::spawn(move || (0..3).map(|n| broker.publish("a", (id, n))).sum::<usize>())
+            })
+            .collect();
+        let counted: usize = publishers.into_iter().map(|p| p.join().unwrap()).sum();
+        let read = listening
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("round {round}: listen_forever never ended"));
+        assert_eq!(read.len(), counted, "round {round}");
+        for id in 0..CLONES {
+            let mine: Vec<_> = read.iter().filter(|m| m.0 == id).map(|m| m.1).collect();
+            assert_eq!(mine, [0, 1, 2], "round {round}: publisher {id}");
+        }
+        let (confirmed, late_read) = subscribing
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("round {round}: the late handle never ended"));
+        assert_eq!(late_read, usize::from(confirmed), "round {round}");
     }
 }

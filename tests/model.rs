@@ -124,8 +124,9 @@ impl History {
         self.channels.push((channel, payloads));
     }
 
-    /// What a new subscription to `name` replays.
-    fn replay(&self, channel: bool, name: &str) -> Vec<Item> {
+    /// What a new subscription to `name` replays: the channels it receives that `elsewhere`
+    /// (the handle's other subscriptions) does not.
+    fn replay(&self, channel: bool, name: &str, elsewhere: impl Fn(&str) -> bool) -> Vec<Item> {
         let mut found: Vec<(u64, Item)> = Vec::new();
         for (c, payloads) in &self.channels {
             let matches = if channel {
@@ -133,7 +134,7 @@ impl History {
             } else {
                 reference_match(name, c)
             };
-            if matches {
+            if matches && !elsewhere(c) {
                 let pattern = (!channel).then(|| name.to_string());
                 found.extend(payloads.iter().map(|(n, p)| {
                     let replay = (
@@ -192,23 +193,29 @@ fn run_with(ops: Vec<Op>, options: Options) -> Result<(), TestCaseError> {
                 let channel = matches!(op, Op::Subscribe(..));
                 let c = &mut model[h];
                 for name in &names {
+                    let new = !(if channel { &c.channels } else { &c.patterns }).contains(name);
+                    // Each new subscription replays what is retained for it; one of a handle
+                    // that takes one delivery per publish leaves out the channels its other
+                    // subscriptions receive.
+                    let replayed = (new && options.replay[h]).then(|| {
+                        let elsewhere = |ch: &str| {
+                            options.once[h]
+                                && (c.channels.contains(&ch)
+                                    || c.patterns.iter().any(|p| reference_match(p, ch)))
+                        };
+                        history.replay(channel, name, elsewhere)
+                    });
                     let list = if channel {
                         &mut c.channels
                     } else {
                         &mut c.patterns
                     };
-                    let new = !list.contains(name);
                     if new {
                         list.push(name);
                     }
                     let kind = if channel { "subscribe" } else { "psubscribe" };
                     expected[h].push(confirm(kind, name, c.count()));
-                    if new && options.replay[h] {
-                        // Each new subscription replays what is retained for it, also for a
-                        // handle that takes one delivery per publish (that rule is for live
-                        // deliveries).
-                        expected[h].extend(history.replay(channel, name));
-                    }
+                    expected[h].extend(replayed.into_iter().flatten());
                 }
                 if channel {
                     handles[h].subscribe(&names)

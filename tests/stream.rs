@@ -228,6 +228,35 @@ fn broker_close_ends_a_stream_whose_handle_has_no_subscription() {
     assert!(matches!(poll_once(&mut stream, &waker), Poll::Ready(None)));
 }
 
+#[test]
+fn dropping_the_last_broker_ends_a_parked_stream_after_what_it_queued() {
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    sub.subscribe("a");
+    let mut stream = sub.stream();
+    let counter = Arc::new(Counter(AtomicUsize::new(0)));
+    let waker = Waker::from(counter.clone());
+    assert!(matches!(
+        poll_once(&mut stream, &waker),
+        Poll::Ready(Some(_))
+    )); // subscribe
+    assert!(poll_once(&mut stream, &waker).is_pending());
+    drop(broker);
+    assert_eq!(counter.0.load(Ordering::SeqCst), 1, "the drop woke it");
+    assert!(matches!(poll_once(&mut stream, &waker), Poll::Ready(None)));
+
+    let broker = Broker::<str>::new();
+    let sub = broker.pubsub();
+    sub.subscribe("a");
+    let mut stream = sub.stream();
+    broker.publish("a", "queued");
+    drop(broker);
+    let kinds: Vec<_> = futures::executor::block_on_stream(&mut stream)
+        .map(|m| m.kind())
+        .collect();
+    assert_eq!(kinds, ["subscribe", "message"]);
+}
+
 /// A `publish_async` dropped while it waits for a full `Block` queue (as `timeout` and
 /// `select!` do) loses the delivery it was waiting to make, but not unseen: the handle reads
 /// a `Lagged` notice where it would have been and counts it dropped, and the broker's

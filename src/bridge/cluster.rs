@@ -183,7 +183,7 @@ pub(crate) fn receive<T: ?Sized + Codec>(
 
 fn gap<T: ?Sized>(shared: &Shared<T>, down_for: Duration) {
     shared
-        .registry
+        .registry()
         .notify_subscribers(|| Message::Gap { down_for });
     bump(&shared.counters.gaps, 1);
     bump(&shared.counters.reconnects, 1);

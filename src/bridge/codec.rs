@@ -9,7 +9,7 @@ use std::sync::Arc;
 /// Text and bytes implement it as redis-py sees them: `r.publish('channel', 'message')`
 /// arrives in a `Broker<str>` (or `Broker<String>`) as `"message"`, and a `Broker<[u8]>` (or
 /// `Vec<u8>`, or `bytes::Bytes`) publish arrives in redis-py as the same `bytes`. Serde types
-/// go through [`Json`] (feature `json`), as JSON text a redis-py client reads with
+/// go through `bridge::Json` (feature `json`), as JSON text a redis-py client reads with
 /// `json.loads`. For other payloads, implement it on your own type:
 ///
 /// ```

@@ -3,6 +3,7 @@
 //! See [`Bridge`] for what it does, and the crate's README ("Scaling out") for commands.
 
 mod backlog;
+#[cfg(feature = "cluster")]
 mod cluster;
 mod codec;
 mod echo;
@@ -65,7 +66,21 @@ pub enum Route {
 pub struct BridgeStats {
     /// Both connections (subscriptions and publishes) are up now.
     pub connected: bool,
-    /// Connections made again after one was lost.
+    /// Outages the bridge came back from, one each however many connections it made again.
+    ///
+    /// - A server restart (or any loss of the subscription connection) counts 1, when the
+    ///   subscription connection is made again and every name subscribed again: the moment
+    ///   subscribed handles are given their [`Message::Gap`](crate::Message::Gap) notice. The
+    ///   publishing connection made again after the same restart does not count again.
+    /// - The publishing connection lost alone (killed, or a reply slower than the reply
+    ///   timeout) while the subscription one stayed up counts 1, when the new one first
+    ///   answers. That connection is used, and so found lost, only when publishes go out.
+    /// - On a cluster, each recovery after node connections were lost counts 1 (with a Gap
+    ///   notice).
+    ///
+    /// So one restart of the server makes `reconnects` 1 by the time its Gap notice is
+    /// readable, and it stays 1 when a later publish finds the old publishing connection
+    /// dead and makes another.
     pub reconnects: u64,
     /// Publishes Redis acknowledged.
     pub forwarded: u64,
@@ -84,7 +99,8 @@ pub struct BridgeStats {
     /// Messages from Redis whose channel or pattern was not UTF-8, or whose payload
     /// [`Codec::decode`] refused; they were skipped.
     pub undecodable: u64,
-    /// Times local handles were sent a [`Message::Gap`](crate::Message::Gap) notice.
+    /// Times local handles were sent a [`Message::Gap`](crate::Message::Gap) notice: each
+    /// time the subscription connection (on a cluster, the subscriptions) came back.
     pub gaps: u64,
     /// Publishes Redis refused (an ACL rule on the channel, say), and on a cluster refused
     /// (un)subscriptions; the bridge goes on. (On one server, redis-rs reports a refused
@@ -184,7 +200,7 @@ impl std::error::Error for BridgeError {
 /// the oldest, `DropNewest` and `Disconnect` refuse the new one; [`BridgeStats`] counts them.
 ///
 /// What Redis sends is delivered by the bridge's receiving thread under each handle's policy;
-/// under `Overflow::Block` a full handle makes that thread wait, and redis-rs keeps reading
+/// under [`Overflow::Block`] a full handle makes that thread wait, and redis-rs keeps reading
 /// the socket meanwhile, holding what arrives in memory (as Redis itself would, up to its
 /// `client-output-buffer-limit`, after which it drops the connection: a gap).
 ///
@@ -210,6 +226,7 @@ impl std::error::Error for BridgeError {
 /// println!("{:?}", bridge.stats());
 /// # Ok::<(), fanout::BridgeError>(())
 /// ```
+#[must_use = "dropping a `Bridge` detaches its broker from Redis: keep it for as long as it should be bridged"]
 pub struct Bridge<T: ?Sized + Codec + Send + Sync + 'static> {
     shared: Arc<Shared<T>>,
     url: String,
@@ -393,7 +410,7 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> Bridge<T> {
 /// when disconnected), then the subscription side ends, at once, whatever it was waiting for.
 impl<T: ?Sized + Codec + Send + Sync + 'static> Drop for Bridge<T> {
     fn drop(&mut self) {
-        let registry = &self.shared.registry;
+        let registry = self.shared.registry();
         registry.detach_bridge();
         registry.index().watch(None);
         self.shared.backlog.close();
@@ -442,6 +459,7 @@ pub struct BridgeBuilder<'a, T: ?Sized> {
     capacity: Option<usize>,
     overflow: Overflow,
     timing: Timing,
+    /// Sharded Pub/Sub on a Redis Cluster; set only by `cluster` (feature `cluster`).
     cluster: bool,
     /// A CA to trust for `rediss://` instead of the system's roots (PEM).
     #[cfg(feature = "tls")]
@@ -460,6 +478,7 @@ enum Connections {
         publishing_runtime: tokio::runtime::Runtime,
     },
     /// A cluster: one client for every node, its pushes on `pushes`.
+    #[cfg(feature = "cluster")]
     Cluster {
         connection: redis::cluster_async::ClusterConnection,
         pushes: crossbeam_channel::Receiver<redis::PushInfo>,
@@ -522,6 +541,12 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
     /// How long to wait before reconnecting: `min` after a loss, twice as long after each
     /// failed attempt, up to `max`. 20 ms and 2 s unless set. `Duration::MAX` waits for
     /// ever (until the bridge is dropped); dropping the bridge cuts any wait short.
+    ///
+    /// This bounds how soon handles hear of an outage's end: their
+    /// [`Message::Gap`](crate::Message::Gap) notice is readable once the next attempt after
+    /// the server answers again has connected and subscribed every name again, so within
+    /// `max` (2 s unless set) of the server being back, plus one connection and one round
+    /// trip per subscribed channel and pattern.
     ///
     /// # Examples
     ///
@@ -596,7 +621,9 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
 
     /// Uses a Redis Cluster's sharded Pub/Sub: channels are subscribed with `SSUBSCRIBE` on
     /// the shard that owns them and published with `SPUBLISH`, so a message crosses one shard,
-    /// not the whole cluster. The URL is any node's; the others are found from it.
+    /// not the whole cluster. The URL is any node's; the others are found from it (feature
+    /// `cluster`, which builds redis-rs's cluster client; without it this method does not
+    /// exist, and a URL alone never selects a cluster).
     ///
     /// Redis never consults patterns for sharded channels, and neither does a bridged broker
     /// then: pattern subscriptions receive nothing (local publishes included), and
@@ -619,6 +646,8 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
     /// # Ok(())
     /// # }
     /// ```
+    #[cfg(feature = "cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
     pub fn cluster(mut self) -> Self {
         self.cluster = true;
         self
@@ -693,7 +722,7 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
 
         let backlog = Backlog::new(self.capacity, self.overflow);
         let shared = Arc::new(Shared::new(
-            Arc::clone(&registry),
+            self.broker.clone(),
             self.route,
             self.cluster,
             self.timing,
@@ -759,6 +788,7 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
                     }),
                 )?);
             }
+            #[cfg(feature = "cluster")]
             Connections::Cluster { connection, pushes } => {
                 let losses = Arc::new(cluster::Losses::default());
                 let reported = Arc::clone(&losses);
@@ -803,6 +833,7 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
             // rustls needs a process-wide crypto provider; this one unless the program chose.
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
+        #[cfg(feature = "cluster")]
         if self.cluster {
             let (tx, pushes) = crossbeam_channel::unbounded();
             let builder = redis::cluster::ClusterClientBuilder::new(vec![self.url.as_str()]);

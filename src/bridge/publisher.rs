@@ -25,6 +25,13 @@ use super::shared::{bump, Shared, DRAINING};
 pub(crate) const BATCH: usize = 256;
 
 /// A publishing connection, and the arming it was last known good for.
+///
+/// `reconnects` counts outages, not connections: a publishing connection made again is
+/// counted only when the subscription side did not reconnect since the last one last answered
+/// (the publishing connection was lost alone); otherwise the subscription side counted that
+/// outage when it armed again. The count is decided at the new connection's first answer,
+/// after the check it asks for, so that a subscription side that has not yet noticed the
+/// same loss finds it first.
 struct Link {
     connection: MultiplexedConnection,
     /// `arms` (see `Shared::wait_ready`) when the connection last answered; a later arming
@@ -44,6 +51,9 @@ pub(crate) fn run<T: ?Sized + Codec>(
         connection: first,
         arms: 0,
     });
+    // The subscription side's armings as of the publishing connection's last answer (1: its
+    // first arming), and whether that connection was lost since.
+    let (mut answered_at, mut lost) = (1, false);
     while let Some(batch) = shared.backlog.take(BATCH) {
         let needed = batch.iter().map(|item| item.needed).max().unwrap_or(0);
         let mut sent = false;
@@ -68,8 +78,13 @@ pub(crate) fn run<T: ?Sized + Codec>(
                 let exchange = current.connection.req_packed_command(&ping);
                 if let Some(Ok(_)) = runtime.block_on(shared.reply(DRAINING, exchange)) {
                     current.arms = arms;
+                    if std::mem::take(&mut lost) && arms == answered_at {
+                        bump(&shared.counters.reconnects, 1);
+                    }
+                    answered_at = arms;
                 } else {
                     lose_link(&shared, &mut link);
+                    lost = true;
                     continue;
                 }
             }
@@ -88,6 +103,7 @@ pub(crate) fn run<T: ?Sized + Codec>(
                 Ok(Ok(replies)) => account(&shared, &batch, &replies),
                 Ok(Err(_)) | Err(_) => {
                     lose_link(&shared, &mut link);
+                    lost = true;
                     shared.give_up(&batch, &shared.counters.lost);
                 }
             }
@@ -146,7 +162,6 @@ async fn reconnect<T: ?Sized>(shared: &Shared<T>, client: &redis::Client) -> Opt
         match shared.unless(DRAINING, attempt).await? {
             Ok(connection) => {
                 shared.publisher_up.store(true, Ordering::Release);
-                bump(&shared.counters.reconnects, 1);
                 return Some(Link {
                     connection,
                     arms: 0,

@@ -33,7 +33,7 @@ pub(crate) fn run<T: ?Sized + Codec>(
     while let Ok(feed) = feeds.recv() {
         if let Some(down_for) = feed.gap {
             shared
-                .registry
+                .registry()
                 .notify_subscribers(|| Message::Gap { down_for });
             bump(&shared.counters.gaps, 1);
         }
@@ -75,7 +75,7 @@ pub(crate) fn deliver<T: ?Sized + Codec>(shared: &Shared<T>, msg: &Msg) {
     // Counted first, so a reader that got it sees it counted.
     bump(&counters.received, 1);
     shared
-        .registry
+        .registry()
         .publish_to(&channel, payload, reach, Wait::Forever);
 }
 

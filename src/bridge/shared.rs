@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::broker::Broker;
 use crate::engine::hooks::Outbound;
 use crate::engine::{Published, Reach, Registry};
 use crate::wait::Wait;
@@ -106,7 +107,9 @@ pub(crate) fn bump(counter: &AtomicU64, n: u64) {
 }
 
 pub(crate) struct Shared<T: ?Sized> {
-    pub(crate) registry: Arc<Registry<T>>,
+    /// The bridged broker, held as a `Broker` so that its handles live on while the bridge
+    /// does (see `Disconnected::BrokerDropped`).
+    broker: Broker<T>,
     pub(crate) route: Route,
     /// Redis Cluster's sharded Pub/Sub: patterns are never consulted, as in Redis.
     pub(crate) sharded: bool,
@@ -133,14 +136,14 @@ pub(crate) struct Shared<T: ?Sized> {
 
 impl<T: ?Sized> Shared<T> {
     pub(crate) fn new(
-        registry: Arc<Registry<T>>,
+        broker: Broker<T>,
         route: Route,
         sharded: bool,
         timing: Timing,
         backlog: Backlog<T>,
     ) -> Self {
         Shared {
-            registry,
+            broker,
             route,
             sharded,
             timing,
@@ -157,6 +160,11 @@ impl<T: ?Sized> Shared<T> {
             publisher_up: AtomicBool::new(false),
             mirrored: AtomicUsize::new(0),
         }
+    }
+
+    /// The bridged broker's shared state.
+    pub(crate) fn registry(&self) -> &Arc<Registry<T>> {
+        self.broker.registry()
     }
 
     /// Whether the bridge was dropped (`DRAINING` or later).
@@ -277,6 +285,7 @@ impl<T: ?Sized> Shared<T> {
     }
 
     /// Sleeps for `delay` on a thread, cut short (false) once the bridge is stopping.
+    #[cfg(feature = "cluster")]
     pub(crate) fn sleep_blocking(&self, delay: Duration) -> bool {
         self.wait_progress(Instant::now().checked_add(delay), |_| false);
         !self.is_stopping()
@@ -355,10 +364,10 @@ impl<T: ?Sized + Codec> Shared<T> {
     /// (the local deliveries it makes when it comes back); under `LocalFirst` that is `None`,
     /// the caller delivering locally now. `None` once the broker is closed.
     fn prepare(&self, channel: &str, payload: Arc<T>) -> Option<(Option<Published>, Outgoing<T>)> {
-        if self.registry.is_closed() {
+        if self.registry().is_closed() {
             return None;
         }
-        let (count, topics) = self.registry.index().matching(channel, !self.sharded);
+        let (count, topics) = self.registry().index().matching(channel, !self.sharded);
         let comes_back = !topics.is_empty();
         let channel: Arc<str> = Arc::from(channel);
         let mut echoes = Vec::new();
@@ -409,7 +418,7 @@ impl<T: ?Sized + Codec> Shared<T> {
             }
             Pushed::Refused(item) => {
                 self.give_up(std::slice::from_ref(&item), &self.counters.dropped);
-                if self.registry.is_closed() {
+                if self.registry().is_closed() {
                     // Released by `Broker::close`: a publish after the close, which delivers
                     // nothing and reports nothing.
                     *published = Published::default();
@@ -428,7 +437,7 @@ impl<T: ?Sized + Codec + Send + Sync> Outbound<T> for Shared<T> {
         };
         let mut published = counted.unwrap_or_else(|| {
             let payload = item.payload.clone();
-            self.registry
+            self.registry()
                 .publish_to(channel, payload, self.reach(), wait)
         });
         let pushed = self.backlog.push(item, wait);
@@ -460,7 +469,9 @@ impl<T: ?Sized + Codec + Send + Sync> Outbound<T> for Shared<T> {
                 Some(counted) => counted,
                 None => {
                     let payload = unsent.payload();
-                    let local = self.registry.publish_async(channel, payload, self.reach());
+                    let local = self
+                        .registry()
+                        .publish_async(channel, payload, self.reach());
                     local.await
                 }
             };

@@ -12,7 +12,8 @@
 //!    stripe of the table for the lookup only (`patterns.rs`).
 //! 3. A handle's `names`, taken under 2 when a subscription is added; the history's lock
 //!    (`options/history.rs`), a leaf taken under 2 by a publish that records and by a
-//!    subscription that replays.
+//!    subscription that replays (under the handle's `names` too, for a handle made with
+//!    `one_delivery_per_publish`).
 //! 4. A handle's queue carry lock (`handle/queue.rs`) and its wake lists' locks.
 //!
 //! Locks are only ever taken in that order, and no path holds two locks of this index at

@@ -11,6 +11,14 @@
 //! handle is either in the set `close` reads (and detached by it) or sees the close (and is
 //! born detached); its readers end either way. `handles` is a leaf lock.
 //!
+//! # When the last broker goes
+//!
+//! `brokers` counts the [`Broker`](crate::Broker) values (clones, and the one each bridge
+//! holds), as `Arc` counts its holders: an increment is `Relaxed` (made from a live one), a
+//! decrement `AcqRel`, and the one that takes it to 0 closes the registry for
+//! `Disconnected::BrokerDropped`: nothing can publish any more, so every handle ends after
+//! what it holds.
+//!
 //! # Detaching a handle
 //!
 //! Under the handle's `calls`, its status moves from open (once), every subscription is
@@ -30,7 +38,7 @@ mod publish;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 
 use parking_lot::Mutex;
 #[cfg(feature = "redis")]
@@ -58,6 +66,10 @@ pub(crate) struct Registry<T: ?Sized> {
     dropped: AtomicU64,
     /// Live handles, counted.
     subscribers: AtomicUsize,
+    /// `Broker` values, counted (see the module docs).
+    brokers: AtomicUsize,
+    /// Why the registry closed: set once, before the index closes.
+    closed_by: OnceLock<Disconnected>,
     /// Every live handle, so `close` reaches those that hold no subscription too (see the
     /// module docs).
     handles: Mutex<HashMap<SubscriberId, Weak<Handle<T>>>>,
@@ -77,6 +89,8 @@ impl<T: ?Sized> Registry<T> {
             index: Index::new(history),
             dropped: AtomicU64::new(0),
             subscribers: AtomicUsize::new(0),
+            brokers: AtomicUsize::new(1),
+            closed_by: OnceLock::new(),
             handles: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             defaults,
@@ -97,6 +111,18 @@ impl<T: ?Sized> Registry<T> {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.index.is_closed()
+    }
+
+    /// One more `Broker` for this registry (see the module docs).
+    pub(crate) fn broker_cloned(&self) {
+        self.brokers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One `Broker` fewer; the last closes the registry (see the module docs).
+    pub(crate) fn broker_dropped(&self) {
+        if self.brokers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.close(Disconnected::BrokerDropped);
+        }
     }
 
     /// A new handle with `config`'s queue, counted as live until `handle_dropped`, so that
@@ -157,10 +183,9 @@ impl<T: ?Sized> Registry<T> {
         reason: Disconnected,
     ) -> Stopped<'a, T> {
         // Once the broker is closed, that is why every handle stopped.
-        let reason = if self.is_closed() {
-            Disconnected::BrokerClosed
-        } else {
-            reason
+        let reason = match self.closed_by.get() {
+            Some(&closed_by) if self.is_closed() => closed_by,
+            _ => reason,
         };
         let mut woken = Woken::default();
         if !handle.stop(reason) {
@@ -183,10 +208,12 @@ impl<T: ?Sized> Registry<T> {
         }
     }
 
-    /// Closes the broker: later publishes deliver nothing, later subscriptions are refused,
-    /// and every live handle, subscribed or not, is detached (its queue ends after what it
-    /// holds, which wakes its readers, blocked or async).
-    pub(crate) fn close(&self) {
+    /// Closes the broker for `reason` (`BrokerClosed` or `BrokerDropped`; the first close's
+    /// reason stays): later publishes deliver nothing, later subscriptions are refused, and
+    /// every live handle, subscribed or not, is detached (its queue ends after what it holds,
+    /// which wakes its readers, blocked or async).
+    pub(crate) fn close(&self, reason: Disconnected) {
+        let _ = self.closed_by.set(reason);
         // Closed first, then every index lock is taken in turn by the detaches below: a
         // subscription either got in before its lock was taken (and is removed with its
         // handle) or sees the close under that lock. See the module docs for new handles.

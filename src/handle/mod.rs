@@ -62,10 +62,11 @@ pub(crate) type Calls<T> = Option<ItemSender<T>>;
 
 /// `status` while the handle is open; otherwise 1 + the `Disconnected` reason's position.
 const OPEN: u8 = 0;
-const REASONS: [Disconnected; 3] = [
+const REASONS: [Disconnected; 4] = [
     Disconnected::Closed,
     Disconnected::BrokerClosed,
     Disconnected::Overflow,
+    Disconnected::BrokerDropped,
 ];
 
 /// One handle's shared state.

@@ -31,6 +31,7 @@ use hashbrown::HashTable;
 
 use crate::kind::Kind;
 use crate::message::Message;
+use crate::pattern::glob_match;
 use crate::shrink::{is_sparse, shrink_if_sparse};
 
 /// A handler for the deliveries of one subscription.
@@ -86,6 +87,9 @@ pub(crate) struct Names<T: ?Sized> {
     next_generation: u32,
     /// The handlers of the slots subscribed with one (until the slot is retired).
     handlers: HashMap<u32, Handler<T>, foldhash::fast::RandomState>,
+    /// Queued confirmations that took the count to 0 and are not read yet: the handle is
+    /// subscribed, as redis-py's `subscribed` says, until the reader has seen its last one.
+    unread_ends: usize,
 }
 
 impl<T: ?Sized> Default for Names<T> {
@@ -98,6 +102,7 @@ impl<T: ?Sized> Default for Names<T> {
             in_use: 0,
             next_generation: 0,
             handlers: HashMap::default(),
+            unread_ends: 0,
         }
     }
 }
@@ -125,6 +130,19 @@ impl<T: ?Sized> Names<T> {
             generation: entry.generation,
         };
         Some((shared, id))
+    }
+
+    /// Whether a subscription of the handle but `except` receives what is published to
+    /// `channel`: the channel's own, or a pattern that matches it.
+    pub(crate) fn receives(&self, channel: &str, except: SubId) -> bool {
+        let slots = &self.slots;
+        let hash = self.hasher.hash_one(channel);
+        let own = self
+            .index(Kind::Channel)
+            .find(hash, |&s| Self::name_of(slots, s) == channel);
+        own.is_some_and(|&s| s != except.slot)
+            || (self.index(Kind::Pattern).iter())
+                .any(|&s| s != except.slot && glob_match(Self::name_of(slots, s), channel))
     }
 
     /// Channels plus patterns subscribed: the count a confirmation carries.
@@ -225,7 +243,21 @@ impl<T: ?Sized> Names<T> {
             slot,
             generation: entry.generation,
         };
-        Some((entry.name.clone()?, id))
+        let name = entry.name.clone()?;
+        if self.count() == 0 {
+            self.unread_ends += 1;
+        }
+        Some((name, id))
+    }
+
+    /// A reader took a confirmation that took the count to 0 (see `unread_ends`).
+    pub(crate) fn end_read(&mut self) {
+        self.unread_ends = self.unread_ends.saturating_sub(1);
+    }
+
+    /// Whether a confirmation that took the count to 0 waits to be read.
+    pub(crate) fn end_unread(&self) -> bool {
+        self.unread_ends > 0
     }
 
     /// The names of one kind, in the order they were subscribed.

@@ -304,6 +304,9 @@ fn open<T: ?Sized>(
         Item::Control { message, retire } => {
             if let Some(slot) = retire {
                 *retired = names.retire(slot);
+                if message.count() == Some(0) {
+                    names.end_read();
+                }
             }
             *message
         }

@@ -10,8 +10,9 @@
 //!
 //! One mutex over all of it, a leaf taken under a channel's stripe lock (a publish records
 //! there; a channel subscription reads there) or under the pattern table's write lock (a
-//! pattern subscription reads every matching channel); see `engine/index.rs` for why that
-//! makes the cut between replayed and live deliveries clean.
+//! pattern subscription reads every matching channel), and then, for a handle made with
+//! `one_delivery_per_publish`, under that handle's `names` too (`replay`); see
+//! `engine/index.rs` for why that makes the cut between replayed and live deliveries clean.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -26,6 +27,8 @@ use crate::message::Message;
 use crate::pattern::glob_match;
 
 /// One retained channel: its newest payloads, oldest first, each with its publish number.
+/// The queue starts with room for one and grows as payloads come (`grow`), so a channel costs
+/// what it holds, whatever `per_channel` allows.
 struct Retained<T: ?Sized> {
     payloads: VecDeque<(u64, Arc<T>)>,
 }
@@ -42,6 +45,16 @@ fn replayed<'a, T: ?Sized>(
     retained: &'a Retained<T>,
 ) -> impl Iterator<Item = Replayed<T>> + 'a {
     (retained.payloads.iter()).map(|(number, p)| (*number, Arc::clone(name), Arc::clone(p)))
+}
+
+/// Makes room for one more payload in `payloads`, which is full and holds fewer than
+/// `per_channel`: doubles its capacity (to at least 4), but never past `per_channel`, so a
+/// full channel holds no spare slot.
+#[cold]
+fn grow<T: ?Sized>(payloads: &mut VecDeque<(u64, Arc<T>)>, per_channel: usize) {
+    let len = payloads.len();
+    let target = (2 * len).max(4).min(per_channel);
+    payloads.reserve_exact(target - len);
 }
 
 /// What a record let go of: dropped by the caller once it holds no lock.
@@ -105,10 +118,13 @@ impl<T: ?Sized> History<T> {
             if let Some(name) = self.by_recency.remove(&retained.last()) {
                 self.by_recency.insert(number, name);
             }
-            if retained.payloads.len() == self.limits.per_channel {
-                released.payload = retained.payloads.pop_front().map(|(_, p)| p);
+            let payloads = &mut retained.payloads;
+            if payloads.len() == self.limits.per_channel {
+                released.payload = payloads.pop_front().map(|(_, p)| p);
+            } else if payloads.len() == payloads.capacity() {
+                grow(payloads, self.limits.per_channel);
             }
-            retained.payloads.push_back((number, Arc::clone(payload)));
+            payloads.push_back((number, Arc::clone(payload)));
             return;
         }
         if self.channels.len() == self.limits.channels {
@@ -118,7 +134,7 @@ impl<T: ?Sized> History<T> {
             }
         }
         let name = shared.cloned().unwrap_or_else(|| Arc::from(channel));
-        let mut payloads = VecDeque::with_capacity(self.limits.per_channel.min(16));
+        let mut payloads = VecDeque::with_capacity(1);
         payloads.push_back((number, Arc::clone(payload)));
         self.by_recency.insert(number, Arc::clone(&name));
         self.channels.insert(name, Retained { payloads });
@@ -133,11 +149,16 @@ impl<T: ?Sized> History<T> {
         found
     }
 
-    /// The retained payloads of every channel `pattern` matches, in publish order.
-    pub(crate) fn matching(&self, pattern: &str) -> Vec<Replayed<T>> {
+    /// The retained payloads of every channel `pattern` matches and `wanted` keeps, in
+    /// publish order.
+    pub(crate) fn matching(
+        &self,
+        pattern: &str,
+        mut wanted: impl FnMut(&str) -> bool,
+    ) -> Vec<Replayed<T>> {
         let mut found: Vec<Replayed<T>> = Vec::new();
         for (name, retained) in &self.channels {
-            if glob_match(pattern, name) {
+            if glob_match(pattern, name) && wanted(name) {
                 found.extend(replayed(name, retained));
             }
         }
@@ -210,8 +231,10 @@ impl<T: ?Sized> Recorder<T> for Mutex<History<T>> {
 
 /// Queues the retained payloads for `handle`'s new subscription `id` to `name`, after its
 /// confirmation and under the same index lock (see the module docs): those of the channel,
-/// or of every channel the pattern matches, in publish order. The history's lock is let go
-/// of before anything is queued.
+/// or of every channel the pattern matches, in publish order. A handle made with
+/// `one_delivery_per_publish` gets none of a channel another of its subscriptions receives
+/// (`PubSubBuilder::one_delivery_per_publish` says why). The history's lock is let go of
+/// before anything is queued.
 pub(crate) fn replay<T: ?Sized>(
     history: &Mutex<History<T>>,
     kind: Kind,
@@ -221,10 +244,18 @@ pub(crate) fn replay<T: ?Sized>(
     id: SubId,
     woken: &mut Woken,
 ) {
+    // The caller holds the handle's `calls`, so its subscriptions stay as they are here.
+    let names = handle.one_per_publish().then(|| handle.names());
+    let elsewhere = |channel: &str| names.as_ref().is_some_and(|n| n.receives(channel, id));
     let (pattern, replayed) = match kind {
+        Kind::Channel if elsewhere(name) => (None, Vec::new()),
         Kind::Channel => (None, history.lock().of_channel(name)),
-        Kind::Pattern => (Some(name), history.lock().matching(name)),
+        Kind::Pattern => {
+            let wanted = |channel: &str| !elsewhere(channel);
+            (Some(name), history.lock().matching(name, wanted))
+        }
     };
+    drop(names);
     for (_, channel, payload) in replayed {
         let message = Message::Replay {
             pattern: pattern.cloned(),
@@ -268,7 +299,7 @@ mod tests {
         assert_eq!(of_a, [(3, Arc::from("3")), (4, Arc::from("4"))]);
         assert_eq!(h.evicted(), 1);
         let replayed: Vec<_> = h
-            .matching("*")
+            .matching("*", |_| true)
             .into_iter()
             .map(|(n, c, _)| (n, c))
             .collect();
