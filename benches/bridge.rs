@@ -178,5 +178,53 @@ fn with_redis_subscriber(
     began.elapsed()
 }
 
-criterion_group!(benches, bridged);
+/// What a handle's subscription change costs: `subscribe` then `unsubscribe` of a channel
+/// another local handle holds (so Redis's subscriptions do not change), on a broker with no
+/// bridge and on a bridged one (each change waits for its place in Redis's order: a round
+/// trip on the subscription connection), next to a `PING` round trip with the `redis` crate.
+fn subscription_change(c: &mut Criterion) {
+    let Some(server) = redis_server::Server::start() else {
+        println!("subscription_change skipped: redis-server is not installed");
+        return;
+    };
+    let url = server.url();
+    let mut group = c.benchmark_group("subscription_change");
+    configure(&mut group);
+    let changes = common::size(1_000, 100);
+    group.throughput(Throughput::Elements(2 * changes as u64));
+    let plain = Broker::<str>::new();
+    let bridged = Broker::<str>::new();
+    let bridge = Bridge::connect(&bridged, &url).unwrap();
+    for (name, broker) in [("unbridged", &plain), ("bridged", &bridged)] {
+        let holder = broker.pubsub();
+        holder.subscribe("held");
+        assert!(bridge.flush(Duration::from_secs(10)));
+        let sub = broker
+            .pubsub_builder()
+            .ignore_subscribe_messages(true)
+            .build();
+        group.bench_function(name, |bench| {
+            bench.iter(|| {
+                for _ in 0..changes {
+                    sub.subscribe("held");
+                    sub.unsubscribe("held");
+                }
+            })
+        });
+    }
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut connection = client.get_connection().unwrap();
+    group.bench_function("redis_crate_ping", |bench| {
+        bench.iter(|| {
+            for _ in 0..2 * changes {
+                let pong: String = redis::cmd("PING").query(&mut connection).unwrap();
+                black_box(pong);
+            }
+        })
+    });
+    group.finish();
+    drop(bridge);
+}
+
+criterion_group!(benches, bridged, subscription_change);
 criterion_main!(benches);

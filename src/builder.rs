@@ -317,8 +317,11 @@ impl<'a, T: ?Sized> PubSubBuilder<'a, T> {
     }
 
     /// Skips confirmations when reading (redis-py's `ignore_subscribe_messages=True`):
-    /// `get_message` and `listen` yield deliveries and `Lagged` notices only. A
-    /// [`Worker`](crate::Worker) always skips them.
+    /// `get_message` and `listen` skip `subscribe`, `unsubscribe`, `psubscribe` and
+    /// `punsubscribe` and yield everything else: deliveries, replays
+    /// ([`Message::Replay`](crate::Message::Replay)) and notices
+    /// ([`Message::is_notice`](crate::Message::is_notice): `Lagged`, `HighWater`, a bridge's
+    /// `Gap`). A [`Worker`](crate::Worker) always skips confirmations.
     ///
     /// # Examples
     ///

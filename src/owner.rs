@@ -34,12 +34,22 @@ impl<T: ?Sized> Owner<T> {
 
     /// Closes the handle: its subscriptions go at once and its queue ends after what it holds.
     pub(crate) fn close(&self) {
-        self.registry.detach(&self.handle, Disconnected::Closed);
+        let registry = &self.registry;
+        let close = || registry.detach(&self.handle, Disconnected::Closed);
+        match self.handle.subscriptions() {
+            0 => close(),
+            _ => registry.in_order(close),
+        }
     }
 }
 
 impl<T: ?Sized> Drop for Owner<T> {
     fn drop(&mut self) {
-        self.registry.handle_dropped(&self.handle);
+        let registry = &self.registry;
+        let dropped = || registry.handle_dropped(&self.handle);
+        match self.handle.subscriptions() {
+            0 => dropped(),
+            _ => registry.in_order(dropped),
+        }
     }
 }

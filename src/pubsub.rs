@@ -1030,6 +1030,14 @@ impl<T: ?Sized> PubSub<T> {
     where
         I: IntoNames,
     {
+        self.registry()
+            .in_order(|| self.subscribe_each_now(kind, names, handler));
+    }
+
+    fn subscribe_each_now<I>(&self, kind: Kind, names: I, handler: Option<Handler<T>>)
+    where
+        I: IntoNames,
+    {
         let subscriber = self.subscriber();
         let (mut woken, mut stopped) = (Woken::default(), None);
         // Handlers replaced, dropped once no lock is held (one may hold a handle).
@@ -1088,6 +1096,18 @@ impl<T: ?Sized> PubSub<T> {
     where
         I: IntoNames,
     {
+        match self.subscriber().subscriptions() {
+            0 => self.unsubscribe_each_now(kind, names),
+            _ => self
+                .registry()
+                .in_order(|| self.unsubscribe_each_now(kind, names)),
+        }
+    }
+
+    fn unsubscribe_each_now<I>(&self, kind: Kind, names: I)
+    where
+        I: IntoNames,
+    {
         let (mut woken, mut stopped) = (Woken::default(), None);
         let mut calls = self.subscriber().calls();
         for name in names.into_names() {
@@ -1100,6 +1120,15 @@ impl<T: ?Sized> PubSub<T> {
     }
 
     fn unsubscribe_every(&self, kind: Kind) {
+        match self.subscriber().subscriptions() {
+            0 => self.unsubscribe_every_now(kind),
+            _ => self
+                .registry()
+                .in_order(|| self.unsubscribe_every_now(kind)),
+        }
+    }
+
+    fn unsubscribe_every_now(&self, kind: Kind) {
         let (mut woken, mut stopped) = (Woken::default(), None);
         let mut calls = self.subscriber().calls();
         let subscribed = self.subscriber().names().in_order(kind);

@@ -23,6 +23,9 @@ use crate::wait::Wait;
 /// they go once both the stream and the [`PubSub`](crate::PubSub) are gone (or at
 /// [`close`](MessageStream::close)). Like [`PubSub::listen_forever`](crate::PubSub::listen_forever),
 /// it does not end when the last subscription goes. Reading never blocks the thread.
+///
+/// Cancel safe: a message is taken from the queue only by the poll that returns it, so a
+/// `next()` dropped unfinished (the branch that lost a `tokio::select!`) loses nothing.
 #[must_use = "dropping a `MessageStream` lets its handle go (and its subscriptions with it, once the `PubSub` is gone too)"]
 pub struct MessageStream<T: ?Sized> {
     /// The handle lives as long as this stream (dropped after `Drop::drop` below has run).

@@ -26,6 +26,7 @@ mod bridged {
 
     use fanout::{Bridge, BridgeError, Broker, Codec, Message, Overflow, PubSub, Route};
 
+    use super::common::race_rounds;
     #[cfg(feature = "cluster")]
     use super::common::redis::Cluster;
     use super::common::redis::{Reply, Server};
@@ -806,6 +807,9 @@ mod bridged {
         let gap = sub.get_message(WAIT);
         let gap_after = back.elapsed();
         assert!(matches!(gap, Some(Message::Gap { .. })), "{gap:?}");
+        // What the notice reports is counted before it is readable.
+        let stats = bridge.stats();
+        assert_eq!((stats.reconnects, stats.gaps), (1, 1), "{stats:?}");
         assert_eq!(read(&sub, 1), ["during"]);
         eventually("both connections back", || bridge.is_connected());
         assert!(bridge.flush(WAIT));
@@ -817,10 +821,13 @@ mod bridged {
         // connection, a SUBSCRIBE and a wake-up (slack for a loaded machine).
         assert!(gap_after < max_delay + ms(800), "{gap_after:?}");
 
-        // The publishing connection alone: no gap, one reconnect.
+        // The publishing connection alone: one reconnect; a publish that went out on the dead
+        // connection is lost, with a gap where it would have been, one sent on a new
+        // connection arrives.
         server
             .connect()
             .call(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"]);
+        let lost_before = bridge.stats().lost;
         broker.publish("outage", "lost with the connection, or sent on a new one");
         broker.publish("outage", "after the publishing connection");
         eventually("a new publishing connection", || {
@@ -830,18 +837,33 @@ mod bridged {
         let mut got = Vec::new();
         broker.publish("outage", "end");
         read_until(&sub, "end", &mut got);
-        assert!(!got.contains(&"<gap>".to_string()), "{got:?}");
+        let lost = bridge.stats().lost - lost_before;
+        let expected = match lost {
+            0 => [
+                "lost with the connection, or sent on a new one",
+                "after the publishing connection",
+            ],
+            _ => ["<gap>", "after the publishing connection"],
+        };
+        assert_eq!(got, expected, "lost {lost}");
+        let lost_gap = u64::from(lost > 0);
 
         // The subscription connection alone: a gap, one reconnect.
         server.connect().call(&["CLIENT", "KILL", "TYPE", "pubsub"]);
         let gap = sub.get_message(WAIT);
         assert!(matches!(gap, Some(Message::Gap { .. })), "{gap:?}");
+        let stats = bridge.stats();
+        assert_eq!(stats.gaps, 2 + lost_gap, "{stats:?}");
         assert!(bridge.flush(WAIT));
         broker.publish("outage", "after the subscription connection");
         assert_eq!(read(&sub, 1), ["after the subscription connection"]);
         assert!(bridge.flush(WAIT));
         let stats = bridge.stats();
-        assert_eq!((stats.reconnects, stats.gaps), (3, 2), "{stats:?}");
+        assert_eq!(
+            (stats.reconnects, stats.gaps),
+            (3, 2 + lost_gap),
+            "{stats:?}"
+        );
     }
 
     #[test]
@@ -1618,12 +1640,12 @@ mod bridged {
         );
     }
 
-    /// The subscription connection dies while the bridge cannot notice (its receiving thread
-    /// waits for a full `Block` handle): publishes still go out, and Redis answers them with
-    /// 0 receivers where a local handle was counted. They are counted `lost`, not
-    /// `forwarded` as they once were.
+    /// The subscription connection dies while the receiving thread waits for a full `Block`
+    /// handle: the bridge notices at once all the same (the subscription side reads the
+    /// connection), so the publishes made meanwhile wait for the new connection, and reach
+    /// the handle after its `Gap` notice, none lost.
     #[test]
-    fn publishes_redis_delivered_to_no_one_are_counted_lost() {
+    fn a_subscription_connection_lost_while_delivery_waits_is_noticed_and_nothing_is_lost() {
         let Some(server) = Server::start() else {
             return;
         };
@@ -1642,22 +1664,1092 @@ mod bridged {
         eventually("the queue to fill", || slow.stats().queued == 2);
         assert!(bridge.flush(WAIT));
         server.connect().call(&["CLIENT", "KILL", "TYPE", "pubsub"]);
-        std::thread::sleep(ms(100));
+        eventually("the loss to be noticed", || !bridge.is_connected());
         for i in 0..10 {
             broker.publish("s", i.to_string());
         }
         assert!(bridge.flush(WAIT));
         let stats = bridge.stats();
-        assert_eq!((stats.forwarded, stats.lost), (2, 10), "{stats:?}");
-        // Once the handle reads, the bridge notices the loss and goes on after a gap.
-        let mut got = read(&slow, 2);
-        eventually("the loss to be noticed", || bridge.stats().gaps == 1);
-        assert!(bridge.flush(WAIT));
+        assert_eq!((stats.forwarded, stats.lost), (12, 0), "{stats:?}");
         broker.publish("s", "end");
+        let mut got = read(&slow, 2);
         read_until(&slow, "end", &mut got);
+        let mut expected = vec!["fills the queue", "holds the receiving thread", "<gap>"];
+        let numbers: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+        expected.extend(numbers.iter().map(String::as_str));
+        assert_eq!(got, expected);
+        assert_eq!(bridge.stats().gaps, 1);
+    }
+
+    /// A bridge that counts a reply slower than 300 ms as a lost connection.
+    fn hang_aware(broker: &Broker<str>, server: &Server, route: Route) -> Bridge<str> {
+        Bridge::builder(broker, &server.url())
+            .route(route)
+            .reply_timeout(ms(300))
+            .reconnect_delay(ms(10), ms(200))
+            .connect()
+            .expect("the bridge connects")
+    }
+
+    /// A server hung past the reply timeout (SIGSTOP), then resumed (SIGCONT): the bridge
+    /// is connected again within its back-off with nothing published after the hang, on both
+    /// routes, whether the hang was noticed through a publish, a subscription or not at all.
+    #[test]
+    fn a_hung_server_that_resumes_is_reconnected_without_a_publish() {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        for route in [Route::ViaRedis, Route::LocalFirst] {
+            for during in ["nothing", "a publish", "a subscription"] {
+                let broker = Broker::<str>::new();
+                let bridge = hang_aware(&broker, &server, route);
+                let sub = quiet(&broker);
+                sub.subscribe(["h"]);
+                assert!(bridge.flush(WAIT));
+                assert_eq!(broker.publish("h", "before"), 1);
+                assert!(bridge.flush(WAIT));
+                assert_eq!(read(&sub, 1), ["before"]);
+                server.pause();
+                match during {
+                    "a publish" => assert_eq!(broker.publish("h", "during"), 1),
+                    "a subscription" => sub.subscribe(["other"]),
+                    _ => {}
+                }
+                if during != "nothing" {
+                    eventually("the hang to be noticed", || !bridge.is_connected());
+                }
+                std::thread::sleep(ms(600)); // twice the reply timeout
+                server.resume();
+                let resumed = Instant::now();
+                eventually("the bridge to reconnect", || bridge.is_connected());
+                let took = resumed.elapsed();
+                let case = format!("{route:?}, {during} during the hang");
+                // The back-off's cap (200 ms) plus a connection and a round trip or two.
+                assert!(
+                    took < Duration::from_secs(2),
+                    "{case}: connected after {took:?}"
+                );
+                if during != "nothing" {
+                    assert_eq!(bridge.stats().reconnects, 1, "{case}: {:?}", bridge.stats());
+                }
+                assert!(bridge.flush(WAIT), "{case}");
+                assert_eq!(broker.publish("h", "after"), 1);
+                let mut got = vec![];
+                read_until(&sub, "after", &mut got);
+                got.retain(|m| m != "<gap>" && m != "during");
+                assert!(got.is_empty(), "{case}: {got:?}");
+            }
+        }
+    }
+
+    /// A publish made while the server hangs reaches a local handle once on either route:
+    /// `LocalFirst` delivered it at once, so the copy Redis sends back after resuming (if it
+    /// went out) is skipped, and `ViaRedis` delivers the copy or counts it lost with a `Gap`.
+    #[test]
+    fn a_publish_made_while_the_server_hangs_reaches_a_handle_once() {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        for route in [Route::LocalFirst, Route::ViaRedis] {
+            let broker = Broker::<str>::new();
+            let bridge = hang_aware(&broker, &server, route);
+            let sub = quiet(&broker);
+            sub.subscribe(["h"]);
+            assert!(bridge.flush(WAIT));
+            assert_eq!(broker.publish("h", "before"), 1);
+            assert!(bridge.flush(WAIT));
+            server.pause();
+            assert_eq!(broker.publish("h", "during"), 1);
+            eventually("the hang to be noticed", || !bridge.is_connected());
+            std::thread::sleep(ms(400));
+            server.resume();
+            eventually("the bridge to reconnect", || bridge.is_connected());
+            assert!(bridge.flush(WAIT));
+            assert_eq!(broker.publish("h", "end"), 1);
+            let mut got = vec![];
+            read_until(&sub, "end", &mut got);
+            let during = got.iter().filter(|m| *m == "during").count();
+            let stats = bridge.stats();
+            // The resumed server ran the batch whose reply timed out: the copy came back.
+            assert_eq!(during, 1, "{route:?}: {got:?}, {stats:?}");
+            if route == Route::ViaRedis {
+                // Its delivery was made, so it is not counted lost.
+                assert_eq!(stats.lost, 0, "{got:?}, {stats:?}");
+            }
+        }
+    }
+
+    /// A redis-py client publishes on `a` (its `PUBLISH` returned: Redis ran it), then a local
+    /// handle subscribed to `a` subscribes `b`: the handle reads `message a` before
+    /// `subscribe b`, as a redis-py client in its place would (Redis ran the `SUBSCRIBE`
+    /// later). Repeated `race_rounds()` times.
+    #[test]
+    fn a_remote_message_redis_ran_first_comes_before_a_later_local_confirmation() {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let broker = Broker::<str>::new();
+        let bridge = bridge(&broker, &server, Route::ViaRedis);
+        let mut plain = server.connect();
+        for round in 0..race_rounds() {
+            let (a, b) = (format!("a{round}"), format!("b{round}"));
+            let sub = broker.pubsub();
+            sub.subscribe(a.as_str());
+            assert!(bridge.flush(WAIT));
+            assert_eq!(plain.call(&["PUBLISH", &a, "m"]).int(), 1);
+            sub.subscribe(b.as_str());
+            let kinds: Vec<_> = (0..3)
+                .map(|_| sub.get_message(WAIT).map(|m| m.kind()))
+                .collect();
+            let expected = ["subscribe", "message", "subscribe"].map(Some);
+            assert_eq!(kinds, expected, "round {round}");
+        }
+    }
+
+    /// A server paused (SIGSTOP) with publishes in flight, then killed: the copies never come
+    /// back, and `lost` counts each counted delivery that was not made, and only those; a
+    /// publish whose copy a resumed server sent back is not counted.
+    #[test]
+    fn publishes_in_doubt_are_counted_lost_only_when_their_copies_never_come() {
+        let Some(mut server) = Server::start() else {
+            return;
+        };
+        let broker = Broker::<str>::new();
+        let bridge = hang_aware(&broker, &server, Route::ViaRedis);
+        let sub = quiet(&broker);
+        sub.subscribe(["d"]);
+        assert!(bridge.flush(WAIT));
+        // A first batch proves the publishing connection, so the next goes out at once.
+        assert_eq!(broker.publish("d", "first"), 1);
+        assert!(bridge.flush(WAIT));
+        assert_eq!(read(&sub, 1), ["first"]);
+        server.pause();
+        for i in 0..3 {
+            assert_eq!(broker.publish("d", i.to_string()), 1);
+        }
+        eventually("the hang to be noticed", || !bridge.is_connected());
+        std::thread::sleep(ms(400)); // the batch's reply timed out: its fate is unknown
+        server.resume();
+        server.kill();
+        server.restart();
+        eventually("the bridge to reconnect", || bridge.is_connected());
+        assert!(bridge.flush(WAIT));
+        broker.publish("d", "end");
+        let mut got = vec![];
+        read_until(&sub, "end", &mut got);
+        let made = got.iter().filter(|m| *m != "<gap>").count() as u64;
+        eventually("the doubts to be settled", || {
+            bridge.stats().lost + made == 3
+        });
+        let stats = bridge.stats();
+        eprintln!("made {made}, lost {}: {got:?}", stats.lost);
+        assert_eq!(stats.lost + made, 3, "{got:?}, {stats:?}");
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Subscription changes in Redis's order (src/bridge/order.rs) and the publishing
+    // thread's reconnection, attacked: deadlocks, stalls, panics, drops, restarts.
+
+    /// A bridge whose reply timeout is `reply` (`Duration::MAX`: none).
+    fn replying_within<T: ?Sized + Codec + Send + Sync + 'static>(
+        broker: &Broker<T>,
+        url: &str,
+        reply: Duration,
+    ) -> Bridge<T> {
+        Bridge::builder(broker, url)
+            .reply_timeout(reply)
+            .reconnect_delay(ms(10), ms(200))
+            .connect()
+            .expect("the bridge connects")
+    }
+
+    /// How long a delivery from Redis takes to reach `sub` (subscribed to `channel`) just
+    /// after another handle made a subscription change, `rounds` times.
+    fn delivery_after_changes(
+        broker: &Broker<str>,
+        server: &Server,
+        sub: &PubSub<str>,
+        channel: &str,
+        rounds: usize,
+    ) -> Vec<Duration> {
+        let mut plain = server.connect();
+        (0..rounds)
+            .map(|round| {
+                let other = quiet(broker);
+                other.subscribe(format!("review.z{round}").as_str());
+                let started = Instant::now();
+                assert_eq!(plain.call(&["PUBLISH", channel, "m"]).int(), 1);
+                assert_eq!(read(sub, 1), ["m"]);
+                started.elapsed()
+            })
+            .collect()
+    }
+
+    /// Attacks: nothing left waiting after a panic. The names a caller passes are iterated
+    /// inside the change, so a panicking iterator unwinds out of it: the receiving thread must
+    /// not wait at later markers for that change, nor later changes on that thread be made
+    /// unordered.
+    #[test]
+    fn a_panic_inside_a_change_leaves_no_later_marker_stalled() {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let broker = Broker::<str>::new();
+        let bridge = replying_within(&broker, &server.url(), Duration::from_secs(2));
+        let sub = quiet(&broker);
+        sub.subscribe("review.a");
+        assert!(bridge.flush(WAIT));
+        let before = delivery_after_changes(&broker, &server, &sub, "review.a", 2);
+        let panicking = quiet(&broker);
+        let thread = std::thread::spawn(move || {
+            panicking.subscribe(fanout::Each((0..2).map(|i| {
+                assert!(i == 0, "a caller's iterator of names panics");
+                "review.p0"
+            })));
+        });
+        assert!(thread.join().is_err(), "the iterator panicked");
+        let after = delivery_after_changes(&broker, &server, &sub, "review.a", 3);
+        assert!(
+            after.iter().all(|took| *took < ms(1000)),
+            "before the panic: {before:?}; after it, each change stalls delivery: {after:?}"
+        );
+    }
+
+    /// Attacks: the bridge dropped while a caller waits for its marker (the check's PING held
+    /// by a hung server): no marker can come, so the caller goes on at once, also with
+    /// `Duration::MAX`.
+    #[test]
+    fn a_change_waiting_for_its_marker_ends_when_the_bridge_is_dropped() {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let mut late = Vec::new();
+        for reply in [Duration::from_secs(3), Duration::MAX] {
+            let broker = Broker::<str>::new();
+            let bridge = replying_within(&broker, &server.url(), reply);
+            let sub = quiet(&broker);
+            sub.subscribe("review.a");
+            assert!(bridge.flush(WAIT));
+            server.pause();
+            let (done, finished) = std::sync::mpsc::channel();
+            let waiting = quiet(&broker);
+            std::thread::spawn(move || {
+                waiting.subscribe("review.b");
+                let _ = done.send(());
+                waiting
+            });
+            std::thread::sleep(ms(200)); // the check's PING waits on the hung server
+            let took = drop_within(bridge, Duration::from_secs(5));
+            let dropped = Instant::now();
+            let returned = finished.recv_timeout(Duration::from_secs(5)).is_ok();
+            let after = dropped.elapsed();
+            server.resume();
+            if took.is_none() || !returned || after > ms(1000) {
+                late.push(format!(
+                    "reply_timeout {reply:?}: drop took {took:?}; subscribe returned: \
+                     {returned}, {after:?} after the drop"
+                ));
+            }
+        }
+        assert!(late.is_empty(), "{late:#?}");
+    }
+
+    /// Attacks: a change that began just before the connection was lost (the server dies while
+    /// the check's PING waits): once the subscription side sees the loss, the caller goes on,
+    /// also with `Duration::MAX`.
+    #[test]
+    fn a_change_waiting_for_its_marker_ends_when_the_connection_is_lost() {
+        let mut late = Vec::new();
+        for reply in [Duration::from_secs(3), Duration::MAX] {
+            let Some(mut server) = Server::start() else {
+                return;
+            };
+            let broker = Broker::<str>::new();
+            let bridge = replying_within(&broker, &server.url(), reply);
+            let sub = quiet(&broker);
+            sub.subscribe("review.a");
+            assert!(bridge.flush(WAIT));
+            server.pause();
+            let (done, finished) = std::sync::mpsc::channel();
+            let waiting = quiet(&broker);
+            std::thread::spawn(move || {
+                waiting.subscribe("review.b");
+                let _ = done.send(());
+                waiting
+            });
+            std::thread::sleep(ms(200)); // the check's PING waits on the hung server
+            server.kill();
+            let killed = Instant::now();
+            eventually("the loss to be seen", || !bridge.is_connected());
+            let seen = killed.elapsed();
+            let returned = finished.recv_timeout(Duration::from_secs(5)).is_ok();
+            let after = killed.elapsed();
+            if !returned || after > seen + ms(1000) {
+                late.push(format!(
+                    "reply_timeout {reply:?}: loss seen {seen:?} after the kill; subscribe \
+                     returned: {returned}, {after:?} after the kill"
+                ));
+            }
+            // The caller may still be inside `in_order` (`Duration::MAX`): the drop must not
+            // wait for it, and leaves no thread reconnecting to a port another test may take.
+            assert!(
+                drop_within(bridge, Duration::from_secs(5)).is_some(),
+                "the drop hung"
+            );
+        }
+        assert!(late.is_empty(), "{late:#?}");
+    }
+
+    /// Attacks: a server restart between the check request and its marker. The outstanding
+    /// check is answered on the new connection, whose marker releases the caller well within
+    /// its reply timeout, and the handle then gets what is published (nothing left waiting).
+    #[test]
+    fn a_change_waiting_across_a_restart_is_released_by_the_new_connection() {
+        let Some(mut server) = Server::start() else {
+            return;
+        };
+        for round in 0..5 {
+            let broker = Broker::<str>::new();
+            let bridge = replying_within(&broker, &server.url(), Duration::from_secs(10));
+            let sub = quiet(&broker);
+            sub.subscribe("review.a");
+            assert!(bridge.flush(WAIT));
+            server.pause();
+            let (done, finished) = std::sync::mpsc::channel();
+            let waiting = quiet(&broker);
+            std::thread::spawn(move || {
+                waiting.subscribe("review.b");
+                let _ = done.send(waiting);
+            });
+            std::thread::sleep(ms(100));
+            server.kill();
+            server.restart();
+            let back = Instant::now();
+            let waiting = finished
+                .recv_timeout(Duration::from_secs(15))
+                .expect("the subscribe returns");
+            let took = back.elapsed();
+            assert!(
+                took < ms(3000),
+                "round {round}: released {took:?} after the restart"
+            );
+            eventually("the bridge to reconnect", || bridge.is_connected());
+            assert!(bridge.flush(WAIT));
+            let started = Instant::now();
+            assert_eq!(broker.publish("review.b", "after"), 1);
+            let mut got = Vec::new();
+            read_until(&waiting, "after", &mut got);
+            assert!(
+                started.elapsed() < ms(1000),
+                "round {round}: {:?}",
+                started.elapsed()
+            );
+        }
+    }
+
+    /// A worker whose handler, on its first delivery, subscribes another handle while the
+    /// receiving thread waits for room in the worker's own full `Block` queue. Returns how long
+    /// that `subscribe` took, `None` if it had not returned within `limit`.
+    fn worker_subscribing_while_its_queue_is_full(
+        url: String,
+        reply: Duration,
+        limit: Duration,
+    ) -> Option<Duration> {
+        let (took_tx, took) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let broker = Broker::<str>::new();
+            let bridge = replying_within(&broker, &url, reply);
+            let other = Arc::new(quiet(&broker));
+            let busy = broker
+                .pubsub_builder()
+                .capacity(1)
+                .overflow(Overflow::Block)
+                .ignore_subscribe_messages(true)
+                .build();
+            let first = AtomicBool::new(true);
+            let took_tx = std::sync::Mutex::new(took_tx);
+            let subscriber = Arc::clone(&other);
+            busy.subscribe_with("review.busy", move |_| {
+                if first.swap(false, Ordering::SeqCst) {
+                    // Meanwhile the next delivery fills the queue and the one after holds
+                    // the receiving thread.
+                    std::thread::sleep(ms(300));
+                    let started = Instant::now();
+                    subscriber.subscribe("review.other");
+                    let _ = took_tx.lock().unwrap().send(started.elapsed());
+                }
+            });
+            assert!(bridge.flush(WAIT));
+            let worker = busy.run_in_thread().expect("the worker starts");
+            for i in 0..5 {
+                broker.publish("review.busy", i.to_string());
+            }
+            // Kept alive (not joined) whatever happens: the test reads `took`.
+            std::thread::sleep(limit + ms(500));
+            // The handler may be stuck for good (`Duration::MAX`): its worker and handles are
+            // left as they are; the bridge goes, so no thread keeps reconnecting.
+            std::mem::forget((worker, busy, other));
+            drop(bridge);
+        });
+        took.recv_timeout(limit).ok()
+    }
+
+    /// Attacks: a worker's handler that subscribes while its own `Block` queue is full (the
+    /// receiving thread waits on it, the marker is behind): documented in docs/BRIDGE.md as
+    /// bounded by the reply timeout and by a cap of 1 s, per change.
+    #[test]
+    fn a_worker_subscribing_while_its_block_queue_is_full_waits_at_most_the_cap() {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let took = worker_subscribing_while_its_queue_is_full(
+            server.url(),
+            Duration::from_secs(5),
+            Duration::from_secs(10),
+        );
+        assert!(
+            took.is_some_and(|took| took < ms(2000)),
+            "the handler's subscribe took {took:?}"
+        );
+    }
+
+    /// The same with `reply_timeout(Duration::MAX)` ("no limit"): the handler waits for a
+    /// marker behind the delivery the receiving thread cannot make until the handler returns,
+    /// so only the cap ends the wait; it must, or every delivery from Redis stops for good.
+    #[test]
+    fn a_worker_subscribing_while_its_block_queue_is_full_does_not_deadlock_without_a_timeout() {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let took = worker_subscribing_while_its_queue_is_full(
+            server.url(),
+            Duration::MAX,
+            Duration::from_secs(5),
+        );
+        assert!(took.is_some(), "the handler's subscribe never returned");
+    }
+
+    /// Attacks: many threads changing subscriptions at once (8 x 200 subscribe/unsubscribe
+    /// and psubscribe/punsubscribe) while another publishes and reads: every change and every
+    /// round trip finishes promptly, and the bridge delivers afterwards.
+    #[test]
+    fn many_threads_changing_subscriptions_finish_promptly_and_delivery_goes_on() {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let broker = Broker::<str>::new();
+        let bridge = bridge(&broker, &server, Route::ViaRedis);
+        let live = quiet(&broker);
+        live.subscribe("review.live");
+        assert!(bridge.flush(WAIT));
+        let stop = Arc::new(AtomicBool::new(false));
+        let started = Instant::now();
+        let changers: Vec<_> = (0..8)
+            .map(|t| {
+                let broker = broker.clone();
+                std::thread::spawn(move || {
+                    let sub = quiet(&broker);
+                    let mut slowest = Duration::ZERO;
+                    for i in 0..200 {
+                        let op = Instant::now();
+                        let name = format!("review.t{t}.{}", i % 7);
+                        if i % 2 == 0 {
+                            sub.subscribe(name.as_str());
+                            sub.unsubscribe(name.as_str());
+                        } else {
+                            sub.psubscribe(format!("{name}*").as_str());
+                            sub.punsubscribe_all();
+                        }
+                        slowest = slowest.max(op.elapsed());
+                    }
+                    slowest
+                })
+            })
+            .collect();
+        let publisher = {
+            let (broker, stop) = (broker.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut slowest = Duration::ZERO;
+                let mut n = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let op = Instant::now();
+                    broker.publish("review.live", n.to_string());
+                    assert_eq!(read(&live, 1), [n.to_string()]);
+                    slowest = slowest.max(op.elapsed());
+                    n += 1;
+                }
+                (slowest, n)
+            })
+        };
+        let slowest: Vec<Duration> = changers.into_iter().map(|c| c.join().unwrap()).collect();
+        let all = started.elapsed();
+        stop.store(true, Ordering::SeqCst);
+        let (publish_slowest, published) = publisher.join().unwrap();
+        eprintln!(
+            "8 x 200 changes in {all:?}; slowest per thread {slowest:?}; {published} round \
+             trips, slowest {publish_slowest:?}"
+        );
+        assert!(slowest.iter().all(|t| *t < ms(1000)), "{slowest:?}");
+        assert!(publish_slowest < ms(1000), "{publish_slowest:?}");
+        let after = quiet(&broker);
+        after.subscribe("review.after");
+        assert_eq!(broker.publish("review.after", "end"), 1);
+        assert_eq!(read(&after, 1), ["end"]);
+        assert!(bridge.flush(WAIT));
+        // `review.after` alone: `live` went with the publishing thread.
+        assert_eq!(bridge.stats().subscriptions, 1, "{:?}", bridge.stats());
+    }
+
+    /// Attacks: `Broker::close` while threads subscribe, unsubscribe, close and drop handles:
+    /// all finish promptly and Redis is left with none of their names.
+    #[test]
+    fn broker_close_during_subscription_changes_finishes_promptly() {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        for round in 0..20 {
+            let broker = Broker::<str>::new();
+            let bridge = bridge(&broker, &server, Route::ViaRedis);
+            let threads: Vec<_> = (0..4)
+                .map(|t| {
+                    let broker = broker.clone();
+                    std::thread::spawn(move || {
+                        for i in 0..50 {
+                            let sub = quiet(&broker);
+                            sub.subscribe(format!("review.c{t}.{i}").as_str());
+                            sub.psubscribe(format!("review.c{t}.{i}*").as_str());
+                            if i % 3 == 0 {
+                                sub.close();
+                            } else if i % 3 == 1 {
+                                sub.unsubscribe_all();
+                            }
+                        }
+                    })
+                })
+                .collect();
+            std::thread::sleep(ms(round % 10));
+            let closing = broker.clone();
+            let closed = super::common::within(Duration::from_secs(10), move || closing.close());
+            assert!(closed.is_some(), "round {round}: close hung");
+            let started = Instant::now();
+            for thread in threads {
+                thread.join().unwrap();
+            }
+            assert!(
+                started.elapsed() < ms(3000),
+                "round {round}: {:?}",
+                started.elapsed()
+            );
+            eventually("Redis to have no names left", || {
+                server.connect().call(&["PUBSUB", "NUMPAT"]).int() == 0
+                    && server
+                        .connect()
+                        .call(&["PUBSUB", "CHANNELS"])
+                        .strings()
+                        .is_empty()
+            });
+            assert!(drop_within(bridge, Duration::from_secs(5)).is_some());
+        }
+    }
+
+    /// Attacks: handles dropped, unsubscribed and subscribed while the bridge is being
+    /// dropped: both sides finish promptly, `race_rounds()` times.
+    #[test]
+    fn handles_changed_while_the_bridge_is_dropped_finish_promptly() {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        for round in 0..race_rounds() {
+            let broker = Broker::<str>::new();
+            let bridge = bridge(&broker, &server, Route::ViaRedis);
+            let subs: Vec<PubSub<str>> = (0..4)
+                .map(|i| {
+                    let sub = quiet(&broker);
+                    sub.subscribe(format!("review.d{i}").as_str());
+                    sub
+                })
+                .collect();
+            let changing = super::common::within(Duration::from_secs(10), {
+                let broker = broker.clone();
+                move || {
+                    for sub in subs {
+                        sub.unsubscribe("review.d0");
+                        sub.psubscribe("review.d*");
+                        drop(sub);
+                        drop(quiet(&broker));
+                    }
+                }
+            });
+            let dropped = drop_within(bridge, Duration::from_secs(10));
+            assert!(dropped.is_some(), "round {round}: the bridge's drop hung");
+            assert!(changing.is_some(), "round {round}: the changes hung");
+        }
+    }
+
+    /// A payload whose drop, for some payloads, drops a handle kept in a slot: so a handle
+    /// is dropped on whichever thread lets go of the payload last.
+    #[derive(Debug)]
+    struct Dropper(String);
+
+    /// Handles for `Dropper`s to drop, by the payload's text, and the threads that did.
+    static DROPPED_HANDLES: std::sync::Mutex<Vec<(String, PubSub<Dropper>)>> =
+        std::sync::Mutex::new(Vec::new());
+    static DROPPED_ON: std::sync::Mutex<Vec<(String, Option<String>)>> =
+        std::sync::Mutex::new(Vec::new());
+
+    impl Drop for Dropper {
+        fn drop(&mut self) {
+            let taken = {
+                let mut slot = DROPPED_HANDLES.lock().unwrap();
+                let found = slot.iter().position(|(key, _)| *key == self.0);
+                found.map(|i| slot.remove(i).1)
+            };
+            if let Some(handle) = taken {
+                let thread = std::thread::current().name().map(str::to_owned);
+                drop(handle);
+                DROPPED_ON.lock().unwrap().push((self.0.clone(), thread));
+            }
+        }
+    }
+
+    impl Codec for Dropper {
+        fn encode(&self) -> std::borrow::Cow<'_, [u8]> {
+            std::borrow::Cow::Borrowed(self.0.as_bytes())
+        }
+
+        fn decode(bytes: &[u8]) -> Result<Arc<Self>, Box<dyn std::error::Error + Send + Sync>> {
+            Ok(Arc::new(Dropper(String::from_utf8(bytes.to_vec())?)))
+        }
+    }
+
+    fn dropped_on(key: &str) -> Option<Option<String>> {
+        let on = DROPPED_ON.lock().unwrap();
+        on.iter().find(|(k, _)| k == key).map(|(_, t)| t.clone())
+    }
+
+    /// Attacks: a handle dropped on the receiving thread (a payload's `Drop`, the payload
+    /// refused by a full `DropNewest` handle): made at once, the bridge goes on delivering.
+    #[test]
+    fn a_handle_dropped_by_a_payload_on_the_receiving_thread_is_immediate() {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let broker = Broker::<Dropper>::new();
+        let bridge = replying_within(&broker, &server.url(), Duration::from_secs(3));
+        let full = broker
+            .pubsub_builder()
+            .capacity(1)
+            .overflow(Overflow::DropNewest)
+            .ignore_subscribe_messages(true)
+            .build();
+        full.subscribe("review.full");
+        let kept = broker.pubsub();
+        kept.subscribe("review.kept");
+        DROPPED_HANDLES
+            .lock()
+            .unwrap()
+            .push(("review.recv".to_string(), kept));
+        let live = broker
+            .pubsub_builder()
+            .ignore_subscribe_messages(true)
+            .build();
+        live.subscribe("review.live");
+        assert!(bridge.flush(WAIT));
+        let mut plain = server.connect();
+        plain.call(&["PUBLISH", "review.full", "fills the queue"]);
+        plain.call(&["PUBLISH", "review.full", "review.recv"]);
+        eventually("the refused payload's drop", || {
+            dropped_on("review.recv").is_some()
+        });
         assert_eq!(
-            got,
-            ["fills the queue", "holds the receiving thread", "<gap>"]
+            dropped_on("review.recv"),
+            Some(Some("fanout-redis-receive".to_string()))
+        );
+        let started = Instant::now();
+        plain.call(&["PUBLISH", "review.live", "after"]);
+        let got = live
+            .get_message(WAIT)
+            .and_then(|m| m.payload().map(|p| p.0.clone()));
+        assert_eq!(got.as_deref(), Some("after"));
+        assert!(started.elapsed() < ms(1000), "{:?}", started.elapsed());
+        eventually("Redis to drop the handle's channel", || {
+            numsub(&server, "review.kept") == 0
+        });
+    }
+
+    /// Attacks: a handle dropped on the publishing thread (a payload's `Drop` once its batch
+    /// went out): a change waits for publishes that only this thread can settle, so it must
+    /// be made at once there, or every publish stops.
+    #[test]
+    fn a_handle_dropped_by_a_payload_on_the_publishing_thread_does_not_stall_publishing() {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let url = server.url();
+        let outcome = super::common::within(Duration::from_secs(15), move || {
+            let broker = Broker::<Dropper>::new();
+            let bridge = replying_within(&broker, &url, Duration::from_secs(3));
+            let kept = broker.pubsub();
+            kept.subscribe("review.kept");
+            DROPPED_HANDLES
+                .lock()
+                .unwrap()
+                .push(("review.pub".to_string(), kept));
+            assert!(bridge.flush(WAIT));
+            let started = Instant::now();
+            broker.publish("review.nobody", Dropper("review.pub".to_string()));
+            for i in 0..2_000 {
+                broker.publish("review.nobody", Dropper(i.to_string()));
+            }
+            assert!(bridge.flush(WAIT));
+            let took = started.elapsed();
+            let on = dropped_on("review.pub");
+            drop(bridge);
+            (took, on)
+        });
+        let (took, on) = outcome.expect("publishing never resumed");
+        assert!(
+            took < ms(1000),
+            "2,001 publishes took {took:?}; the handle dropped on {on:?}"
+        );
+    }
+
+    /// Attacks: order under patterns, with remote publishers (another bridged broker, a plain
+    /// client) and local ones, on both routes, with Redis holding the pattern already or not:
+    /// what Redis ran before `psubscribe` never reaches the handle, what it ran before
+    /// `punsubscribe` reaches it before the confirmation. `race_rounds()` rounds in all.
+    #[test]
+    fn pattern_changes_take_effect_in_redis_order_across_brokers_and_routes() {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let remote = Broker::<str>::new();
+        let remote_bridge = bridge(&remote, &server, Route::ViaRedis);
+        let mut plain = server.connect();
+        let rounds = race_rounds().div_ceil(4);
+        for route in [Route::ViaRedis, Route::LocalFirst] {
+            let local = Broker::<str>::new();
+            let local_bridge = bridge(&local, &server, route);
+            for redis_has_it in [true, false] {
+                for round in 0..rounds {
+                    let case =
+                        format!("{route:?}, Redis has the pattern: {redis_has_it}, round {round}");
+                    let channel = format!("review.{round}.ab");
+                    let pattern = format!("review.{round}.a*");
+                    let by_channel = quiet(&local);
+                    by_channel.subscribe(channel.as_str());
+                    let by_pattern = quiet(&local);
+                    if redis_has_it {
+                        by_pattern.psubscribe(pattern.as_str());
+                    }
+                    assert!(local_bridge.flush(WAIT));
+                    let h = local.pubsub();
+                    remote.publish(&channel, "remote before");
+                    assert!(remote_bridge.flush(WAIT));
+                    plain.call(&["PUBLISH", &channel, "plain before"]);
+                    local.publish(&channel, "local before");
+                    h.psubscribe(pattern.as_str());
+                    if !redis_has_it {
+                        // A remote publisher reaches a new name once Redis has it.
+                        assert!(local_bridge.flush(WAIT));
+                    }
+                    remote.publish(&channel, "remote after");
+                    assert!(remote_bridge.flush(WAIT));
+                    plain.call(&["PUBLISH", &channel, "plain after"]);
+                    assert_eq!(
+                        local.publish(&channel, "local after"),
+                        if redis_has_it { 3 } else { 2 },
+                        "{case}"
+                    );
+                    h.punsubscribe(pattern.as_str());
+                    let mut got = Vec::new();
+                    loop {
+                        let Some(m) = h.get_message(WAIT) else {
+                            panic!("{case}: no punsubscribe confirmation after {got:?}");
+                        };
+                        let kind = m.kind();
+                        got.push(match m.payload() {
+                            Some(payload) => format!("{kind} {payload}"),
+                            None => kind.to_string(),
+                        });
+                        if kind == "punsubscribe" {
+                            break;
+                        }
+                    }
+                    let (first, last) = (got.remove(0), got.pop());
+                    got.sort();
+                    let expected = [
+                        "pmessage local after",
+                        "pmessage plain after",
+                        "pmessage remote after",
+                    ];
+                    assert_eq!(
+                        (first.as_str(), got.as_slice(), last.as_deref()),
+                        (
+                            "psubscribe",
+                            &expected.map(String::from)[..],
+                            Some("punsubscribe")
+                        ),
+                        "{case}"
+                    );
+                    assert_eq!(h.get_message(ms(20)), None, "{case}");
+                }
+            }
+        }
+    }
+
+    /// Attacks: the cost of a change. With Redis slow to run publishes (`CLIENT PAUSE ...
+    /// WRITE`: PINGs and SUBSCRIBEs still answered) or behind a large backlog, a `subscribe`
+    /// does not wait for publishes no local handle was counted for, and the drop of a handle
+    /// that never subscribed to anything waits for nothing.
+    #[test]
+    fn a_change_does_not_wait_for_unrelated_publishes() {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let broker = Broker::<str>::new();
+        let bridge = bridge(&broker, &server, Route::ViaRedis);
+        let idle = quiet(&broker);
+        let other = quiet(&broker);
+        assert!(bridge.flush(WAIT));
+        // Each change measured while a publish to a channel nobody subscribes waits for Redis.
+        let while_paused = |change: &mut dyn FnMut()| {
+            server.connect().call(&["CLIENT", "PAUSE", "1500", "WRITE"]);
+            broker.publish("review.bulk", "nobody listens here");
+            std::thread::sleep(ms(100)); // its batch waits for Redis
+            let started = Instant::now();
+            change();
+            let took = started.elapsed();
+            server.connect().call(&["CLIENT", "UNPAUSE"]);
+            assert!(bridge.flush(WAIT));
+            took
+        };
+        let mut idle = Some(idle);
+        let drop_took = while_paused(&mut || drop(idle.take()));
+        let subscribe_took = while_paused(&mut || other.subscribe("review.unrelated"));
+        // And with a healthy Redis, behind a large backlog of unrelated publishes.
+        for i in 0..50_000 {
+            broker.publish("review.bulk", i.to_string());
+        }
+        let started = Instant::now();
+        other.subscribe("review.unrelated.2");
+        let behind_backlog = started.elapsed();
+        assert!(
+            drop_took < ms(300) && subscribe_took < ms(300) && behind_backlog < ms(300),
+            "dropping a handle with no subscription took {drop_took:?}, subscribing an \
+             unrelated channel {subscribe_took:?}, and {behind_backlog:?} behind 50,000 \
+             publishes to a healthy Redis"
+        );
+    }
+
+    /// Attacks: a change by a handle while the bridge is disconnected is made at once.
+    #[test]
+    fn changes_while_the_server_is_down_are_immediate() {
+        let Some(mut server) = Server::start() else {
+            return;
+        };
+        let broker = Broker::<str>::new();
+        let bridge = replying_within(&broker, &server.url(), Duration::from_secs(5));
+        let sub = quiet(&broker);
+        sub.subscribe("review.a");
+        assert!(bridge.flush(WAIT));
+        server.kill();
+        eventually("the loss to be seen", || !bridge.is_connected());
+        let mut slow = Vec::new();
+        for i in 0..50 {
+            let started = Instant::now();
+            let other = quiet(&broker);
+            other.subscribe(format!("review.b{i}").as_str());
+            other.psubscribe("review.*");
+            sub.unsubscribe("review.a");
+            sub.subscribe("review.a");
+            other.close();
+            drop(other);
+            let took = started.elapsed();
+            if took > ms(100) {
+                slow.push(took);
+            }
+        }
+        assert!(slow.is_empty(), "{slow:?}");
+        server.restart();
+        eventually("the bridge to reconnect", || bridge.is_connected());
+        assert!(bridge.flush(WAIT));
+        assert_eq!(broker.publish("review.a", "back"), 1);
+        let mut got = Vec::new();
+        read_until(&sub, "back", &mut got);
+    }
+
+    /// Attacks: nothing left waiting after a timeout. Changes made while the server hangs
+    /// time out; once it is back (reconnected), changes are quick again and delivery is not
+    /// held at any marker.
+    #[test]
+    fn changes_timed_out_during_a_hang_leave_nothing_waiting() {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let broker = Broker::<str>::new();
+        let bridge = hang_aware(&broker, &server, Route::ViaRedis);
+        let sub = quiet(&broker);
+        sub.subscribe("review.a");
+        assert!(bridge.flush(WAIT));
+        server.pause();
+        let threads: Vec<_> = (0..4)
+            .map(|i| {
+                let broker = broker.clone();
+                std::thread::spawn(move || {
+                    let other = quiet(&broker);
+                    let started = Instant::now();
+                    other.subscribe(format!("review.h{i}").as_str());
+                    started.elapsed()
+                })
+            })
+            .collect();
+        let took: Vec<Duration> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        server.resume();
+        assert!(took.iter().all(|t| *t < ms(1500)), "{took:?}");
+        eventually("the bridge to reconnect", || bridge.is_connected());
+        assert!(bridge.flush(WAIT));
+        let mut got = Vec::new();
+        assert_eq!(broker.publish("review.a", "sync"), 1);
+        read_until(&sub, "sync", &mut got);
+        let after = delivery_after_changes(&broker, &server, &sub, "review.a", 5);
+        assert!(after.iter().all(|t| *t < ms(250)), "{after:?}");
+    }
+
+    /// Attacks the publishing thread: a server with `timeout 1` closes the idle publishing
+    /// connection (a subscription connection is exempt), which the thread cannot see while
+    /// idle; a batch sent on it would be lost, so a connection idle for a while is proved
+    /// first, and the first publish after every idle second arrives.
+    #[test]
+    fn a_publish_after_the_server_closed_an_idle_publishing_connection_arrives() {
+        let Some(server) = Server::start_with(|_| vec!["--timeout".into(), "1".into()]) else {
+            return;
+        };
+        let broker = Broker::<str>::new();
+        let bridge = bridge(&broker, &server, Route::ViaRedis);
+        let sub = quiet(&broker);
+        sub.subscribe("review.idle");
+        assert!(bridge.flush(WAIT));
+        let mut got = Vec::new();
+        for round in 0..2 {
+            std::thread::sleep(ms(2500)); // idle past the server's timeout
+            assert_eq!(
+                broker.publish("review.idle", format!("after idle {round}")),
+                1
+            );
+            broker.publish("review.idle", format!("end {round}"));
+            read_until(&sub, &format!("end {round}"), &mut got);
+        }
+        let stats = bridge.stats();
+        assert_eq!(got, ["after idle 0", "after idle 1"], "{stats:?}");
+        assert_eq!(stats.lost, 0, "{stats:?}");
+    }
+
+    /// Attacks: a handle dropped inside a worker's handler (its queue not full): made in
+    /// order, promptly, and the worker goes on.
+    #[test]
+    fn a_handle_dropped_inside_a_handler_is_prompt() {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let broker = Broker::<str>::new();
+        let bridge = bridge(&broker, &server, Route::ViaRedis);
+        let held: Arc<std::sync::Mutex<Vec<PubSub<str>>>> = Arc::default();
+        for i in 0..20 {
+            let sub = quiet(&broker);
+            sub.subscribe(format!("review.held{i}").as_str());
+            held.lock().unwrap().push(sub);
+        }
+        let worker_sub = quiet(&broker);
+        let (took_tx, took) = std::sync::mpsc::channel();
+        let took_tx = std::sync::Mutex::new(took_tx);
+        let dropping = Arc::clone(&held);
+        worker_sub.subscribe_with("review.jobs", move |_| {
+            let started = Instant::now();
+            drop(dropping.lock().unwrap().pop());
+            let _ = took_tx.lock().unwrap().send(started.elapsed());
+        });
+        assert!(bridge.flush(WAIT));
+        let worker = worker_sub.run_in_thread().expect("the worker starts");
+        for i in 0..20 {
+            broker.publish("review.jobs", i.to_string());
+        }
+        let took: Vec<Duration> = (0..20).map(|_| took.recv_timeout(WAIT).unwrap()).collect();
+        assert!(took.iter().all(|t| *t < ms(500)), "{took:?}");
+        assert!(bridge.flush(WAIT));
+        assert_eq!(bridge.stats().subscriptions, 1, "{:?}", bridge.stats());
+        worker.stop();
+    }
+
+    /// A payload whose decoding panics on the bytes `panic`.
+    struct Panicky(String);
+
+    impl Codec for Panicky {
+        fn encode(&self) -> std::borrow::Cow<'_, [u8]> {
+            std::borrow::Cow::Borrowed(self.0.as_bytes())
+        }
+
+        fn decode(bytes: &[u8]) -> Result<Arc<Self>, Box<dyn std::error::Error + Send + Sync>> {
+            assert!(bytes != b"panic", "a payload's decoding panics");
+            Ok(Arc::new(Panicky(String::from_utf8(bytes.to_vec())?)))
+        }
+    }
+
+    /// Attacks: nothing left waiting after a panic on the receiving thread (here a `Codec`
+    /// that panics): no marker is reached again, so later subscription changes must not wait
+    /// for one (also with `Duration::MAX`). Run in a child process (the test below), so the
+    /// deliberate panic on a `fanout-redis-*` thread is not counted by the tests that watch
+    /// for such panics.
+    #[test]
+    fn changes_after_the_receiving_thread_panicked_do_not_wait_for_markers() {
+        let child = "bridged::receiving_thread_panic_in_a_child_process";
+        let output = Command::new(std::env::current_exe().expect("the test binary"))
+            .args(["--exact", child, "--test-threads=1", "--nocapture"])
+            .env("FANOUT_BRIDGE_CHILD", "1")
+            .output()
+            .expect("the child runs");
+        let text = String::from_utf8_lossy(&output.stdout).to_string()
+            + &String::from_utf8_lossy(&output.stderr);
+        let report: Vec<&str> = text.lines().filter(|l| l.contains("CHILD:")).collect();
+        assert!(output.status.success(), "{report:#?}");
+    }
+
+    /// The child process of the test above; does nothing unless `FANOUT_BRIDGE_CHILD` is set.
+    #[test]
+    fn receiving_thread_panic_in_a_child_process() {
+        if std::env::var_os("FANOUT_BRIDGE_CHILD").is_none() {
+            return;
+        }
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let broker = Broker::<Panicky>::new();
+        let bridge = replying_within(&broker, &server.url(), Duration::from_secs(2));
+        let sub = broker
+            .pubsub_builder()
+            .ignore_subscribe_messages(true)
+            .build();
+        sub.subscribe("review.p");
+        assert!(bridge.flush(WAIT));
+        server.connect().call(&["PUBLISH", "review.p", "panic"]);
+        std::thread::sleep(ms(200));
+        let mut took = Vec::new();
+        for i in 0..3 {
+            let other = broker.pubsub();
+            let started = Instant::now();
+            other.subscribe(format!("review.q{i}").as_str());
+            took.push(started.elapsed());
+            std::mem::forget(other);
+        }
+        let slow = took.iter().any(|t| *t >= ms(500));
+        eprintln!(
+            "CHILD: connected: {}; each subscribe took {took:?}",
+            bridge.is_connected()
+        );
+        std::mem::forget(bridge);
+        assert!(
+            !slow,
+            "CHILD: a subscribe waited for a marker that cannot come"
         );
     }
 }

@@ -164,7 +164,7 @@ impl<T: ?Sized> Backlog<T> {
         Some(batch)
     }
 
-    /// Publishes queued now.
+    /// Publishes queued now (not the batch the publishing thread took).
     pub(crate) fn len(&self) -> usize {
         self.state.lock().items.len()
     }

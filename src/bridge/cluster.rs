@@ -241,12 +241,12 @@ pub(crate) fn publish<T: ?Sized + Codec>(
                     if draining {
                         failed_while_draining = true;
                     } else {
-                        shared.request_check();
+                        shared.request_publisher_check();
                         shared.sleep_blocking(shared.timing.min_delay);
                     }
                 }
             }
         }
-        shared.settled(batch.len());
+        shared.settled(&batch);
     }
 }

@@ -9,6 +9,12 @@
 //! on the same channel are indistinguishable from ours, and skipping theirs instead of ours
 //! leaves every local handle with the same messages, so the count stays exact.
 //!
+//! A publish that never went out is forgotten. One whose batch's connection failed under it
+//! has an unknown fate (a hung server may run it when it resumes): its echoes stay expected,
+//! so that the copy coming back then is skipped and the handles get it once. If Redis never
+//! ran it, they stay until their subscription is removed, and may skip one identical message
+//! (same channel, same bytes) published by someone else meanwhile.
+//!
 //! # Locks
 //!
 //! `pending` is a leaf.

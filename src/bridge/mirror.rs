@@ -1,11 +1,13 @@
 //! The subscription connection: Redis holds the union of what local handles subscribe to.
 //!
 //! One thread runs a single-threaded tokio runtime for redis-rs's async Pub/Sub connection,
-//! split in two: this side (the sink) subscribes and unsubscribes as the registry reports
-//! names coming and going, while the receiving thread (`receive.rs`) reads the stream. When
-//! the connection drops, this side disarms (no publish goes out meanwhile, see `shared.rs`),
-//! reconnects with back-off, subscribes to everything again, hands the new stream over with
-//! the length of the gap, and arms. It also answers publishers' checks with a PING.
+//! split in two: the sink subscribes and unsubscribes as the registry reports names coming
+//! and going, and what the stream brings is forwarded to the receiving thread (`receive.rs`),
+//! which delivers it. When the connection drops, this side disarms (no publish goes out
+//! meanwhile, see `shared.rs`), reconnects with back-off, subscribes to everything again,
+//! hands a new feed over with the length of the gap, and arms. It answers checks with a PING
+//! and, once the reply is in, forwards what the stream holds, then the check's marker
+//! (`order.rs`).
 //!
 //! Every command waits for its reply at most the reply timeout (a server that hangs counts
 //! as lost), and every wait ends as soon as the bridge reaches `STOPPED`.
@@ -15,7 +17,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_core::Stream;
 use redis::aio::{PubSub, PubSubSink, PubSubStream};
+use redis::Msg;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::engine::hooks::{Change, Topic};
@@ -23,11 +27,20 @@ use crate::kind::Kind;
 
 use super::shared::{bump, Shared, STOPPED};
 
-/// A stream of arrivals for the receiving thread, and what it must report before reading it.
+/// What the receiving thread gets from one subscription connection, in the connection's
+/// order.
+pub(crate) enum Arrival {
+    /// A message or pmessage.
+    Message(Msg),
+    /// Everything Redis sent before its reply to check number `.0` came before this.
+    Marker(u64),
+}
+
+/// One connection's arrivals for the receiving thread, and what it must report before
+/// reading them.
 pub(crate) struct Feed {
-    pub(crate) stream: PubSubStream,
-    /// Tells which connection the receiving thread saw end.
-    pub(crate) generation: u64,
+    /// Ends when the connection does.
+    pub(crate) arrivals: crossbeam_channel::Receiver<Arrival>,
     /// How long the bridge was without a subscription connection before this one, if it lost
     /// one.
     pub(crate) gap: Option<Duration>,
@@ -39,10 +52,8 @@ pub(crate) struct Mirror<T: ?Sized> {
     pub(crate) client: redis::Client,
     /// Changes from the registry, numbered; closed when the bridge is dropped.
     pub(crate) changes: UnboundedReceiver<(u64, Change)>,
-    /// New streams, to the receiving thread.
+    /// New feeds, to the receiving thread.
     pub(crate) feeds: crossbeam_channel::Sender<Feed>,
-    /// Generations whose stream ended, from the receiving thread.
-    pub(crate) ended: UnboundedReceiver<u64>,
     /// Names Redis should have.
     desired: HashSet<Topic>,
     /// The last change taken into `desired`.
@@ -63,14 +74,12 @@ impl<T: ?Sized> Mirror<T> {
         client: redis::Client,
         changes: UnboundedReceiver<(u64, Change)>,
         feeds: crossbeam_channel::Sender<Feed>,
-        ended: UnboundedReceiver<u64>,
     ) -> Self {
         Mirror {
             shared,
             client,
             changes,
             feeds,
-            ended,
             desired: HashSet::new(),
             last_seq: 0,
         }
@@ -80,7 +89,6 @@ impl<T: ?Sized> Mirror<T> {
     pub(crate) async fn run(mut self, first: PubSub) {
         let mut connection = Some(first);
         let mut down_since: Option<Instant> = None;
-        let mut generation = 0;
         loop {
             let pubsub = match connection.take() {
                 Some(pubsub) => pubsub,
@@ -89,7 +97,7 @@ impl<T: ?Sized> Mirror<T> {
                     None => return,
                 },
             };
-            let (mut sink, stream) = pubsub.split();
+            let (mut sink, mut stream) = pubsub.split();
             self.drain();
             match self.subscribe_all(&mut sink).await {
                 Ok(()) => {}
@@ -99,14 +107,13 @@ impl<T: ?Sized> Mirror<T> {
                     continue;
                 }
             }
-            generation += 1;
             let gap = down_since.take().map(|since| since.elapsed());
             if gap.is_some() {
                 bump(&self.shared.counters.reconnects, 1);
             }
+            let (arrivals, feed) = crossbeam_channel::unbounded();
             let feed = Feed {
-                stream,
-                generation,
+                arrivals: feed,
                 gap,
             };
             if self.feeds.send(feed).is_err() {
@@ -114,7 +121,7 @@ impl<T: ?Sized> Mirror<T> {
             }
             self.shared.subscriber_up.store(true, Ordering::Release);
             self.shared.arm(self.last_seq);
-            let stop = self.steady(&mut sink, generation).await;
+            let stop = self.steady(&mut sink, &mut stream, &arrivals).await;
             self.shared.disarm();
             self.shared.subscriber_up.store(false, Ordering::Release);
             match stop {
@@ -126,7 +133,12 @@ impl<T: ?Sized> Mirror<T> {
 
     /// Follows the registry's changes and answers publishers' checks until the connection
     /// drops or the bridge is dropped.
-    async fn steady(&mut self, sink: &mut PubSubSink, generation: u64) -> Stop {
+    async fn steady(
+        &mut self,
+        sink: &mut PubSubSink,
+        stream: &mut PubSubStream,
+        arrivals: &crossbeam_channel::Sender<Arrival>,
+    ) -> Stop {
         loop {
             if let Some(requested) = self.shared.check_wanted() {
                 // A PING that starts now proves this connection alive after the request.
@@ -135,10 +147,16 @@ impl<T: ?Sized> Mirror<T> {
                     .reply(STOPPED, sink.ping::<redis::Value>())
                     .await
                 {
-                    Some(Ok(_)) => self.shared.checked(requested),
+                    Some(Ok(_)) => {}
                     None if self.shared.is_stopped() => return Stop::Closed,
                     _ => return Stop::Lost,
                 }
+                // Redis sent everything before the reply first: it is in the stream now.
+                if !forward_held(stream, arrivals).await {
+                    return Stop::Lost;
+                }
+                let _ = arrivals.send(Arrival::Marker(requested));
+                self.shared.checked(requested);
             }
             let shared = Arc::clone(&self.shared);
             tokio::select! {
@@ -154,10 +172,11 @@ impl<T: ?Sized> Mirror<T> {
                     self.shared.mirrored.store(self.desired.len(), Ordering::Relaxed);
                     self.shared.applied(seq);
                 }
-                ended = self.ended.recv() => match ended {
-                    Some(ended) if ended == generation => return Stop::Lost,
-                    Some(_) => {} // an earlier connection's stream
-                    None => return self.stopped().await,
+                arrival = next(stream) => match arrival {
+                    Some(message) => {
+                        let _ = arrivals.send(Arrival::Message(message));
+                    }
+                    None => return Stop::Lost,
                 },
                 () = shared.check_wanted.notified() => {} // answered at the top
                 None = shared.unless(STOPPED, std::future::pending::<()>()) => return Stop::Closed,
@@ -285,4 +304,26 @@ pub(crate) fn is_connection_error(error: &redis::RedisError) -> bool {
         || error.is_connection_dropped()
         || error.is_connection_refusal()
         || error.is_unrecoverable_error()
+}
+
+/// The next arrival of `stream`; `None` once the connection ended.
+fn next(stream: &mut PubSubStream) -> impl std::future::Future<Output = Option<Msg>> + '_ {
+    std::future::poll_fn(move |cx| std::pin::Pin::new(&mut *stream).poll_next(cx))
+}
+
+/// Forwards what `stream` holds now, without waiting for more; false if the connection ended.
+async fn forward_held(
+    stream: &mut PubSubStream,
+    arrivals: &crossbeam_channel::Sender<Arrival>,
+) -> bool {
+    std::future::poll_fn(|cx| loop {
+        match std::pin::Pin::new(&mut *stream).poll_next(cx) {
+            std::task::Poll::Ready(Some(message)) => {
+                let _ = arrivals.send(Arrival::Message(message));
+            }
+            std::task::Poll::Ready(None) => return std::task::Poll::Ready(false),
+            std::task::Poll::Pending => return std::task::Poll::Ready(true),
+        }
+    })
+    .await
 }

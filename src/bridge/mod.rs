@@ -6,8 +6,10 @@ mod backlog;
 #[cfg(feature = "cluster")]
 mod cluster;
 mod codec;
+mod doubt;
 mod echo;
 mod mirror;
+mod order;
 mod publisher;
 mod receive;
 mod shared;
@@ -74,7 +76,9 @@ pub struct BridgeStats {
     ///   publishing connection made again after the same restart does not count again.
     /// - The publishing connection lost alone (killed, or a reply slower than the reply
     ///   timeout) while the subscription one stayed up counts 1, when the new one first
-    ///   answers. That connection is used, and so found lost, only when publishes go out.
+    ///   answers: it is made again as soon as the loss is seen, with the back-off, whether
+    ///   or not anything is published meanwhile. That connection is used, and so found lost,
+    ///   only when publishes go out.
     /// - On a cluster, each recovery after node connections were lost counts 1 (with a Gap
     ///   notice).
     ///
@@ -90,8 +94,10 @@ pub struct BridgeStats {
     pub echoes_skipped: u64,
     /// Publishes the backlog refused or evicted under its overflow policy.
     pub dropped: u64,
-    /// Publishes whose connection failed while Redis had them (maybe delivered, never
-    /// resent), and publishes local subscriptions were waiting for that Redis delivered to
+    /// Publishes whose connection failed while Redis had them and that are not known to have
+    /// been delivered (never resent; under [`Route::ViaRedis`] one whose copy still comes back
+    /// to local handles, from a hung server that resumed, is not counted; under
+    /// [`Route::LocalFirst`] such a copy is skipped as an echo), and publishes local subscriptions were waiting for that Redis delivered to
     /// no one (the subscription connection had just dropped, or the subscriptions were
     /// removed before the publish reached Redis), and, once the bridge is dropped, what was
     /// left with no connection to send it on.
@@ -100,13 +106,17 @@ pub struct BridgeStats {
     /// [`Codec::decode`] refused; they were skipped.
     pub undecodable: u64,
     /// Times local handles were sent a [`Message::Gap`](crate::Message::Gap) notice: each
-    /// time the subscription connection (on a cluster, the subscriptions) came back.
+    /// time the subscription connection (on a cluster, the subscriptions) came back, and
+    /// when publishes whose fate was unknown turn out lost with no notice since.
     pub gaps: u64,
     /// Publishes Redis refused (an ACL rule on the channel, say), and on a cluster refused
     /// (un)subscriptions; the bridge goes on. (On one server, redis-rs reports a refused
     /// `SUBSCRIBE` as done: that channel then gets nothing from Redis.)
     pub refused: u64,
-    /// Publishes waiting to go to Redis now.
+    /// Publishes in the backlog now. The batch the publishing thread has taken from it (up
+    /// to 256 publishes, being sent, or held while the connection is made again) is not
+    /// counted: while Redis is down, the first publishes made wait there, and `backlog`
+    /// counts those after them.
     pub backlog: usize,
     /// Channels plus patterns the bridge is subscribed to on Redis now.
     pub subscriptions: usize,
@@ -381,8 +391,17 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> Bridge<T> {
     /// this call (forwarded, or given up as dropped or lost), at most `timeout`
     /// (`Duration::MAX` waits for ever); false if that did not happen in time.
     ///
+    /// What it does not wait for: the copies Redis sends back. Under the default
+    /// [`Route::ViaRedis`] a local handle gets a publish when its copy comes back, which may
+    /// be after `flush` returned; so does a remote publisher's message. To know a delivery was
+    /// made, read it ([`PubSub::get_message`](crate::PubSub::get_message) with a timeout).
+    ///
     /// Useful before a remote process publishes to a handle that just subscribed, and before
-    /// exiting.
+    /// exiting. A bridged test is deterministic with `flush` after each subscription change
+    /// and each publish (then Redis has them, and a publish from anywhere reaches the handle):
+    /// a handle's subscription change takes effect at its place in Redis's order (copies in
+    /// flight reach the subscriptions that stood when Redis ran them; docs/BRIDGE.md says
+    /// how), so what each handle reads is what a redis-py client in its place reads.
     ///
     /// # Examples
     ///
@@ -770,11 +789,10 @@ impl<T: ?Sized + Codec + Send + Sync + 'static> BridgeBuilder<'_, T> {
                 publishing_runtime,
             } => {
                 let (feeds_tx, feeds) = crossbeam_channel::unbounded();
-                let (ended_tx, ended) = tokio::sync::mpsc::unbounded_channel();
-                let mirror = Mirror::new(shared, client.clone(), changes, feeds_tx, ended);
+                let mirror = Mirror::new(shared, client.clone(), changes, feeds_tx);
                 spawn(
                     "fanout-redis-receive",
-                    Box::new(move || receive::run(receiving, feeds, ended_tx)),
+                    Box::new(move || receive::run(receiving, feeds)),
                 )?;
                 bridge.mirror = Some(spawn(
                     "fanout-redis-subscribe",

@@ -13,6 +13,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use tokio::runtime::Runtime;
@@ -38,7 +39,17 @@ struct Link {
     /// means the subscription side reconnected, and this connection may be as dead as its
     /// old one was.
     arms: u64,
+    /// Made again after a loss: proved as soon as the subscription side is ready, before a
+    /// batch is taken (the first connection is proved before its first batch).
+    made_again: bool,
+    /// When the connection last answered: one idle for longer than `IDLE` is proved before a
+    /// batch goes out on it (a server's `timeout` setting closes idle connections, and a batch
+    /// sent on a closed one would be lost).
+    answered: Instant,
 }
+
+/// How long a publishing connection may sit idle before it is proved again.
+const IDLE: Duration = Duration::from_secs(1);
 
 /// Sends the backlog until the bridge is dropped and the backlog is empty.
 pub(crate) fn run<T: ?Sized + Codec>(
@@ -47,49 +58,92 @@ pub(crate) fn run<T: ?Sized + Codec>(
     first: MultiplexedConnection,
     runtime: Runtime,
 ) {
-    let mut link = Some(Link {
-        connection: first,
-        arms: 0,
-    });
-    // The subscription side's armings as of the publishing connection's last answer (1: its
-    // first arming), and whether that connection was lost since.
-    let (mut answered_at, mut lost) = (1, false);
-    while let Some(batch) = shared.backlog.take(BATCH) {
+    shared.order.bridge_thread();
+    let mut sender = Sender {
+        shared: &shared,
+        client,
+        runtime,
+        link: Some(Link {
+            connection: first,
+            arms: 0,
+            made_again: false,
+            answered: Instant::now(),
+        }),
+        answered_at: 1,
+        lost: false,
+    };
+    loop {
+        // A lost connection is made again and proved at once, not at the next publish, so
+        // that `connected` and `reconnects` tell of the server's return, publishing or not.
+        if sender.link.is_none() {
+            sender.relink();
+        }
+        if sender
+            .link
+            .as_ref()
+            .is_some_and(|link| link.made_again && link.arms == 0)
+        {
+            if let Some(arms) = shared.wait_ready(0) {
+                if !sender.prove(arms) {
+                    continue;
+                }
+            }
+        }
+        let Some(batch) = shared.backlog.take(BATCH) else {
+            break;
+        };
         let needed = batch.iter().map(|item| item.needed).max().unwrap_or(0);
-        let mut sent = false;
+        if !sender.send(&batch, needed) {
+            shared.give_up(&batch, &shared.counters.lost);
+        }
+        shared.settled(&batch);
+    }
+    bump(&shared.counters.lost, shared.doubts.give_up());
+    shared.publisher_up.store(false, Ordering::Release);
+}
+
+/// The publishing thread's state.
+struct Sender<'a, T: ?Sized> {
+    shared: &'a Shared<T>,
+    client: redis::Client,
+    runtime: Runtime,
+    /// `None` while the connection is lost.
+    link: Option<Link>,
+    /// The subscription side's armings as of the publishing connection's last answer (1: its
+    /// first arming).
+    answered_at: u64,
+    /// Whether the connection was lost since it last answered.
+    lost: bool,
+}
+
+impl<T: ?Sized + Codec> Sender<'_, T> {
+    /// Sends `batch` once Redis has subscription change `needed`, and accounts for the
+    /// replies; false if it never went out (the bridge was dropped while disconnected).
+    fn send(&mut self, batch: &[Outgoing<T>], needed: u64) -> bool {
+        let shared = self.shared;
         loop {
             // `None` once the bridge is dropped: what is left goes out on a live connection,
             // without waiting for the subscription side.
             let ready = shared.wait_ready(needed);
-            let Some(current) = link.as_mut() else {
+            let Some(current) = self.link.as_ref() else {
                 if ready.is_none() {
-                    break; // dropped while disconnected: these never go out
+                    return false;
                 }
-                link = runtime.block_on(reconnect(&shared, &client));
-                if link.is_some() {
-                    // The server may have restarted: have the subscription side prove it
-                    // is subscribed there before anything goes out.
-                    shared.request_check();
-                }
+                self.relink();
                 continue;
             };
-            if let Some(arms) = ready.filter(|&arms| arms != current.arms) {
-                let ping = redis::cmd("PING");
-                let exchange = current.connection.req_packed_command(&ping);
-                if let Some(Ok(_)) = runtime.block_on(shared.reply(DRAINING, exchange)) {
-                    current.arms = arms;
-                    if std::mem::take(&mut lost) && arms == answered_at {
-                        bump(&shared.counters.reconnects, 1);
-                    }
-                    answered_at = arms;
-                } else {
-                    lose_link(&shared, &mut link);
-                    lost = true;
+            let idle = current.answered.elapsed() > IDLE;
+            let changed = ready.filter(|&arms| arms != current.arms || idle);
+            if let Some(arms) = changed {
+                if !self.prove(arms) {
                     continue;
                 }
             }
+            let Some(current) = self.link.as_mut() else {
+                continue;
+            };
             let mut pipe = redis::pipe();
-            for item in &batch {
+            for item in batch {
                 pipe.cmd("PUBLISH")
                     .arg(item.channel.as_bytes())
                     .arg(&*item.payload.encode());
@@ -99,29 +153,78 @@ pub(crate) fn run<T: ?Sized + Codec>(
                 .req_packed_commands(&pipe, 0, batch.len());
             // Not raced with the drop: what the backlog held goes out, within the timeout.
             let timeout = shared.timing.reply_timeout;
-            match runtime.block_on(async { tokio::time::timeout(timeout, exchange).await }) {
-                Ok(Ok(replies)) => account(&shared, &batch, &replies),
+            let replies = self
+                .runtime
+                .block_on(async { tokio::time::timeout(timeout, exchange).await });
+            match replies {
+                Ok(Ok(replies)) => {
+                    current.answered = Instant::now();
+                    account(shared, batch, &replies);
+                }
                 Ok(Err(_)) | Err(_) => {
-                    lose_link(&shared, &mut link);
-                    lost = true;
-                    shared.give_up(&batch, &shared.counters.lost);
+                    // Its fate is unknown: Redis may run it yet (a hung server resumed).
+                    self.lose();
+                    shared.in_doubt(batch);
                 }
             }
-            sent = true;
-            break;
+            return true;
         }
-        if !sent {
-            shared.give_up(&batch, &shared.counters.lost);
-        }
-        shared.settled(batch.len());
     }
-    shared.publisher_up.store(false, Ordering::Release);
 }
 
-/// The publishing connection failed: it is dropped, and made again before the next batch.
-fn lose_link<T: ?Sized>(shared: &Shared<T>, link: &mut Option<Link>) {
-    shared.publisher_up.store(false, Ordering::Release);
-    *link = None;
+impl<T: ?Sized> Sender<'_, T> {
+    /// Connects again (with back-off); the link stays `None` once the bridge is dropped.
+    fn relink(&mut self) {
+        self.link = self.runtime.block_on(reconnect(self.shared, &self.client));
+        if self.link.is_some() {
+            // The server may have restarted: have the subscription side prove it is
+            // subscribed there before anything goes out.
+            self.shared.request_publisher_check();
+        }
+    }
+
+    /// Has the connection answer a `PING` now that the subscription side has armed `arms`
+    /// times, and counts an outage this connection came back from alone (see `Link`); false,
+    /// with the connection lost, if no answer came within the reply timeout. `connected`
+    /// turns true here, not when the connection is made.
+    fn prove(&mut self, arms: u64) -> bool {
+        let Some(link) = self.link.as_mut() else {
+            return false;
+        };
+        let ping = redis::cmd("PING");
+        let exchange = link.connection.req_packed_command(&ping);
+        if let Some(Ok(_)) = self.runtime.block_on(self.shared.reply(DRAINING, exchange)) {
+            link.arms = arms;
+            link.answered = Instant::now();
+            let was_lost = std::mem::take(&mut self.lost);
+            if was_lost && arms == self.answered_at {
+                bump(&self.shared.counters.reconnects, 1);
+            }
+            if was_lost {
+                // Redis answers again: once the subscription side has passed a marker that
+                // follows this, whatever it ran of a batch in doubt has come back.
+                // Publishes wait for this check too, so their copies come after the marker
+                // that settles what is in doubt (and its `Gap` notice, if any).
+                let check = self.shared.request_publisher_check();
+                let (lost, since) = self.shared.doubts.settle_at(check);
+                self.shared.doubts_lost(lost, since);
+            }
+            self.answered_at = arms;
+            self.shared.publisher_up.store(true, Ordering::Release);
+            true
+        } else {
+            self.lose();
+            false
+        }
+    }
+
+    /// The publishing connection failed: it is dropped, and made again before the next batch
+    /// is taken.
+    fn lose(&mut self) {
+        self.shared.publisher_up.store(false, Ordering::Release);
+        self.link = None;
+        self.lost = true;
+    }
 }
 
 /// Counts a batch's replies: the number of receivers for each publish Redis ran, an error
@@ -161,10 +264,11 @@ async fn reconnect<T: ?Sized>(shared: &Shared<T>, client: &redis::Client) -> Opt
         let attempt = open(client, timing.connect_timeout);
         match shared.unless(DRAINING, attempt).await? {
             Ok(connection) => {
-                shared.publisher_up.store(true, Ordering::Release);
                 return Some(Link {
                     connection,
                     arms: 0,
+                    made_again: true,
+                    answered: Instant::now(),
                 });
             }
             Err(_) => delay = timing.next_delay(delay),

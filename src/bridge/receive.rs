@@ -3,45 +3,54 @@
 //! A `message` goes to the handles subscribed to its channel and a `pmessage` to those of its
 //! pattern, never more, so a publish that reaches the bridge through a channel and a pattern
 //! is delivered once per local subscription, as Redis would. Deliveries follow each handle's
-//! overflow policy; under `Block` this thread waits, and Redis buffers behind it.
+//! overflow policy; under `Block` this thread waits, and what Redis sends meanwhile is
+//! buffered in this process (the subscription side reads the connection as data comes, so
+//! Redis's output buffer limit never sees it).
 
-use std::future::Future;
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
-use std::thread::Thread;
+use std::time::Instant;
 
-use futures_core::Stream;
 use redis::Msg;
-use tokio::sync::mpsc::UnboundedSender;
 
 use crate::engine::Reach;
-use crate::message::Message;
 use crate::wait::Wait;
 
 use super::codec::Codec;
-use super::mirror::Feed;
+use super::mirror::{Arrival, Feed};
 use super::shared::{bump, Shared};
 use super::Route;
 
-/// Reads each stream the mirror hands over until the bridge is dropped.
+/// Delivers each feed the mirror hands over until the bridge is dropped.
 pub(crate) fn run<T: ?Sized + Codec>(
     shared: Arc<Shared<T>>,
     feeds: crossbeam_channel::Receiver<Feed>,
-    ended: UnboundedSender<u64>,
 ) {
+    shared.order.bridge_thread();
+    // However this thread ends (a payload's `Drop` or a handler may panic here), no marker
+    // comes after it.
+    struct Ended<'a>(&'a super::order::Order);
+    impl Drop for Ended<'_> {
+        fn drop(&mut self) {
+            self.0.release();
+        }
+    }
+    let _ended = Ended(&shared.order);
     while let Ok(feed) = feeds.recv() {
         if let Some(down_for) = feed.gap {
-            shared
-                .registry()
-                .notify_subscribers(|| Message::Gap { down_for });
-            bump(&shared.counters.gaps, 1);
+            shared.doubts.noticed();
+            shared.gap(down_for);
         }
-        let mut stream = feed.stream;
-        while let Some(msg) = block_on(next(&mut stream)) {
-            deliver(&shared, &msg);
+        for arrival in feed.arrivals.iter() {
+            match arrival {
+                Arrival::Message(msg) => deliver(&shared, &msg),
+                Arrival::Marker(check) => {
+                    let (lost, since) = shared.doubts.reached(check);
+                    shared.doubts_lost(lost, since);
+                    let deadline = Instant::now().checked_add(shared.timing.reply_timeout);
+                    shared.order.reached(check, deadline);
+                }
+            }
         }
-        let _ = ended.send(feed.generation);
     }
 }
 
@@ -65,6 +74,9 @@ pub(crate) fn deliver<T: ?Sized + Codec>(shared: &Shared<T>, msg: &Msg) {
     {
         return bump(&counters.echoes_skipped, 1);
     }
+    if shared.route == Route::ViaRedis {
+        shared.doubts.came_back(&channel, bytes);
+    }
     let Ok(payload) = T::decode(bytes) else {
         return bump(&counters.undecodable, 1);
     };
@@ -77,28 +89,4 @@ pub(crate) fn deliver<T: ?Sized + Codec>(shared: &Shared<T>, msg: &Msg) {
     shared
         .registry()
         .publish_to(&channel, payload, reach, Wait::Forever);
-}
-
-/// The next item of `stream`.
-fn next<S: Stream + Unpin>(stream: &mut S) -> impl Future<Output = Option<S::Item>> + '_ {
-    std::future::poll_fn(move |cx| std::pin::Pin::new(&mut *stream).poll_next(cx))
-}
-
-/// Runs `future` on this thread, parking it while the future waits.
-fn block_on<F: Future>(future: F) -> F::Output {
-    struct Unpark(Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut future = pin!(future);
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-        std::thread::park();
-    }
 }

@@ -45,7 +45,9 @@ use crate::wait::Wait;
 
 use super::backlog::{Backlog, Outgoing, Pushed};
 use super::codec::Codec;
+use super::doubt::Doubts;
 use super::echo::{EchoKey, Echoes};
+use super::order::{Order, WAIT_CAP};
 use super::{BridgeStats, Route};
 
 /// How the bridge (re)connects.
@@ -81,11 +83,16 @@ struct Progress {
     armed: bool,
     /// Times the subscription side armed.
     arms: u64,
-    /// Checks publishers asked for, and checks the subscription side answered.
+    /// Checks asked for (by the publishing side, subscription changes and `doubt.rs`), and
+    /// checks the subscription side answered.
     checks_requested: u64,
     checks_done: u64,
+    /// The last check the publishing side asked for: publishes wait for that one only.
+    publisher_check: u64,
     /// Publishes out of the backlog for good: forwarded, evicted or lost.
     settled: u64,
+    /// Of those, the ones local subscriptions were counted for (`Outgoing::comes_back`).
+    settled_back: u64,
 }
 
 /// Monotonic counters; see [`BridgeStats`] for what each means.
@@ -121,6 +128,8 @@ pub(crate) struct Shared<T: ?Sized> {
     pub(crate) issued: AtomicU64,
     /// Publishes the backlog took.
     accepted: AtomicU64,
+    /// Of those, the ones local subscriptions were counted for (`Outgoing::comes_back`).
+    accepted_back: AtomicU64,
     progress: Mutex<Progress>,
     progressed: Condvar,
     /// Wakes the subscription side when a publisher asks for a check.
@@ -132,6 +141,10 @@ pub(crate) struct Shared<T: ?Sized> {
     pub(crate) publisher_up: AtomicBool,
     /// Names subscribed on Redis now.
     pub(crate) mirrored: AtomicUsize,
+    /// Where local subscription changes meet the stream from Redis (`order.rs`).
+    pub(crate) order: Order,
+    /// Publishes whose fate is unknown (`doubt.rs`).
+    pub(crate) doubts: Doubts,
 }
 
 impl<T: ?Sized> Shared<T> {
@@ -152,6 +165,7 @@ impl<T: ?Sized> Shared<T> {
             counters: Counters::default(),
             issued: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
+            accepted_back: AtomicU64::new(0),
             progress: Mutex::new(Progress::default()),
             progressed: Condvar::new(),
             check_wanted: tokio::sync::Notify::new(),
@@ -159,6 +173,8 @@ impl<T: ?Sized> Shared<T> {
             subscriber_up: AtomicBool::new(false),
             publisher_up: AtomicBool::new(false),
             mirrored: AtomicUsize::new(0),
+            order: Order::default(),
+            doubts: Doubts::default(),
         }
     }
 
@@ -182,6 +198,9 @@ impl<T: ?Sized> Shared<T> {
         self.stage.send_replace(stage);
         let _progress = self.progress.lock();
         self.progressed.notify_all();
+        drop(_progress);
+        // No marker comes any more: changes waiting for one are made now.
+        self.order.release();
     }
 
     /// Runs `work` until it finishes (`Some`) or the bridge reaches `stage` (`None`).
@@ -235,13 +254,49 @@ impl<T: ?Sized> Shared<T> {
 
     /// The subscription connection failed: nothing goes out until it is armed again.
     pub(crate) fn disarm(&self) {
-        self.progress.lock().armed = false;
+        let mut progress = self.progress.lock();
+        progress.armed = false;
+        let requested = progress.checks_requested;
+        drop(progress);
+        // The checks asked for so far are answered on the next connection, after messages
+        // this one never delivered: changes waiting for them are made now.
+        self.order.release_up_to(requested);
     }
 
-    /// Asks the subscription side to prove its connection is alive now (see the module docs).
-    pub(crate) fn request_check(&self) {
-        self.progress.lock().checks_requested += 1;
+    /// Asks the subscription side to prove its connection is alive now (see the module docs);
+    /// returns the check's number. Publishes do not wait for it.
+    pub(crate) fn request_check(&self) -> u64 {
+        self.request(false)
+    }
+
+    /// `request_check` for the publishing side: publishes wait until it is answered.
+    pub(crate) fn request_publisher_check(&self) -> u64 {
+        self.request(true)
+    }
+
+    fn request(&self, for_publishes: bool) -> u64 {
+        let mut progress = self.progress.lock();
+        progress.checks_requested += 1;
+        let check = progress.checks_requested;
+        if for_publishes {
+            progress.publisher_check = check;
+        }
+        drop(progress);
         self.check_wanted.notify_one();
+        check
+    }
+
+    /// Makes a local subscription change where Redis's order of messages puts it (`order.rs`).
+    pub(crate) fn in_order(&self, change: &mut dyn FnMut()) {
+        if self.sharded || !self.is_connected() || self.order.must_not_wait() {
+            return change();
+        }
+        let deadline = Instant::now().checked_add(self.timing.reply_timeout.min(WAIT_CAP));
+        // Only publishes counted for local subscriptions come back here.
+        let publishes = self.accepted_back.load(Ordering::Acquire);
+        self.wait_progress(deadline, |p| p.settled_back >= publishes);
+        let check = self.request_check();
+        self.order.change_at(check, deadline, change);
     }
 
     /// The check to answer, if one is outstanding: answer it with `checked` after a PING
@@ -258,12 +313,16 @@ impl<T: ?Sized> Shared<T> {
         self.progressed.notify_all();
     }
 
-    /// Records that `n` publishes left the backlog for good.
-    pub(crate) fn settled(&self, n: usize) {
-        if n == 0 {
+    /// Records that `items` left the backlog for good.
+    pub(crate) fn settled(&self, items: &[Outgoing<T>]) {
+        if items.is_empty() {
             return;
         }
-        self.progress.lock().settled += n as u64;
+        let back = items.iter().filter(|item| item.comes_back).count();
+        let mut progress = self.progress.lock();
+        progress.settled += items.len() as u64;
+        progress.settled_back += back as u64;
+        drop(progress);
         self.progressed.notify_all();
     }
 
@@ -276,7 +335,7 @@ impl<T: ?Sized> Shared<T> {
             if self.is_stopping() {
                 return None;
             }
-            let checked = progress.checks_done >= progress.checks_requested;
+            let checked = progress.checks_done >= progress.publisher_check;
             if progress.armed && progress.applied >= needed && checked {
                 return Some(progress.arms);
             }
@@ -350,6 +409,43 @@ impl<T: ?Sized> Shared<T> {
         }
     }
 
+    /// A batch whose connection failed under it, so Redis may run it yet: under `ViaRedis`
+    /// its publishes that local subscriptions wait for are held until their copies come back
+    /// or cannot (`doubt.rs`), the others counted `lost` now; under `LocalFirst` their echoes
+    /// stay expected (`echo.rs`).
+    pub(crate) fn in_doubt(&self, batch: &[Outgoing<T>])
+    where
+        T: Codec,
+    {
+        let mut lost = 0;
+        for item in batch {
+            if self.route == Route::ViaRedis && item.comes_back {
+                let bytes: Arc<[u8]> = Arc::from(&*item.payload.encode());
+                self.doubts.hold(Arc::clone(&item.channel), bytes);
+            } else {
+                lost += 1;
+            }
+        }
+        bump(&self.counters.lost, lost);
+    }
+
+    /// Publishes in doubt found lost (`doubt.rs`): counted, and a `Gap` notice if none was
+    /// given since the first of them.
+    pub(crate) fn doubts_lost(&self, lost: u64, since: Option<Instant>) {
+        bump(&self.counters.lost, lost);
+        if let Some(since) = since {
+            self.gap(since.elapsed());
+        }
+    }
+
+    /// Gives every subscribed handle a `Gap` notice: messages may be missing there.
+    pub(crate) fn gap(&self, down_for: Duration) {
+        // Counted first, so a handle that reads the notice finds it counted.
+        bump(&self.counters.gaps, 1);
+        self.registry()
+            .notify_subscribers(|| crate::message::Message::Gap { down_for });
+    }
+
     /// Counts publishes that will never reach Redis and forgets their echoes.
     pub(crate) fn give_up(&self, items: &[Outgoing<T>], counter: &AtomicU64) {
         for item in items {
@@ -408,13 +504,16 @@ impl<T: ?Sized + Codec> Shared<T> {
         }
     }
 
-    /// Accounts for what the backlog did with a publish.
-    fn pushed(&self, pushed: Pushed<T>, published: &mut Published) {
+    /// Accounts for what the backlog did with a publish (`comes_back`: see `Outgoing`).
+    fn pushed(&self, pushed: Pushed<T>, comes_back: bool, published: &mut Published) {
         match pushed {
             Pushed::Queued(evicted) => {
                 self.accepted.fetch_add(1, Ordering::AcqRel);
+                if comes_back {
+                    self.accepted_back.fetch_add(1, Ordering::AcqRel);
+                }
                 self.give_up(&evicted, &self.counters.dropped);
-                self.settled(evicted.len());
+                self.settled(&evicted);
             }
             Pushed::Refused(item) => {
                 self.give_up(std::slice::from_ref(&item), &self.counters.dropped);
@@ -440,13 +539,18 @@ impl<T: ?Sized + Codec + Send + Sync> Outbound<T> for Shared<T> {
             self.registry()
                 .publish_to(channel, payload, self.reach(), wait)
         });
+        let comes_back = item.comes_back;
         let pushed = self.backlog.push(item, wait);
-        self.pushed(pushed, &mut published);
+        self.pushed(pushed, comes_back, &mut published);
         published
     }
 
     fn broker_closed(&self) {
         self.backlog.close();
+    }
+
+    fn in_order(&self, change: &mut dyn FnMut()) {
+        Shared::in_order(self, change);
     }
 
     #[cfg(feature = "async")]
@@ -461,6 +565,7 @@ impl<T: ?Sized + Codec + Send + Sync> Outbound<T> for Shared<T> {
             };
             // Cancelled before the backlog took it, the publish is given up as dropped (its
             // expected echoes forgotten), never left half made.
+            let comes_back = item.comes_back;
             let mut unsent = Unsent {
                 shared: self,
                 item: Some(item),
@@ -490,7 +595,7 @@ impl<T: ?Sized + Codec + Send + Sync> Outbound<T> for Shared<T> {
             })
             .await;
             if let Some(pushed) = pushed {
-                self.pushed(pushed, &mut published);
+                self.pushed(pushed, comes_back, &mut published);
             }
             published
         })

@@ -51,4 +51,9 @@ pub(crate) trait Outbound<T: ?Sized>: Send + Sync {
     /// The broker was closed: publishers waiting for room in the bridge are released, and
     /// later publishes are refused.
     fn broker_closed(&self);
+
+    /// Makes `change`, a local handle's subscription change, where the bridge's order of
+    /// messages puts it (`bridge/order.rs`). Called with no lock held; may block for a round
+    /// trip to Redis.
+    fn in_order(&self, change: &mut dyn FnMut());
 }

@@ -250,6 +250,23 @@ impl<T: ?Sized> Registry<T> {
             history_evicted: history.map_or(0, |h| h.1),
         }
     }
+
+    /// Makes `change`, a handle's subscription change (or its close or drop), where an
+    /// attached bridge's order of messages puts it (`bridge/order.rs`); at once without one.
+    /// Called with no lock held.
+    #[inline]
+    pub(crate) fn in_order(&self, change: impl FnOnce()) {
+        #[cfg(feature = "redis")]
+        if let Some(bridge) = self.bridge() {
+            let mut change = Some(change);
+            return bridge.in_order(&mut || {
+                if let Some(change) = change.take() {
+                    change();
+                }
+            });
+        }
+        change();
+    }
 }
 
 /// A handle just detached: its readers and waiting publishers, to wake once the caller lets
