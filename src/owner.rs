@@ -35,21 +35,15 @@ impl<T: ?Sized> Owner<T> {
     /// Closes the handle: its subscriptions go at once and its queue ends after what it holds.
     pub(crate) fn close(&self) {
         let registry = &self.registry;
-        let close = || registry.detach(&self.handle, Disconnected::Closed);
-        match self.handle.subscriptions() {
-            0 => close(),
-            _ => registry.in_order(close),
-        }
+        registry.in_order_leaving(&self.handle, || {
+            registry.detach(&self.handle, Disconnected::Closed)
+        });
     }
 }
 
 impl<T: ?Sized> Drop for Owner<T> {
     fn drop(&mut self) {
         let registry = &self.registry;
-        let dropped = || registry.handle_dropped(&self.handle);
-        match self.handle.subscriptions() {
-            0 => dropped(),
-            _ => registry.in_order(dropped),
-        }
+        registry.in_order_leaving(&self.handle, || registry.handle_dropped(&self.handle));
     }
 }

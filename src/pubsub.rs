@@ -1096,12 +1096,8 @@ impl<T: ?Sized> PubSub<T> {
     where
         I: IntoNames,
     {
-        match self.subscriber().subscriptions() {
-            0 => self.unsubscribe_each_now(kind, names),
-            _ => self
-                .registry()
-                .in_order(|| self.unsubscribe_each_now(kind, names)),
-        }
+        self.registry()
+            .in_order_leaving(self.subscriber(), || self.unsubscribe_each_now(kind, names));
     }
 
     fn unsubscribe_each_now<I>(&self, kind: Kind, names: I)
@@ -1120,12 +1116,8 @@ impl<T: ?Sized> PubSub<T> {
     }
 
     fn unsubscribe_every(&self, kind: Kind) {
-        match self.subscriber().subscriptions() {
-            0 => self.unsubscribe_every_now(kind),
-            _ => self
-                .registry()
-                .in_order(|| self.unsubscribe_every_now(kind)),
-        }
+        self.registry()
+            .in_order_leaving(self.subscriber(), || self.unsubscribe_every_now(kind));
     }
 
     fn unsubscribe_every_now(&self, kind: Kind) {

@@ -5,10 +5,10 @@
 //! counted for are held here instead of being counted `lost` at once: a copy that comes back
 //! takes its publish off the list (its deliveries are made), and once the subscription side
 //! has proved, after the publishing connection answered again, that Redis sent everything it
-//! ran before (a marker, `order.rs`), what is left is counted `lost`, and subscribed
-//! handles read a `Gap` notice there unless one was given since (the subscription connection
-//! came back). Identical bytes
-//! published on the same channel by someone else meanwhile are taken for ours.
+//! ran before (a marker, `order.rs`), what is left is counted `lost`, and subscribed handles
+//! read a `Gap` notice there unless one was given since (the subscription connection came
+//! back). Identical bytes published on the same channel by someone else meanwhile are taken
+//! for ours.
 //!
 //! # Locks
 //!
@@ -21,10 +21,12 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
+use super::echo::take_one;
+
 #[derive(Default)]
 struct State {
     /// Publishes in doubt, by channel and bytes, with how many of each.
-    waiting: HashMap<(Arc<str>, Arc<[u8]>), u64>,
+    waiting: HashMap<(Arc<str>, Arc<[u8]>), u32>,
     /// The check whose marker settles them, once asked for.
     settled_by: Option<u64>,
     /// Whether a publish was held since handles last read a `Gap` notice, and when the
@@ -72,13 +74,7 @@ impl Doubts {
             return;
         }
         let mut state = self.state.lock();
-        let key = (Arc::from(channel), Arc::from(bytes));
-        if let Some(n) = state.waiting.get_mut(&key) {
-            *n -= 1;
-            if *n == 0 {
-                state.waiting.remove(&key);
-            }
-        }
+        take_one(&mut state.waiting, &(Arc::from(channel), Arc::from(bytes)));
         self.any.store(!state.waiting.is_empty(), Ordering::Release);
     }
 
@@ -118,7 +114,7 @@ impl Doubts {
     }
 
     fn take_all(&self, state: &mut State) -> u64 {
-        let lost = state.waiting.drain().map(|(_, n)| n).sum();
+        let lost = state.waiting.drain().map(|(_, n)| u64::from(n)).sum();
         state.settled_by = None;
         self.any.store(false, Ordering::Release);
         lost

@@ -20,6 +20,7 @@
 //! `pending` is a leaf.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -90,7 +91,8 @@ impl Echoes {
     }
 }
 
-fn take_one(pending: &mut HashMap<EchoKey, u32>, key: &EchoKey) -> bool {
+/// Takes one of `key` from a multiset kept as counts; false if there was none.
+pub(crate) fn take_one<K: Hash + Eq>(pending: &mut HashMap<K, u32>, key: &K) -> bool {
     match pending.get_mut(key) {
         Some(n) if *n > 1 => {
             *n -= 1;

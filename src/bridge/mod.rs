@@ -97,10 +97,11 @@ pub struct BridgeStats {
     /// Publishes whose connection failed while Redis had them and that are not known to have
     /// been delivered (never resent; under [`Route::ViaRedis`] one whose copy still comes back
     /// to local handles, from a hung server that resumed, is not counted; under
-    /// [`Route::LocalFirst`] such a copy is skipped as an echo), and publishes local subscriptions were waiting for that Redis delivered to
-    /// no one (the subscription connection had just dropped, or the subscriptions were
-    /// removed before the publish reached Redis), and, once the bridge is dropped, what was
-    /// left with no connection to send it on.
+    /// [`Route::LocalFirst`] such a copy is skipped as an echo), and publishes local
+    /// subscriptions were waiting for that Redis delivered to no one (the subscription
+    /// connection had just dropped, or the subscriptions were removed before the publish
+    /// reached Redis), and, once the bridge is dropped, what was left with no connection to
+    /// send it on.
     pub lost: u64,
     /// Messages from Redis whose channel or pattern was not UTF-8, or whose payload
     /// [`Codec::decode`] refused; they were skipped.

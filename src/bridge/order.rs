@@ -35,7 +35,7 @@ use std::collections::BTreeMap;
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 /// The longest a change waits for its place in Redis's order (a round trip normally takes
 /// a fraction of a millisecond on loopback).
@@ -93,16 +93,7 @@ impl Order {
     ) {
         let mut state = self.state.lock();
         *state.waiting.entry(check).or_insert(0) += 1;
-        while state.reached < check {
-            match deadline {
-                Some(deadline) => {
-                    if self.changed.wait_until(&mut state, deadline).timed_out() {
-                        break;
-                    }
-                }
-                None => self.changed.wait(&mut state),
-            }
-        }
+        self.wait_while(&mut state, deadline, |state| state.reached < check);
         drop(state);
         let _done = Done { order: self, check };
         CHANGING.with(|changing| changing.set(true));
@@ -132,15 +123,23 @@ impl Order {
         drop(state);
         self.changed.notify_all();
         let mut state = self.state.lock();
-        while state.waiting.range(..=check).next().is_some() {
-            match deadline {
-                Some(deadline) => {
-                    if self.changed.wait_until(&mut state, deadline).timed_out() {
-                        break;
-                    }
-                }
-                None => self.changed.wait(&mut state),
+        self.wait_while(&mut state, deadline, |state| {
+            state.waiting.range(..=check).next().is_some()
+        });
+    }
+
+    /// Waits on `changed` while `condition` holds, until `deadline` if there is one.
+    fn wait_while(
+        &self,
+        state: &mut MutexGuard<'_, State>,
+        deadline: Option<Instant>,
+        condition: impl FnMut(&mut State) -> bool,
+    ) {
+        match deadline {
+            Some(deadline) => {
+                self.changed.wait_while_until(state, condition, deadline);
             }
+            None => self.changed.wait_while(state, condition),
         }
     }
 }

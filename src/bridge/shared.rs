@@ -196,9 +196,9 @@ impl<T: ?Sized> Shared<T> {
     /// Moves to `stage` and wakes everyone waiting on progress or on the stage.
     pub(crate) fn set_stage(&self, stage: u8) {
         self.stage.send_replace(stage);
-        let _progress = self.progress.lock();
+        let progress = self.progress.lock();
         self.progressed.notify_all();
-        drop(_progress);
+        drop(progress);
         // No marker comes any more: changes waiting for one are made now.
         self.order.release();
     }

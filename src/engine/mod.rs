@@ -267,6 +267,16 @@ impl<T: ?Sized> Registry<T> {
         }
         change();
     }
+
+    /// `in_order` for a change that only removes `handle`'s subscriptions (an unsubscribe,
+    /// its close or drop): with none, there is nothing to order, and it is made at once.
+    #[inline]
+    pub(crate) fn in_order_leaving(&self, handle: &Handle<T>, change: impl FnOnce()) {
+        match handle.subscriptions() {
+            0 => change(),
+            _ => self.in_order(change),
+        }
+    }
 }
 
 /// A handle just detached: its readers and waiting publishers, to wake once the caller lets
