@@ -2,7 +2,8 @@
 //! half of a raw `crossbeam-channel` queue: where `one_to_one`'s gap to crossbeam comes from.
 //!
 //! - `publish`: publishes into the queue of a handle that nobody reads while the clock runs
-//!   (against `send` into an unbounded crossbeam queue nobody reads);
+//!   (against `send` into an unbounded crossbeam queue nobody reads), through
+//!   `Broker::publish` and through a `Publisher` of the channel;
 //! - `read`: `get_message(Duration::ZERO)` from a queue filled before the clock starts
 //!   (against `try_recv`).
 //!
@@ -28,22 +29,24 @@ fn halves(c: &mut Criterion) {
     group.bench_function("crossbeam_send", |b| {
         b.iter_custom(|iters| common::crossbeam_send(iters, messages, &payload))
     });
+    // `Broker::publish`, and the same publishes through a `Publisher` of the channel.
     group.bench_function("fanout_publish", |b| {
         b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| {
-                    let broker = Broker::<str>::new();
-                    let sub = broker.pubsub();
-                    sub.subscribe(["bench"]);
-                    let began = Instant::now();
-                    for _ in 0..messages {
-                        broker.publish("bench", payload.clone());
-                    }
-                    let elapsed = began.elapsed();
-                    assert_eq!(sub.stats().queued, messages + 1);
-                    elapsed
-                })
-                .sum()
+            publish_half(iters, messages, |broker| {
+                for _ in 0..messages {
+                    broker.publish("bench", payload.clone());
+                }
+            })
+        })
+    });
+    group.bench_function("fanout_publisher", |b| {
+        b.iter_custom(|iters| {
+            publish_half(iters, messages, |broker| {
+                let publisher = broker.publisher("bench");
+                for _ in 0..messages {
+                    publisher.publish(payload.clone());
+                }
+            })
         })
     });
     group.bench_function("crossbeam_recv", |b| {
@@ -84,6 +87,23 @@ fn halves(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+/// `iters` runs of `publish`, each given a broker whose one handle subscribes to "bench" and
+/// is not read; the clock covers `publish` only, which must queue `messages` deliveries.
+fn publish_half(iters: u64, messages: usize, publish: impl Fn(&Broker<str>)) -> Duration {
+    (0..iters)
+        .map(|_| {
+            let broker = Broker::<str>::new();
+            let sub = broker.pubsub();
+            sub.subscribe(["bench"]);
+            let began = Instant::now();
+            publish(&broker);
+            let elapsed = began.elapsed();
+            assert_eq!(sub.stats().queued, messages + 1);
+            elapsed
+        })
+        .sum()
 }
 
 criterion_group!(benches, halves);

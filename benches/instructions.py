@@ -34,6 +34,8 @@ PATTERN = "*measured_ops*"
 ROWS = [
     ("publish, one unbounded subscriber", "fanout_publish_unbounded",
      "crossbeam_send_unbounded", "`send`", 1, 1.5, "sketch_publish"),
+    ("publish through a `Publisher`, one unbounded subscriber", "fanout_publisher_unbounded",
+     "crossbeam_send_unbounded", "`send`", 1, 1.5, "sketch_publish"),
     ("read (`get_message(ZERO)`), unbounded", "fanout_read_unbounded",
      "crossbeam_read_unbounded", "`try_recv`", 1, 1.5, "sketch_read"),
     ("publish, one bounded subscriber", "fanout_publish_bounded",
@@ -42,8 +44,10 @@ ROWS = [
      "bounded `try_recv`", 1, 1.5, None),
     ("publish to 10 subscribers, per delivery", "fanout_publish_fan10",
      "crossbeam_send_fan10", "a send loop", 10, 1.3, None),
+    ("publish through a `Publisher` to 10 subscribers, per delivery", "fanout_publisher_fan10",
+     "crossbeam_send_fan10", "a send loop", 10, 1.3, None),
 ]
-CASES = [case for row in ROWS for case in (row[1], row[2], row[6]) if case]
+CASES = list(dict.fromkeys(case for row in ROWS for case in (row[1], row[2], row[6]) if case))
 SAVED = os.path.join(ROOT, "target", "fanout-bench", "instructions.json")
 
 

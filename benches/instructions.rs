@@ -19,8 +19,10 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 use fanout::{Broker, Message, PubSub};
 
-const CASES: [&str; 12] = [
+const CASES: [&str; 14] = [
     "fanout_publish_unbounded",
+    "fanout_publisher_unbounded",
+    "fanout_publisher_fan10",
     "crossbeam_send_unbounded",
     "fanout_read_unbounded",
     "crossbeam_read_unbounded",
@@ -79,6 +81,20 @@ fn fanout_publish(n: usize, capacity: Option<usize>, handles: usize, payload: &A
         .collect();
     let ok = measured_ops(n, || {
         black_box(broker.publish(black_box(CHANNEL), payload.clone())) == handles
+    });
+    assert_eq!(ok, n);
+    for sub in &subs {
+        assert_eq!(drain(sub), n);
+    }
+}
+
+/// `fanout_publish` through a `Publisher` of the channel.
+fn fanout_publisher(n: usize, handles: usize, payload: &Arc<str>) {
+    let broker = Broker::<str>::new();
+    let subs: Vec<_> = (0..handles).map(|_| subscriber(&broker, None)).collect();
+    let publisher = broker.publisher(CHANNEL);
+    let ok = measured_ops(n, || {
+        black_box(black_box(&publisher).publish(payload.clone())) == handles
     });
     assert_eq!(ok, n);
     for sub in &subs {
@@ -253,6 +269,8 @@ fn main() {
     let cap = Some(n + 16);
     match case {
         "fanout_publish_unbounded" => fanout_publish(n, None, 1, &payload),
+        "fanout_publisher_unbounded" => fanout_publisher(n, 1, &payload),
+        "fanout_publisher_fan10" => fanout_publisher(n, FAN, &payload),
         "crossbeam_send_unbounded" => crossbeam_send(n, None, 1, &payload),
         "fanout_read_unbounded" => fanout_read(n, None, &payload),
         "crossbeam_read_unbounded" => crossbeam_read(n, None, &payload),

@@ -163,7 +163,9 @@ def main():
 
     # halves
     halves = [(side, get("halves", base), get("halves", ours)) for side, base, ours in
-              [("publish", "crossbeam_send", "fanout_publish"), ("read", "crossbeam_recv", "fanout_read")]]
+              [("publish", "crossbeam_send", "fanout_publish"),
+               ("publish through a `Publisher`", "crossbeam_send", "fanout_publisher"),
+               ("read", "crossbeam_recv", "fanout_read")]]
     if any(b and o for _, b, o in halves):
         w("### The two halves of one_to_one, each on one thread (`benches/halves.rs`)")
         w("")

@@ -177,7 +177,8 @@
 //!
 //! # Beyond Redis
 //!
-//! Three opt-in options that Redis Pub/Sub does not have; with none set, nothing changes.
+//! Three opt-in options and a publisher handle that Redis Pub/Sub does not have; with none
+//! used, nothing changes.
 //!
 //! - **Retained history and replay**: [`BrokerBuilder::history`] keeps the last payloads of
 //!   each channel (within a bound on channels), and a handle made with
@@ -190,6 +191,13 @@
 //! - **A warning before loss**: [`PubSubBuilder::high_water`] queues a
 //!   [`Message::HighWater`] notice when a bounded queue reaches a mark, before any delivery is
 //!   lost; [`PubSubStats::peak_queued`] keeps the most it has held.
+//! - **Publishers that know whether anyone listens**: [`Broker::publisher`] makes a
+//!   [`Publisher`] for one channel, whose publishes skip finding the channel by name, and
+//!   whose [`is_matched`](Publisher::is_matched) says whether a publish would reach anyone
+//!   (patterns included, which Redis's `PUBSUB NUMSUB` leaves out);
+//!   [`wait_matched`](Publisher::wait_matched), [`wait_unmatched`](Publisher::wait_unmatched)
+//!   and [`matching_changes`](Publisher::matching_changes) wait for it or report each
+//!   [`Matching`] change, so a costly producer runs only while someone listens.
 //!
 //! ```
 //! use fanout::{Broker, Overflow};
@@ -217,6 +225,12 @@
 //! }
 //! assert_eq!(sub.listen().nth(81).map(|m| m.kind()), Some("high_water")); // after 80 ticks
 //! assert_eq!(sub.stats().peak_queued, 80);
+//!
+//! let frames = broker.publisher("frames");
+//! assert!(!frames.is_matched()); // a costly frame is not worth rendering
+//! let viewer = broker.pubsub();
+//! viewer.psubscribe("fr*");
+//! assert!(frames.is_matched());
 //! ```
 //!
 //! # Guarantees
@@ -249,6 +263,11 @@
 //!   room moves to another when its own is removed).
 //! - **A warning comes before loss**: a [`Message::HighWater`] notice is read before the first
 //!   loss under `Disconnect` and `DropOldest`.
+//! - **Matching status is exact and in order**: once a subscription that matches a
+//!   [`Publisher`]'s channel returned, its `is_matched()` is `true`; once the last one went
+//!   (unsubscribed, its handle closed, dropped or disconnected, or the broker closed), it is
+//!   `false`; with no queue full, it is `false` exactly when a publish would return 0 (local
+//!   handles only, on a bridged broker). Its changes alternate, each reported once, in order.
 //! - **Nothing waits for ever by itself**: `listen()` ends once the handle has no
 //!   subscription and nothing queued, whichever thread removed the last one;
 //!   [`Broker::close`], or dropping the last broker clone, ends every reader of every handle
@@ -443,6 +462,7 @@ mod name;
 mod options;
 mod owner;
 mod pattern;
+mod publisher;
 mod pubsub;
 mod shrink;
 mod stats;
@@ -464,6 +484,9 @@ pub use into_payload::IntoPayload;
 pub use item::Queued;
 pub use message::Message;
 pub use pattern::{glob_match, MAX_STAR_NESTING};
+#[cfg(feature = "async")]
+pub use publisher::MatchingStream;
+pub use publisher::{Matching, MatchingChanges, Publisher};
 pub use pubsub::PubSub;
 pub use stats::{BrokerStats, Disconnected, PubSubStats};
 #[cfg(feature = "async")]

@@ -86,7 +86,7 @@ pub(crate) fn deliver<T: ?Sized + Codec>(shared: &Shared<T>, msg: &Msg) {
     };
     // Counted first, so a reader that got it sees it counted.
     bump(&counters.received, 1);
-    shared
-        .registry()
-        .publish_to(&channel, payload, reach, Wait::Forever);
+    let registry = shared.registry();
+    let channel = registry.index().key(&channel);
+    registry.publish_to(channel, payload, reach, Wait::Forever);
 }

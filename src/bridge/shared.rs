@@ -536,8 +536,9 @@ impl<T: ?Sized + Codec + Send + Sync> Outbound<T> for Shared<T> {
         };
         let mut published = counted.unwrap_or_else(|| {
             let payload = item.payload.clone();
-            self.registry()
-                .publish_to(channel, payload, self.reach(), wait)
+            let registry = self.registry();
+            let channel = registry.index().key(channel);
+            registry.publish_to(channel, payload, self.reach(), wait)
         });
         let comes_back = item.comes_back;
         let pushed = self.backlog.push(item, wait);
@@ -574,9 +575,9 @@ impl<T: ?Sized + Codec + Send + Sync> Outbound<T> for Shared<T> {
                 Some(counted) => counted,
                 None => {
                     let payload = unsent.payload();
-                    let local = self
-                        .registry()
-                        .publish_async(channel, payload, self.reach());
+                    let registry = self.registry();
+                    let channel = registry.index().key(channel);
+                    let local = registry.publish_async(channel, payload, self.reach());
                     local.await
                 }
             };

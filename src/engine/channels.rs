@@ -28,6 +28,9 @@ pub(crate) struct ChannelTable<V> {
     positions: HashTable<u32>,
     channels: Vec<Channel<V>>,
     hasher: NameHasher,
+    /// Moves on whenever a channel is added or removed, so that a position (or an absence)
+    /// found at one generation holds while the generation does (`Publisher`'s lookup).
+    generation: u64,
 }
 
 impl<V> ChannelTable<V> {
@@ -36,7 +39,14 @@ impl<V> ChannelTable<V> {
             positions: HashTable::new(),
             channels: Vec::new(),
             hasher,
+            generation: 0,
         }
+    }
+
+    /// The table's generation (see the field).
+    #[inline]
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
     }
 
     #[inline]
@@ -51,6 +61,25 @@ impl<V> ChannelTable<V> {
     #[inline]
     pub(crate) fn get(&self, hash: u64, name: &str) -> Option<&Channel<V>> {
         self.position(hash, name).map(|i| &self.channels[i])
+    }
+
+    /// Where the channel named `name` sits, valid until the generation moves on: for a
+    /// publisher whose stripe's channels changed. Out of line and with a lookup of its own,
+    /// so that `get`'s, which a publish inlines, keeps a single caller.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn find_position(&self, hash: u64, name: &str) -> Option<usize> {
+        let channels = &self.channels;
+        let found = self
+            .positions
+            .find(hash, |&i| *channels[i as usize].name == *name);
+        found.map(|&i| i as usize)
+    }
+
+    /// The channel at `position`, as `find_position` found it at this generation.
+    #[inline]
+    pub(crate) fn at(&self, position: usize) -> &Channel<V> {
+        &self.channels[position]
     }
 
     pub(crate) fn get_mut(&mut self, hash: u64, name: &str) -> Option<&mut Channel<V>> {
@@ -74,6 +103,7 @@ impl<V> ChannelTable<V> {
                     name: Arc::from(name),
                     value: V::default(),
                 });
+                self.generation += 1;
                 i
             }
         };
@@ -92,6 +122,7 @@ impl<V> ChannelTable<V> {
         };
         let (i, _) = found.remove();
         self.channels.swap_remove(i as usize);
+        self.generation += 1;
         if let Some(moved) = self.channels.get(i as usize) {
             let last = self.channels.len() as u32;
             let moved_hash = self.hasher.hash(&moved.name);
@@ -124,6 +155,7 @@ impl<V> ChannelTable<V> {
     /// Empties the table, giving back what it held.
     pub(crate) fn take(&mut self) -> impl Iterator<Item = Channel<V>> {
         self.positions = HashTable::new();
+        self.generation += 1;
         std::mem::take(&mut self.channels).into_iter()
     }
 }

@@ -48,6 +48,7 @@ use super::channels::{Channel, ChannelTable};
 use super::entries::{Entries, Entry};
 #[cfg(feature = "redis")]
 use super::hooks::{Change, Topic, Watcher};
+use super::matching::{Interest, Interests, Reached, Watching};
 use super::patterns::PatternTable;
 use crate::config::HistoryLimits;
 use crate::handle::{Handle, SubId, Waiting, Woken};
@@ -96,6 +97,53 @@ impl<T: ?Sized> StripeGuard<'_, T> {
     pub(crate) fn count(&self, delivered: usize) {
         add_under_lock(&self.stripe.published, 1);
         add_under_lock(&self.stripe.delivered, delivered as u64);
+    }
+}
+
+/// How a publish finds its channel in the stripe: by name, or where a publisher last found it.
+pub(crate) trait Lookup: Copy {
+    /// The channel's name and hash.
+    fn key(&self) -> Key<'_>;
+
+    /// The channel in `map`, its stripe, locked.
+    fn find<'m, T: ?Sized>(&self, map: &'m StripeGuard<'_, T>) -> Option<&'m Channel<Entries<T>>>;
+}
+
+impl Lookup for Key<'_> {
+    #[inline]
+    fn key(&self) -> Key<'_> {
+        *self
+    }
+
+    #[inline]
+    fn find<'m, T: ?Sized>(&self, map: &'m StripeGuard<'_, T>) -> Option<&'m Channel<Entries<T>>> {
+        map.get(self.hash, self.name)
+    }
+}
+
+/// A publisher's channel: looked up by name only when the stripe's channels were added to or
+/// removed from since the last lookup.
+impl Lookup for &Interest {
+    #[inline]
+    fn key(&self) -> Key<'_> {
+        Key {
+            name: self.channel(),
+            hash: self.hash(),
+        }
+    }
+
+    #[inline]
+    fn find<'m, T: ?Sized>(&self, map: &'m StripeGuard<'_, T>) -> Option<&'m Channel<Entries<T>>> {
+        let generation = map.map.generation();
+        let position = match self.position_at(generation) {
+            Some(position) => position,
+            None => {
+                let position = map.map.find_position(self.hash(), self.channel());
+                self.remember(generation, position);
+                position
+            }
+        };
+        position.map(|position| map.map.at(position))
     }
 }
 
@@ -191,6 +239,15 @@ pub(crate) struct Index<T: ?Sized> {
     watcher: RwLock<Option<Watcher>>,
     /// The retained payloads, when the broker keeps history.
     history: Option<Mutex<History<T>>>,
+    /// The channels publishers watch (`matching.rs`).
+    interests: Arc<Interests>,
+}
+
+/// A channel's name and its hash under the index's hasher, computed once per call.
+#[derive(Clone, Copy)]
+pub(crate) struct Key<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) hash: u64,
 }
 
 impl<T: ?Sized> Index<T> {
@@ -213,7 +270,32 @@ impl<T: ?Sized> Index<T> {
             #[cfg(feature = "redis")]
             watcher: RwLock::new(None),
             history: history.map(|limits| Mutex::new(History::new(limits))),
+            interests: Arc::default(),
         }
+    }
+
+    /// The channels publishers watch.
+    pub(crate) fn interests(&self) -> &Arc<Interests> {
+        &self.interests
+    }
+
+    /// The interest in `channel`, counted as one more user: made, if new, with the names a
+    /// publish there reaches now, counted under the locks that change them (`matching.rs`).
+    pub(crate) fn interest(&self, channel: &str) -> Watching {
+        let key = self.key(channel);
+        let table = self.patterns.read();
+        let map = self.stripe_of(key.hash).map.lock();
+        let reach = || {
+            let channel_reached = usize::from(map.get(key.hash, channel).is_some());
+            let patterns = table.matches(key.hash, channel);
+            let live = patterns.iter().filter(|&&slot| table.at(slot).is_some());
+            channel_reached + live.count()
+        };
+        let closed = self.is_closed();
+        let interest = self
+            .interests
+            .get_or_insert(channel, key.hash, closed, reach);
+        Watching::new(Arc::clone(&self.interests), interest)
     }
 
     /// The retained payloads, if the broker keeps history.
@@ -226,7 +308,22 @@ impl<T: ?Sized> Index<T> {
     #[inline]
     pub(crate) fn stripe(&self, channel: &str) -> (u64, &Stripe<T>) {
         let hash = self.hasher.hash(channel);
-        (hash, &self.stripes[hash as usize & (STRIPES - 1)])
+        (hash, self.stripe_of(hash))
+    }
+
+    /// The channel's name and hash.
+    #[inline]
+    pub(crate) fn key<'a>(&self, channel: &'a str) -> Key<'a> {
+        Key {
+            name: channel,
+            hash: self.hasher.hash(channel),
+        }
+    }
+
+    /// The stripe a channel's hash picks.
+    #[inline]
+    pub(crate) fn stripe_of(&self, hash: u64) -> &Stripe<T> {
+        &self.stripes[hash as usize & (STRIPES - 1)]
     }
 
     /// Whether any pattern is subscribed: read before a channel's lock, so a `psubscribe` that
@@ -326,7 +423,7 @@ impl<T: ?Sized> Index<T> {
             crate::options::replay(history, kind, &shared, handle, sender, id, woken);
         }
         self.counted(&locked);
-        self.added(first, kind, &shared);
+        self.added(first, kind, &shared, woken);
         Some((shared, id))
     }
 
@@ -346,7 +443,7 @@ impl<T: ?Sized> Index<T> {
             if entries.is_empty() {
                 locked.remove(name);
                 self.counted(&locked);
-                self.removed(kind, shared);
+                self.removed(kind, shared, woken);
             }
         }
         if let Some((sender, item)) = confirmation {
@@ -423,23 +520,22 @@ impl<T: ?Sized> Index<T> {
         (sum(|s| &s.published), delivered)
     }
 
-    #[cfg(feature = "redis")]
-    fn added(&self, first: bool, kind: Kind, name: &Arc<str>) {
+    /// `name` got its first subscriber (`first`): the publishers' interests and the bridge's
+    /// watcher are told, under the lock that made the change.
+    fn added(&self, first: bool, kind: Kind, name: &Arc<str>, woken: &mut Woken) {
         if first {
+            self.interests.changed(kind, name, Reached::Gained, woken);
+            #[cfg(feature = "redis")]
             self.tell(|| Change::Added(Topic::new(kind, name.clone())));
         }
     }
 
-    #[cfg(not(feature = "redis"))]
-    fn added(&self, _first: bool, _kind: Kind, _name: &Arc<str>) {}
-
-    #[cfg(feature = "redis")]
-    fn removed(&self, kind: Kind, name: Arc<str>) {
+    /// `name` lost its last subscriber: told as `added` tells.
+    fn removed(&self, kind: Kind, name: Arc<str>, woken: &mut Woken) {
+        self.interests.changed(kind, &name, Reached::Lost, woken);
+        #[cfg(feature = "redis")]
         self.tell(|| Change::Removed(Topic::new(kind, name)));
     }
-
-    #[cfg(not(feature = "redis"))]
-    fn removed(&self, _kind: Kind, _name: Arc<str>) {}
 
     /// Every name's subscriptions, each under its own lock in turn.
     #[cfg(feature = "redis")]

@@ -33,6 +33,7 @@ mod glob_index;
 #[cfg(feature = "redis")]
 pub(crate) mod hooks;
 mod index;
+mod matching;
 mod patterns;
 mod publish;
 
@@ -46,8 +47,8 @@ use parking_lot::RwLock;
 #[cfg(feature = "redis")]
 use std::sync::atomic::AtomicBool;
 
-pub(crate) use index::Index;
-#[cfg(feature = "redis")]
+pub(crate) use index::{Index, Lookup};
+pub(crate) use matching::Watching;
 pub(crate) use publish::Published;
 #[cfg(any(feature = "async", feature = "redis"))]
 pub(crate) use publish::Reach;
@@ -229,6 +230,10 @@ impl<T: ?Sized> Registry<T> {
         for handle in live {
             self.detach(&handle, Disconnected::BrokerClosed);
         }
+        // Every handle is detached: the publishers' watches have seen their last change.
+        let mut woken = Woken::default();
+        self.index.interests().close(&mut woken);
+        woken.wake_all();
     }
 
     pub(crate) fn stats(&self) -> BrokerStats {

@@ -36,7 +36,7 @@ use std::sync::Arc;
 
 use super::blocking::{Deferred, Target, Waited};
 use super::entries::Entry;
-use super::index::{Index, Patterns, Stripe};
+use super::index::{Index, Key, Lookup, Patterns, Stripe};
 use super::Registry;
 use crate::error::PublishError;
 use crate::handle::{Handle, Offer, SubscriberId, Woken};
@@ -300,31 +300,31 @@ impl<T: ?Sized> Payload<T> {
 }
 
 impl<T: ?Sized> Registry<T> {
-    /// Delivers `payload` to every subscriber of `channel`, then once per matching pattern
-    /// to each of its subscribers; full `Block` queues are waited for as `wait` allows, with
+    /// Delivers `payload` to every subscriber of the channel `lookup` finds, then once per
+    /// matching pattern to each of its subscribers; full `Block` queues are waited for as `wait` allows, with
     /// no index lock held.
     #[inline]
-    pub(crate) fn publish(&self, channel: &str, payload: Arc<T>, wait: Wait) -> Published {
+    pub(crate) fn publish<L: Lookup>(&self, lookup: L, payload: Arc<T>, wait: Wait) -> Published {
         let index = self.index();
         if index.is_closed() || index.history().is_some() || index.has_patterns() {
-            return self.publish_to(channel, payload, Reach::All, wait);
+            return self.publish_to(lookup.key(), payload, Reach::All, wait);
         }
-        self.publish_plain(channel, payload, wait)
+        self.publish_plain(lookup, payload, wait)
     }
 
     /// The plain publish: no history, no pattern, so only the channel's subscriptions, each
     /// offered the delivery in one loop. What does not go straight in goes to `Rest`, and to
     /// `finish_after_wait` after the lock, as in the general path.
     #[inline]
-    fn publish_plain(&self, channel: &str, payload: Arc<T>, wait: Wait) -> Published {
-        let (hash, stripe) = self.index().stripe(channel);
+    fn publish_plain<L: Lookup>(&self, lookup: L, payload: Arc<T>, wait: Wait) -> Published {
+        let stripe = self.index().stripe_of(lookup.key().hash);
         let may_wait = wait.may_wait();
         let (mut delivered, mut dropped) = (0, 0);
         let mut rest = ManuallyDrop::new(None);
         let mut woken = Woken::default();
         {
             let map = stripe.lock();
-            let Some(found) = map.get(hash, channel) else {
+            let Some(found) = lookup.find(&map) else {
                 map.count(0);
                 return Published::default();
             };
@@ -368,7 +368,7 @@ impl<T: ?Sized> Registry<T> {
     #[inline(never)]
     pub(crate) fn publish_to(
         &self,
-        channel: &str,
+        channel: Key<'_>,
         payload: Arc<T>,
         reach: Reach,
         wait: Wait,
@@ -409,7 +409,7 @@ impl<T: ?Sized> Registry<T> {
     #[cfg(feature = "async")]
     pub(crate) async fn publish_async(
         &self,
-        channel: &str,
+        channel: Key<'_>,
         payload: Arc<T>,
         reach: Reach,
     ) -> Published {
@@ -448,7 +448,7 @@ impl<T: ?Sized> Registry<T> {
     #[inline]
     fn offer_and_wake(
         &self,
-        channel: &str,
+        channel: Key<'_>,
         payload: Arc<T>,
         reach: &Reach,
         may_wait: bool,
@@ -457,9 +457,8 @@ impl<T: ?Sized> Registry<T> {
         if index.is_closed() {
             return None;
         }
-        let (hash, stripe) = index.stripe(channel);
-        let mut round = Round::new(may_wait, stripe);
-        self.offer_any(&mut round, hash, channel, payload, reach);
+        let mut round = Round::new(may_wait, index.stripe_of(channel.hash));
+        self.offer_any(&mut round, channel.hash, channel.name, payload, reach);
         round.woken.wake_taken();
         Some(round)
     }
