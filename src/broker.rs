@@ -277,6 +277,7 @@ impl<T: ?Sized> Broker<T> {
     ///     assert_eq!(frames.publish("rendered only when someone watches"), 1);
     /// }
     /// ```
+    #[must_use = "a publisher does nothing unless it publishes or is asked for its status"]
     pub fn publisher(&self, channel: &str) -> Publisher<T> {
         let watching = self.registry.index().interest(channel);
         Publisher::new(self.clone(), watching)

@@ -226,8 +226,9 @@
 //! assert_eq!(sub.listen().nth(81).map(|m| m.kind()), Some("high_water")); // after 80 ticks
 //! assert_eq!(sub.stats().peak_queued, 80);
 //!
+//! let broker = Broker::<str>::new();
 //! let frames = broker.publisher("frames");
-//! assert!(!frames.is_matched()); // a costly frame is not worth rendering
+//! assert!(!frames.is_matched()); // nobody would see a frame: not worth rendering
 //! let viewer = broker.pubsub();
 //! viewer.psubscribe("fr*");
 //! assert!(frames.is_matched());

@@ -347,3 +347,43 @@ fn listen_without_the_check_is_found_to_hang() {
     println!("model_check: listen without the check: {hung} interleavings hang");
     assert!(hung > 0, "the model missed the hang");
 }
+
+/// A publisher's matching status (`engine/matching.rs`): a watch (`MatchingStream::poll_next`,
+/// and `Interest::wait` before it parks) looks at the changes and the close, registers, and
+/// looks again, against a subscription change that counts under the status lock and takes
+/// the waiters, and against the broker's close. The watch always sees the change or the
+/// close, or is woken for it.
+#[cfg(feature = "async")]
+#[test]
+fn a_matching_watch_loses_no_change() {
+    use crate::engine::matching::{Interests, Reached};
+    use crate::kind::Kind;
+
+    for closing in [false, true] {
+        explore(
+            &format!(
+                "matching watch, {}",
+                if closing { "close" } else { "change" }
+            ),
+            move || {
+                let interests = std::sync::Arc::new(Interests::default());
+                let interest = interests.get_or_insert("feed", 0, || 0);
+                let other = std::sync::Arc::clone(&interests);
+                let changer = thread::spawn(move || {
+                    let mut woken = Woken::default();
+                    match closing {
+                        true => other.close(&mut woken),
+                        false => other.changed(Kind::Channel, "feed", Reached::Gained, &mut woken),
+                    }
+                    woken.wake_all();
+                });
+                let waker = this_thread();
+                let seen = |changes: u64, closed: bool| (changes > 0 || closed).then_some(());
+                while interest.poll(0, &waker, seen).is_none() {
+                    thread::park();
+                }
+                changer.join().unwrap();
+            },
+        );
+    }
+}

@@ -271,6 +271,7 @@ impl<T: ?Sized> Publisher<T> {
     /// broker.close(); // ends the watch
     /// assert_eq!(changes.collect::<Vec<_>>(), [Matching::Matched, Matching::Unmatched]);
     /// ```
+    #[must_use = "a watch reports changes only when read"]
     pub fn matching_changes(&self) -> MatchingChanges {
         let watching = self.watching.clone();
         let changes = watching.interest().changes();
@@ -435,6 +436,7 @@ pub struct MatchingStream {
 #[cfg(feature = "async")]
 impl MatchingChanges {
     /// The same changes as a `Stream` (feature `async`): see [`MatchingStream`].
+    #[must_use = "a stream reports changes only when polled"]
     pub fn stream(self) -> MatchingStream {
         MatchingStream {
             changes: self,

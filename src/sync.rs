@@ -1,6 +1,7 @@
 //! The primitives of the wait/wake protocols, in one place so that `loom` can stand in for
-//! them, as tokio does: the wake lists (`handle/wake.rs`) and the room count of bounded
-//! queues (`handle/queue.rs`) take their atomics and mutexes from here. `src/model_check.rs`
+//! them, as tokio does: the wake lists (`handle/wake.rs`), the room count of bounded
+//! queues (`handle/queue.rs`) and a publisher's matching status (`engine/matching.rs`) take
+//! their atomics and mutexes from here. `src/model_check.rs`
 //! then explores their interleavings with
 //! `RUSTFLAGS="--cfg loom" cargo test --release --lib model_check`.
 //!
@@ -10,10 +11,10 @@
 #[cfg(not(loom))]
 pub(crate) use parking_lot::Mutex;
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 #[cfg(loom)]
 pub(crate) use modelled::Mutex;
 

@@ -147,6 +147,42 @@ mod bridged {
         send_sync::<fanout::BridgeError>();
     }
 
+    /// A bridged broker's `Publisher` knows its local handles only, as the docs say: a
+    /// subscriber in another attached process gets its publishes while `is_matched()` is
+    /// false; a local subscription makes it true, and its publishes go through Redis to both.
+    #[test]
+    fn a_publishers_matching_status_is_local_on_a_bridged_broker() {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let (here, there) = (Broker::<str>::new(), Broker::<str>::new());
+        let (bridge_here, bridge_there) = (
+            bridge(&here, &server, Route::ViaRedis),
+            bridge(&there, &server, Route::ViaRedis),
+        );
+        let remote = quiet(&there);
+        remote.psubscribe("feed.*");
+        assert!(bridge_there.flush(WAIT));
+        let feed = here.publisher("feed.eu");
+        let mut changes = feed.matching_changes();
+        assert!(!feed.is_matched(), "a remote subscriber is not counted");
+        assert_eq!(feed.publish("to the remote one"), 0); // local deliveries, as documented
+        assert!(bridge_here.flush(WAIT));
+        assert_eq!(read(&remote, 1), ["to the remote one"]);
+        let local = quiet(&here);
+        local.subscribe("feed.eu");
+        assert!(feed.is_matched());
+        assert_eq!(changes.next_timeout(WAIT), Some(fanout::Matching::Matched));
+        assert_eq!(feed.publish("to both"), 1);
+        assert_eq!(read(&local, 1), ["to both"]);
+        assert_eq!(read(&remote, 1), ["to both"]);
+        drop(local);
+        assert_eq!(
+            changes.next_timeout(WAIT),
+            Some(fanout::Matching::Unmatched)
+        );
+    }
+
     /// A `Bridge` holds a broker: its handles stay open while the bridge lives, with Redis
     /// still publishing to them, and end after what they queued once it is dropped too.
     #[test]

@@ -6,8 +6,8 @@
 
 mod common;
 
-use std::sync::Barrier;
-use std::time::Duration;
+use std::sync::{Barrier, Mutex};
+use std::time::{Duration, Instant};
 
 use common::{glob_reference::reference_match, race_rounds};
 use fanout::{Broker, Matching, MatchingChanges, Overflow, PubSub, Publisher};
@@ -347,17 +347,19 @@ fn publishers_made_during_a_change_end_with_the_right_status() {
 
 /// Threads subscribe and unsubscribe (channels and patterns, on handles of their own) while a
 /// watcher blocks on the changes: what it read alternates from `Matched`, and once the threads
-/// are done it reaches the final status; the broker's close then ends it with `Unmatched`.
-/// Each subscription that returned has made the status matched.
+/// are done it ends in their final status (the watcher is woken for the last change). The
+/// broker's close then ends the watch, with `Unmatched` if it was matched. Each subscription
+/// that returned has made the status matched.
 #[test]
 fn racing_subscriptions_give_alternating_changes_that_end_in_the_final_state() {
     for round in 0..race_rounds() {
         let broker = Broker::<str>::new();
         let feed = broker.publisher("feed.1");
         let changes = feed.matching_changes();
-        let barrier = Barrier::new(3);
-        let seen = std::thread::scope(|s| {
-            let watcher = s.spawn(|| changes.collect::<Vec<_>>());
+        let seen = Mutex::new(Vec::new());
+        let barrier = Barrier::new(4);
+        std::thread::scope(|s| {
+            let watcher = s.spawn(|| changes.for_each(|change| seen.lock().unwrap().push(change)));
             let workers: Vec<_> = (0..3)
                 .map(|t| {
                     let (broker, feed, barrier) = (&broker, &feed, &barrier);
@@ -366,9 +368,7 @@ fn racing_subscriptions_give_alternating_changes_that_end_in_the_final_state() {
                             .pubsub_builder()
                             .ignore_subscribe_messages(true)
                             .build();
-                        if t < 2 {
-                            barrier.wait();
-                        }
+                        barrier.wait();
                         for i in 0..10 {
                             match (t + i) % 3 {
                                 0 => sub.subscribe("feed.1"),
@@ -380,22 +380,42 @@ fn racing_subscriptions_give_alternating_changes_that_end_in_the_final_state() {
                             sub.punsubscribe_all();
                         }
                         // Thread 0 stays subscribed in odd rounds.
-                        if t == 0 && round % 2 == 1 {
+                        (t == 0 && round % 2 == 1).then(|| {
                             sub.psubscribe("feed.?");
-                            Some(sub)
-                        } else {
-                            None
-                        }
+                            sub
+                        })
                     })
                 })
                 .collect();
             barrier.wait();
             let kept: Vec<_> = workers.into_iter().map(|w| w.join().unwrap()).collect();
-            assert_eq!(feed.is_matched(), round % 2 == 1, "round {round}");
+            let last = match feed.is_matched() {
+                true => Some(Matching::Matched),
+                false => Some(Matching::Unmatched),
+            };
+            assert_eq!(
+                last,
+                Some(if round % 2 == 1 {
+                    Matching::Matched
+                } else {
+                    Matching::Unmatched
+                })
+            );
+            // The blocked watcher is woken for every change, the last one included.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while seen.lock().unwrap().last().copied() != last {
+                assert!(
+                    Instant::now() < deadline,
+                    "round {round}: {:?}",
+                    seen.lock().unwrap()
+                );
+                std::thread::yield_now();
+            }
             broker.close();
             drop(kept);
-            watcher.join().unwrap()
+            watcher.join().unwrap();
         });
+        let seen = seen.into_inner().unwrap();
         let alternating = seen.iter().enumerate().all(|(i, change)| {
             *change
                 == if i % 2 == 0 {
@@ -405,7 +425,7 @@ fn racing_subscriptions_give_alternating_changes_that_end_in_the_final_state() {
                 }
         });
         assert!(alternating, "round {round}: {seen:?}");
-        // Matched at least once (a subscription returned), ended by the close's Unmatched.
+        // Matched at least once (a subscription returned), ended by an Unmatched.
         assert!(
             seen.len() >= 2 && seen.len() % 2 == 0,
             "round {round}: {seen:?}"

@@ -291,10 +291,7 @@ impl<T: ?Sized> Index<T> {
             let live = patterns.iter().filter(|&&slot| table.at(slot).is_some());
             channel_reached + live.count()
         };
-        let closed = self.is_closed();
-        let interest = self
-            .interests
-            .get_or_insert(channel, key.hash, closed, reach);
+        let interest = self.interests.get_or_insert(channel, key.hash, reach);
         Watching::new(Arc::clone(&self.interests), interest)
     }
 

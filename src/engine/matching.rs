@@ -22,8 +22,11 @@
 //! # Locks
 //!
 //! `Interests::table` is taken under an index lock (level 2 in `index.rs`) for a change, and
-//! under the table's read lock and a stripe lock for a new interest; an interest's `status`
-//! under it. Dropping the last user of an interest takes `table` alone.
+//! under the pattern table's read lock and a stripe lock for a new interest; an interest's
+//! `status` under it. Dropping the last user of an interest, and the broker's close, take
+//! `table` alone. The close sets the table's `closed` under its write lock, after every
+//! handle was detached: a new interest sees it there (and is born closed) or is in the table
+//! the close marks.
 //!
 //! # Atomic orderings
 //!
@@ -36,24 +39,34 @@
 //! the write lock, read under an index lock that a new interest also held.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 #[cfg(feature = "async")]
 use std::task::Waker;
 use std::time::Instant;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 
 use crate::handle::{WakeList, Woken};
 use crate::kind::Kind;
 use crate::pattern::glob_match;
+// The status and its waiting, model-checked with loom (`model_check.rs`); the rest is not.
+use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering};
 
 /// The channels publishers watch, by name.
 #[derive(Default)]
 pub(crate) struct Interests {
-    table: RwLock<HashMap<Arc<str>, Arc<Interest>>>,
-    /// `table.len()`, so that a change skips the lock while no publisher exists.
+    table: RwLock<Table>,
+    /// The table's length, so that a change skips the lock while no publisher exists.
     count: AtomicUsize,
+}
+
+#[derive(Default)]
+struct Table {
+    interests: HashMap<Arc<str>, Arc<Interest>>,
+    /// Set by the broker's close, under the write lock: an interest made after it is born
+    /// closed, whatever the index's own flag looked like to its maker.
+    closed: bool,
 }
 
 /// One channel's matching status, shared by its publishers and their watches.
@@ -126,17 +139,17 @@ impl Interests {
     /// lock and the channel's stripe lock (see the module docs); `reach` is called only to
     /// make one.
     pub(crate) fn get_or_insert(
-        self: &Arc<Self>,
+        &self,
         channel: &str,
         hash: u64,
-        closed: bool,
         reach: impl FnOnce() -> usize,
     ) -> Arc<Interest> {
         let mut table = self.table.write();
-        if let Some(found) = table.get(channel) {
+        if let Some(found) = table.interests.get(channel) {
             found.users.fetch_add(1, Ordering::Relaxed);
             return Arc::clone(found);
         }
+        let closed = table.closed;
         let reach = if closed { 0 } else { reach() };
         let interest = Arc::new(Interest {
             channel: Arc::from(channel),
@@ -149,8 +162,9 @@ impl Interests {
             position: AtomicU64::new(u64::MAX),
             generation: AtomicU64::new(u64::MAX),
         });
-        table.insert(interest.channel.clone(), Arc::clone(&interest));
-        self.count.store(table.len(), Ordering::Relaxed);
+        let interests = &mut table.interests;
+        interests.insert(interest.channel.clone(), Arc::clone(&interest));
+        self.count.store(interests.len(), Ordering::Relaxed);
         interest
     }
 
@@ -162,9 +176,10 @@ impl Interests {
         let mut table = self.table.write();
         // A publisher made meanwhile found it in the table and counted itself.
         if interest.users.load(Ordering::Relaxed) == 0 {
-            table.remove(&interest.channel);
-            crate::shrink::shrink_if_sparse(&mut table);
-            self.count.store(table.len(), Ordering::Relaxed);
+            let interests = &mut table.interests;
+            interests.remove(&interest.channel);
+            crate::shrink::shrink_if_sparse(interests);
+            self.count.store(interests.len(), Ordering::Relaxed);
         }
     }
 
@@ -177,12 +192,13 @@ impl Interests {
         let table = self.table.read();
         match kind {
             Kind::Channel => {
-                if let Some(interest) = table.get(name) {
+                if let Some(interest) = table.interests.get(name) {
                     interest.count(reached, woken);
                 }
             }
             Kind::Pattern => {
-                let matched = table.values().filter(|i| glob_match(name, &i.channel));
+                let all = table.interests.values();
+                let matched = all.filter(|i| glob_match(name, &i.channel));
                 matched.for_each(|interest| interest.count(reached, woken));
             }
         }
@@ -190,7 +206,9 @@ impl Interests {
 
     /// The broker closed, and every handle with it: each interest's watches end.
     pub(crate) fn close(&self, woken: &mut Woken) {
-        for interest in self.table.read().values() {
+        let mut table = self.table.write();
+        table.closed = true;
+        for interest in table.interests.values() {
             let _status = interest.status.lock();
             interest.closed.store(true, Ordering::Release);
             interest.waiters.take(woken);
@@ -210,6 +228,9 @@ impl Interest {
     fn count(&self, reached: Reached, woken: &mut Woken) {
         let mut status = self.status.lock();
         let before = *status;
+        // A name lost was counted: it was there when the interest was made (under the same
+        // locks) or told as gained since.
+        debug_assert!(before > 0 || reached == Reached::Gained);
         *status = match reached {
             Reached::Gained => before + 1,
             Reached::Lost => before.saturating_sub(1),

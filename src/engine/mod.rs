@@ -33,7 +33,7 @@ mod glob_index;
 #[cfg(feature = "redis")]
 pub(crate) mod hooks;
 mod index;
-mod matching;
+pub(crate) mod matching;
 mod patterns;
 mod publish;
 
