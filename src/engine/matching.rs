@@ -41,7 +41,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
-#[cfg(feature = "async")]
 use std::task::Waker;
 use std::time::Instant;
 
@@ -278,37 +277,27 @@ impl Interest {
         deadline: Option<Instant>,
         mut done: impl FnMut(u64, bool) -> Option<R>,
     ) -> Option<R> {
-        let mut look = || {
-            let closed = self.is_closed();
-            done(self.changes(), closed)
-        };
-        if let Some(answer) = look() {
-            return Some(answer);
-        }
         let (waiter, waker) = crate::handle::this_thread();
-        let answer = loop {
-            self.waiters.register(waiter, &waker);
-            if let Some(answer) = look() {
-                break Some(answer);
+        loop {
+            if let Some(answer) = self.poll(waiter, &waker, &mut done) {
+                return Some(answer);
             }
             match deadline {
                 None => std::thread::park(),
                 Some(deadline) => {
                     let now = Instant::now();
                     if now >= deadline {
-                        break None;
+                        self.waiters.forget(waiter);
+                        return None;
                     }
                     std::thread::park_timeout(deadline - now);
                 }
             }
-        };
-        self.waiters.forget(waiter);
-        answer
+        }
     }
 
-    /// One look for a task: `done`'s answer, or `None` with `waker` registered under
-    /// `waiter` to be woken by the next change.
-    #[cfg(feature = "async")]
+    /// One look: `done`'s answer, or `None` with `waker` registered under `waiter` to be woken
+    /// by the next change (the waiter looks once more after registering, as `wake.rs` says).
     pub(crate) fn poll<R>(
         &self,
         waiter: u64,
