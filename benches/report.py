@@ -270,6 +270,7 @@ def main():
             w(f"| 1000 residual (literal-free) | {fmt_ns(x)} | {x / cold_base:.2f}x |")
         w("")
         one = get("pattern_upkeep", "psubscribe_one_more", "100000")
+        with_publishers = get("pattern_upkeep", "psubscribe_one_more_with_publishers", "100000")
         drop_all = get("pattern_upkeep", "punsubscribe_all", "100000")
         if one or drop_all:
             w("Keeping the index up to date with 100,000 patterns (`pattern_upkeep` group):")
@@ -279,6 +280,8 @@ def main():
             if one:
                 w(f"| `psubscribe` of one more pattern (average) | {fmt_ns(one['ns'])} |")
                 targets.append(("pattern_upkeep: psubscribe of one more pattern with 100,000 under 50 µs", fmt_ns(one["ns"]), one["ns"] < 50_000))
+            if with_publishers:
+                w(f"| the same with 10,000 publishers (`Broker::publisher`), each counted for the new pattern when it may match | {fmt_ns(with_publishers['ns'])} |")
             if drop_all:
                 w(f"| `punsubscribe_all` of 100,000 patterns | {fmt_ns(drop_all['ns'])} |")
                 targets.append(("pattern_upkeep: punsubscribe_all of 100,000 patterns under 200 ms", fmt_ns(drop_all["ns"]), drop_all["ns"] < 200e6))

@@ -399,25 +399,37 @@ fn patterns(c: &mut Criterion) {
     configure(&mut group, 10);
     let existing = common::size(100_000, 10_000);
     let pattern = common::idle_pattern;
-    group.bench_function(BenchmarkId::new("psubscribe_one_more", existing), |b| {
-        let broker = Broker::<str>::new();
-        let idle = broker.pubsub();
-        idle.psubscribe((0..existing).map(pattern));
-        let next = std::sync::atomic::AtomicUsize::new(existing);
-        b.iter_custom(|iters| {
-            let sub = broker.pubsub();
-            let names: Vec<String> = (0..iters)
-                .map(|_| pattern(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)))
+    // One more pattern, then the same with 10,000 publishers (`Broker::publisher`) whose
+    // matching status each new pattern is counted for.
+    let publishers = common::size(10_000, 1_000);
+    for (name, with) in [
+        ("psubscribe_one_more", 0),
+        ("psubscribe_one_more_with_publishers", publishers),
+    ] {
+        group.bench_function(BenchmarkId::new(name, existing), |b| {
+            let broker = Broker::<str>::new();
+            let idle = broker.pubsub();
+            idle.psubscribe((0..existing).map(pattern));
+            let feeds: Vec<_> = (0..with)
+                .map(|i| broker.publisher(&common::idle_channel(i)))
                 .collect();
-            let started = Instant::now();
-            for name in &names {
-                sub.psubscribe(name.as_str());
-            }
-            let elapsed = started.elapsed();
-            drop(sub); // back to `existing` patterns, untimed
-            elapsed
+            let next = std::sync::atomic::AtomicUsize::new(existing);
+            b.iter_custom(|iters| {
+                let sub = broker.pubsub();
+                let names: Vec<String> = (0..iters)
+                    .map(|_| pattern(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)))
+                    .collect();
+                let started = Instant::now();
+                for name in &names {
+                    sub.psubscribe(name.as_str());
+                }
+                let elapsed = started.elapsed();
+                drop(sub); // back to `existing` patterns, untimed
+                elapsed
+            });
+            drop(feeds);
         });
-    });
+    }
     group.bench_function(BenchmarkId::new("punsubscribe_all", existing), |b| {
         let broker = Broker::<str>::new();
         b.iter_custom(|iters| {

@@ -15,6 +15,15 @@ pub fn size(full: usize, small: usize) -> usize {
     }
 }
 
+/// A channel of the kind `idle_pattern`'s patterns are made for, matched by none of them.
+pub fn idle_channel(i: usize) -> String {
+    match i % 3 {
+        0 => format!("metrics.{i}"),
+        1 => format!("host{i}.cpu"),
+        _ => format!("orders.{i}"),
+    }
+}
+
 /// The `i`th of the benches' idle patterns, in three shapes: a literal head (`metrics.7.*`), a
 /// literal tail (`*.cpu7`) and a literal after a `?` (`?rders.7.*`). None matches the channels
 /// the benches publish to.

@@ -38,7 +38,8 @@
 //! lock and checks again before removing it. `count` mirrors `table.len()`: written under
 //! the write lock, read under an index lock that a new interest also held.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::task::Waker;
@@ -62,7 +63,11 @@ pub(crate) struct Interests {
 
 #[derive(Default)]
 struct Table {
-    interests: HashMap<Arc<str>, Arc<Interest>>,
+    /// By channel, sorted: the channels a pattern may match are those that start with its
+    /// literal prefix, one range of the map.
+    interests: BTreeMap<Arc<str>, Arc<Interest>>,
+    /// The same, by channel reversed: those that end with its literal suffix.
+    reversed: BTreeMap<String, Arc<Interest>>,
     /// Set by the broker's close, under the write lock: an interest made after it is born
     /// closed, whatever the index's own flag looked like to its maker.
     closed: bool,
@@ -161,6 +166,8 @@ impl Interests {
             position: AtomicU64::new(u64::MAX),
             generation: AtomicU64::new(u64::MAX),
         });
+        let reversed = reverse(channel);
+        table.reversed.insert(reversed, Arc::clone(&interest));
         let interests = &mut table.interests;
         interests.insert(interest.channel.clone(), Arc::clone(&interest));
         self.count.store(interests.len(), Ordering::Relaxed);
@@ -173,12 +180,14 @@ impl Interests {
             return;
         }
         let mut table = self.table.write();
-        // A publisher made meanwhile found it in the table and counted itself.
-        if interest.users.load(Ordering::Relaxed) == 0 {
-            let interests = &mut table.interests;
+        // A publisher made meanwhile found it in the table and counted itself; or another
+        // last user removed it, and the channel's entry is a newer interest, not this one.
+        let interests = &mut table.interests;
+        let current = (interests.get(&interest.channel)).is_some_and(|i| Arc::ptr_eq(i, interest));
+        if current && interest.users.load(Ordering::Relaxed) == 0 {
             interests.remove(&interest.channel);
-            crate::shrink::shrink_if_sparse(interests);
             self.count.store(interests.len(), Ordering::Relaxed);
+            table.reversed.remove(&reverse(&interest.channel));
         }
     }
 
@@ -196,9 +205,26 @@ impl Interests {
                 }
             }
             Kind::Pattern => {
-                let all = table.interests.values();
-                let matched = all.filter(|i| glob_match(name, &i.channel));
-                matched.for_each(|interest| interest.count(reached, woken));
+                // Only channels that start with the pattern's literal prefix, or end with its
+                // literal suffix, can match: the longer one picks a range of one map.
+                let (prefix, suffix) = (literal_prefix(name), literal_suffix(name));
+                let mut count = |candidates: &mut dyn Iterator<Item = &Arc<Interest>>| {
+                    for interest in candidates.filter(|i| glob_match(name, &i.channel)) {
+                        interest.count(reached, woken);
+                    }
+                };
+                if prefix.len() >= suffix.len() {
+                    let from = (Bound::Included(prefix), Bound::Unbounded);
+                    let range = table.interests.range::<str, _>(from);
+                    let within = range.take_while(|(channel, _)| channel.starts_with(prefix));
+                    count(&mut within.map(|(_, interest)| interest));
+                } else {
+                    let suffix = reverse(suffix);
+                    let from = (Bound::Included(suffix.as_str()), Bound::Unbounded);
+                    let range = table.reversed.range::<str, _>(from);
+                    let within = range.take_while(|(channel, _)| channel.starts_with(&suffix));
+                    count(&mut within.map(|(_, interest)| interest));
+                }
             }
         }
     }
@@ -213,6 +239,29 @@ impl Interests {
             interest.waiters.take(woken);
         }
     }
+}
+
+/// The bytes every channel `pattern` matches starts with: those before its first `*`, `?`,
+/// `[` or `\\` (all ASCII, so the cut is a character boundary).
+fn literal_prefix(pattern: &str) -> &str {
+    let end = pattern.find(['*', '?', '[', '\\']).unwrap_or(pattern.len());
+    &pattern[..end]
+}
+
+/// The bytes every channel `pattern` matches ends with: those after its last `*` or `?`, for
+/// a pattern with no `[` or `\\` (whose classes and escapes are not worth reading backwards).
+fn literal_suffix(pattern: &str) -> &str {
+    if pattern.contains(['[', '\\']) {
+        return "";
+    }
+    let start = pattern.rfind(['*', '?']).map_or(0, |i| i + 1);
+    &pattern[start..]
+}
+
+/// `text`'s characters in reverse order: a channel ends with a suffix exactly when its
+/// reverse starts with the suffix's reverse.
+fn reverse(text: &str) -> String {
+    text.chars().rev().collect()
 }
 
 impl Interest {
